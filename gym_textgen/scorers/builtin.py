@@ -1,0 +1,152 @@
+"""Built-in scorers. Each maps completions to floats; most lie in [0, 1]."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from gym_textgen.scorers.base import Scorer
+
+_WORD = re.compile(r"[\w']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters, digits, apostrophes)."""
+    return _WORD.findall(text.lower())
+
+
+class SentimentScorer(Scorer):
+    """VADER's compound polarity of the completion, mapped from [-1, 1] to [0, 1].
+
+    0.5 is neutral (and the value of an empty completion). VADER is a lexicon and rule model:
+    fast, offline, and deterministic. The analyzer is created on first use.
+    """
+
+    name = "sentiment"
+
+    def __init__(self) -> None:
+        self._analyzer: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_analyzer": None}  # rebuilt lazily after unpickling
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        if self._analyzer is None:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+            self._analyzer = SentimentIntensityAnalyzer()
+        polarity = self._analyzer.polarity_scores
+        return np.array([(polarity(c)["compound"] + 1.0) / 2.0 for c in completions])
+
+
+class LengthScorer(Scorer):
+    """Closeness of the completion's length to a target: `max(0, 1 - |n - target| / target)`.
+
+    Args:
+        target: the length that scores 1.
+        unit: `"words"` or `"chars"`.
+    """
+
+    name = "length"
+
+    def __init__(self, target: int = 16, unit: str = "words") -> None:
+        if target <= 0:
+            raise ValueError(f"Expects target > 0, got {target}")
+        if unit not in ("words", "chars"):
+            raise ValueError(f"Expects unit 'words' or 'chars', got {unit!r}")
+        self.target, self.unit = target, unit
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        n = np.array([len(words(c)) if self.unit == "words" else len(c) for c in completions])
+        return np.maximum(0.0, 1.0 - np.abs(n - self.target) / self.target)
+
+
+class KeywordsScorer(Scorer):
+    """Fraction of required words present in the completion (whole words, any case).
+
+    The required words are `keywords` or, per prompt, the task's reference (a list of words or a
+    comma-separated string). With neither, calling it is an error.
+    """
+
+    name = "keywords"
+
+    def __init__(self, keywords: Iterable[str] | None = None) -> None:
+        self.keywords = None if keywords is None else [k.lower() for k in keywords]
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        out = np.empty(len(completions))
+        for i, c in enumerate(completions):
+            required = self.keywords
+            if required is None:
+                ref = None if references is None else references[i]
+                if ref is None:
+                    raise ValueError(
+                        "keywords scorer needs keywords=[...] or a reference per prompt, got neither"
+                    )
+                required = [
+                    w.strip().lower() for w in (ref.split(",") if isinstance(ref, str) else ref)
+                ]
+            present = set(words(c))
+            out[i] = sum(w in present for w in required) / len(required) if required else 0.0
+        return out
+
+
+class OverlapScorer(Scorer):
+    """The seed blog's reward: `(len(response) / len(prompt)) * fraction of prompt words reused`.
+
+    Lengths count words. Empty prompts or completions score 0. This reward is easy to game: a
+    policy that repeats the prompt verbatim (and then keeps going) scores high while saying
+    nothing. It is kept as a teaching example of reward hacking, not as a quality measure.
+    """
+
+    name = "overlap"
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        out = np.zeros(len(completions))
+        for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+            pw, cw = words(p), words(c)
+            if pw and cw:
+                out[i] = (len(cw) / len(pw)) * (len(set(pw) & set(cw)) / len(set(pw)))
+        return out
+
+
+class TargetTokensScorer(Scorer):
+    """Synthetic: the fraction of generated token ids that lie in a target set.
+
+    Reads token ids, not text, so it is exact and costs almost nothing: the scorer for fast
+    learning tests. A random policy over V ids scores about `len(target_ids) / V`.
+
+    Args:
+        target_ids: the rewarded ids; by default every id divisible by 4 (a random policy over
+            the whole vocabulary scores about 0.25).
+    """
+
+    name = "target_tokens"
+    uses_token_ids = True
+
+    def __init__(self, target_ids: Iterable[int] | None = None) -> None:
+        self.target_ids = None if target_ids is None else frozenset(int(t) for t in target_ids)
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        if completion_ids is None:
+            raise ValueError("target_tokens scores token ids: pass completion_ids=[[...], ...]")
+        out = np.zeros(len(completion_ids))
+        for i, ids in enumerate(completion_ids):
+            if len(ids):
+                if self.target_ids is None:
+                    out[i] = float(np.mean(np.asarray(ids) % 4 == 0))
+                else:
+                    out[i] = sum(int(t) in self.target_ids for t in ids) / len(ids)
+        return out
+
+
+BUILTIN: dict[str, type[Scorer]] = {
+    "sentiment": SentimentScorer,
+    "length": LengthScorer,
+    "keywords": KeywordsScorer,
+    "overlap": OverlapScorer,
+    "target_tokens": TargetTokensScorer,
+}

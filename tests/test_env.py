@@ -1,0 +1,237 @@
+"""TextGen environments: Gymnasium's and SB3's checkers, determinism, pickling, rendering."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import gym_textgen
+from gym_textgen import ENV_IDS
+
+IDS = sorted(ENV_IDS)
+
+
+def rollout(env, seed: int, n_steps: int = 80, action_seed: int = 1):
+    """(obs, reward, terminated, truncated, info) of `n_steps` seeded random steps, resetting."""
+    rng = np.random.default_rng(action_seed)
+    out = [env.reset(seed=seed)]
+    for _ in range(n_steps):
+        step = env.step(int(rng.integers(env.action_space.n)))
+        out.append(step)
+        if step[2] or step[3]:
+            out.append(env.reset())
+    return out
+
+
+def assert_same(a, b):
+    """Deep equality for nested dicts, tuples, arrays and scalars."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    elif isinstance(a, np.ndarray) and a.dtype == object:
+        assert isinstance(b, np.ndarray) and b.dtype == object and a.shape == b.shape
+        for x, y in zip(a.ravel(), b.ravel(), strict=True):
+            assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == np.asarray(b).dtype
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b and type(a) is type(b), (a, b)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_check_env(env_id):
+    env = gym.make(env_id, max_new_tokens=6)
+    gym_check_env(env.unwrapped, skip_render_check=False)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_sb3_check_env(env_id):
+    env = gym.make(env_id, max_new_tokens=6).unwrapped
+    sb3_check_env(env, warn=True)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_seeded_determinism(env_id):
+    a = rollout(gym.make(env_id, max_new_tokens=10), seed=7)
+    b = rollout(gym.make(env_id, max_new_tokens=10), seed=7)
+    assert_same(a, b)
+    c = rollout(gym.make(env_id, max_new_tokens=10), seed=8)
+    prompts_a = [s[1]["prompt_index"] for s in a if len(s) == 2]
+    prompts_c = [s[1]["prompt_index"] for s in c if len(s) == 2]
+    assert prompts_a != prompts_c  # another seed draws other prompts
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_step_returns_plain_python_types(env_id):
+    env = gym.make(env_id, max_new_tokens=3)
+    env.reset(seed=0)
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert type(reward) is float and type(terminated) is bool and type(truncated) is bool
+        assert env.observation_space.contains(obs)
+    assert terminated and not truncated
+    assert isinstance(info["completion"], str) and isinstance(info["prompt"], str)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_pickle_round_trip(env_id):
+    env = gym.make(env_id, max_new_tokens=5).unwrapped
+    env.reset(seed=3)
+    env.step(5)
+    clone = pickle.loads(pickle.dumps(env))
+    # the copy continues exactly where the original was ...
+    assert_same(env.step(7), clone.step(7))
+    assert env.render() == clone.render() != ""
+    # ... and a seeded reset plus steps match too
+    assert_same(rollout(env, seed=11, n_steps=12), rollout(clone, seed=11, n_steps=12))
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_render_modes(env_id, capsys):
+    env = gym.make(env_id, render_mode="ansi", max_new_tokens=4)
+    env.reset(seed=0, options={"prompt": "The acting was"})
+    assert env.render() == "The acting was«»"
+    tok = env.unwrapped.core.tokenizer
+    great = tok.encode(" great")
+    for t in great:
+        env.step(t)
+    assert env.render() == "The acting was« great»"
+
+    human = gym.make(env_id, render_mode="human", max_new_tokens=4)
+    human.reset(seed=0, options={"prompt": "The acting was"})
+    human.step(great[0])
+    assert human.render() is None
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].startswith("The acting was«") and printed[0] == "The acting was«»"
+
+    with pytest.raises(ValueError, match="render_mode"):
+        gym_textgen.TextGenEnv(render_mode="rgb_array")
+
+
+def test_episode_ends_on_eos_and_at_max_new_tokens():
+    env = gym.make("TextGen-v0", max_new_tokens=5)
+    eos = env.unwrapped.core.eos_id
+    env.reset(seed=0, options={"prompt": "The plot was"})
+    obs, reward, terminated, truncated, info = env.step(300)
+    assert not terminated and reward == 0.0 and info == {}
+    obs, reward, terminated, _, info = env.step(eos)
+    assert terminated and info["new_tokens"] == 2
+    # EOS is in the observation but not in the scored completion
+    n = int(obs["attention_mask"].sum())
+    assert obs["input_ids"][n - 1] == eos
+    assert info["completion"] == env.unwrapped.core.decode([300])
+
+    env.reset(seed=0)
+    for i in range(5):
+        obs, _, terminated, _, info = env.step(300)
+        assert terminated == (i == 4)
+    assert info["new_tokens"] == 5
+
+    no_stop = gym.make("TextGen-v0", max_new_tokens=3, stop_on_eos=False)
+    no_stop.reset(seed=0)
+    _, _, terminated, _, _ = no_stop.step(eos)
+    assert not terminated
+
+
+def test_observation_layout_right_padded():
+    env = gym.make("TextGen-v0", max_prompt_tokens=8, max_new_tokens=4)
+    obs, info = env.reset(options={"prompt": "The acting was"})
+    n = info["prompt_tokens"]
+    assert obs["attention_mask"].tolist() == [1] * n + [0] * (12 - n)
+    pad = env.unwrapped.core.pad_id
+    assert (obs["input_ids"][n:] == pad).all()
+    before = obs["input_ids"][:n].copy()
+    obs, *_ = env.step(42)
+    assert obs["input_ids"][n] == 42 and obs["attention_mask"][n] == 1
+    np.testing.assert_array_equal(obs["input_ids"][:n], before)  # tokens never move
+
+
+def test_sentiment_reward_follows_text():
+    env = gym.make("TextGen-v0", max_new_tokens=8)
+    tok = env.unwrapped.core.tokenizer
+
+    def episode(text):
+        env.reset(seed=0, options={"prompt": "The movie was"})
+        for t in tok.encode(text):
+            _, r, term, _, info = env.step(t)
+        _, r, term, _, info = env.step(tok.eos_token_id)
+        assert term
+        return r, info
+
+    good, info = episode(" wonderful and charming.")
+    bad, _ = episode(" awful and boring.")
+    assert good > 0.8 and bad < 0.2
+    assert info["reward_components"] == {"sentiment": good}
+    assert info["completion"] == " wonderful and charming."
+
+
+def test_dense_rewards_sum_to_sparse_reward():
+    kwargs = dict(max_new_tokens=6, scorer="length", scorer_kwargs={"target": 3})
+    sparse, dense = (
+        gym.make("TextGen-v0", **kwargs),
+        gym.make("TextGen-v0", dense_reward=True, **kwargs),
+    )
+    tok = sparse.unwrapped.core.tokenizer
+    ids = tok.encode(" great fun film and more")[:6]
+    total = {}
+    for name, env in (("sparse", sparse), ("dense", dense)):
+        env.reset(seed=0, options={"prompt": "It was"})
+        rewards = [env.step(t)[1] for t in ids]
+        total[name] = sum(rewards)
+        if name == "dense":
+            assert sum(r != 0 for r in rewards) > 1  # reward arrives along the way
+    assert total["dense"] == pytest.approx(total["sparse"])
+
+
+def test_reset_options_prompt_and_index():
+    env = gym.make("TextGenKeywords-v0")
+    _, info = env.reset(options={"prompt_index": 2})
+    task = env.unwrapped.core.task
+    assert info["prompt_index"] == 2 and env.unwrapped.prompt == task.prompts[2]
+    _, info = env.reset(options={"prompt": "Tell me about", "reference": ["music"]})
+    assert info["prompt_index"] == -1 and env.unwrapped.prompt == "Tell me about"
+    with pytest.raises(ValueError, match=r"prompt_index in \[0, 47\], got 99"):
+        env.reset(options={"prompt_index": 99})
+    with pytest.raises(ValueError, match="Unknown reset option"):
+        env.reset(options={"promt": "typo"})
+
+
+def test_eval_split_uses_held_out_prompts():
+    train = gym.make("TextGen-v0").unwrapped.core.prompts
+    held_out = gym.make("TextGen-v0", split="eval").unwrapped.core.prompts
+    assert len(held_out) == 16 and not set(train) & set(held_out)
+
+
+def test_action_masks():
+    env = gym.make("TextGen-v0", vocab_size=1000).unwrapped
+    core = env.core
+    mask = env.action_masks()
+    assert mask.shape == (1000,) and mask.dtype == bool
+    assert not mask[core.tokenizer_vocab :].any()  # ids the tokenizer does not have
+    assert mask[core.eos_id] and not mask[core.pad_id]  # EOS allowed, padding not
+    narrowed = gym.make("TextGen-v0", allowed_tokens=[core.eos_id, 5, 6, core.pad_id]).unwrapped
+    assert np.flatnonzero(narrowed.action_masks()).tolist() == sorted([core.eos_id, 5, 6])
+    with pytest.raises(ValueError, match=r"allowed_tokens in \[0, 936\], got \[5000\]"):
+        gym.make("TextGen-v0", allowed_tokens=[5000])
+
+
+def test_maskable_ppo_sees_action_masks():
+    from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
+    from stable_baselines3.common.env_util import make_vec_env
+
+    vec = make_vec_env(lambda: gym.make("TextGen-v0", allowed_tokens=range(100)), n_envs=2)
+    assert is_masking_supported(vec)
+    masks = get_action_masks(vec)
+    assert masks.shape == (2, gym.make("TextGen-v0").action_space.n) and masks[:, 5].all()
+    assert not masks[:, 500].any()

@@ -1,0 +1,118 @@
+"""The native batched env equals N single envs and Gymnasium's SyncVectorEnv, in both autoreset modes."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import gym_textgen  # noqa: F401
+from gym_textgen.scorers import Scorer, ScorerError
+from tests.test_env import assert_same
+
+N = 3
+KW = dict(max_new_tokens=5)
+
+
+def run(envs, seed=5, steps=14):
+    rng = np.random.default_rng(0)
+    out = [envs.reset(seed=seed)]
+    for _ in range(steps):
+        out.append(envs.step(rng.integers(envs.single_action_space.n, size=envs.num_envs)))
+    return out
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+@pytest.mark.parametrize("env_id", ["TextGen-v0", "TextGenTargetTokens-v0"])
+def test_native_equals_sync(env_id, mode):
+    native = gym.make_vec(
+        env_id, num_envs=N, vectorization_mode="vector_entry_point", autoreset_mode=mode, **KW
+    )
+    sync = gym.make_vec(
+        env_id, num_envs=N, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode}, **KW
+    )
+    assert native.metadata["autoreset_mode"] == mode
+    assert native.observation_space == sync.observation_space
+    assert native.action_space == sync.action_space
+    assert_same(run(native), run(sync))
+
+
+def test_native_equals_single_envs():
+    native = gym.make_vec("TextGen-v0", num_envs=N, vectorization_mode="vector_entry_point", **KW)
+    singles = [gym.make("TextGen-v0", **KW) for _ in range(N)]
+    obs, _ = native.reset(seed=5)
+    single_obs = [env.reset(seed=5 + i)[0] for i, env in enumerate(singles)]
+    for i in range(N):
+        np.testing.assert_array_equal(obs["input_ids"][i], single_obs[i]["input_ids"])
+    rng = np.random.default_rng(0)
+    done = np.zeros(N, dtype=bool)
+    for _ in range(5):  # one full episode per slot
+        actions = rng.integers(100, 900, size=N)
+        obs, rewards, terms, _, _ = native.step(actions)
+        for i, env in enumerate(singles):
+            o, r, t, _, _ = env.step(int(actions[i]))
+            np.testing.assert_array_equal(obs["input_ids"][i], o["input_ids"])
+            assert rewards[i] == r and terms[i] == t
+        done |= terms
+    assert done.all()
+
+
+class CountingScorer(Scorer):
+    name = "counting"
+
+    def __init__(self):
+        self.calls = []
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None):
+        self.calls.append(len(completions))
+        return np.ones(len(completions))
+
+
+def test_one_scorer_call_per_batch():
+    scorer = CountingScorer()
+    envs = gym.make_vec(
+        "TextGen-v0", num_envs=4, scorer=scorer, max_new_tokens=3, stop_on_eos=False
+    )
+    envs.reset(seed=0)
+    for _ in range(3):
+        _, rewards, terms, _, _ = envs.step(np.full(4, 300))
+    assert terms.all() and (rewards == 1).all()
+    assert scorer.calls == [4]  # the four episodes that ended together, scored in one call
+
+
+class FlakyScorer(Scorer):
+    name = "flaky"
+
+    def __init__(self):
+        self.fail = True
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None):
+        if self.fail:
+            raise RuntimeError("service down")
+        return np.full(len(completions), 0.25)
+
+
+def test_scorer_error_leaves_all_slots_unchanged():
+    scorer = FlakyScorer()
+    envs = gym.make_vec(
+        "TextGen-v0", num_envs=2, scorer=scorer, max_new_tokens=2, stop_on_eos=False
+    )
+    envs.reset(seed=0)
+    obs1, *_ = envs.step(np.array([300, 301]))
+    with pytest.raises(ScorerError, match="'flaky' raised RuntimeError: service down"):
+        envs.step(np.array([302, 303]))
+    assert [e.generated_ids for e in envs.unwrapped.envs] == [[300], [301]]
+    scorer.fail = False
+    _, rewards, terms, _, info = envs.step(np.array([302, 303]))
+    assert terms.all() and rewards.tolist() == [0.25, 0.25]
+    assert info["new_tokens"].tolist() == [2, 2]
+
+
+def test_vector_bad_actions_shape():
+    envs = gym.make_vec("TextGen-v0", num_envs=2)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=r"Expects actions of shape \(2,\), got \(3,\)"):
+        envs.step(np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="Expects num_envs"):
+        gym.make_vec("TextGen-v0", num_envs=0)
