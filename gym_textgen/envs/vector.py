@@ -58,18 +58,25 @@ class TextGenVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
     def reset(
-        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+        self,
+        *,
+        seed: int | list[int | None] | None = None,
+        options: dict[str, Any] | list[dict[str, Any] | None] | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset every slot: slot i gets `seed + i` (or `seed[i]`) and `options` (or `options[i]`)."""
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"Expects {self.num_envs} seeds, got {len(seeds)}")
+        per_slot = options if isinstance(options, list) else [options] * self.num_envs
+        if len(per_slot) != self.num_envs:
+            raise ValueError(f"Expects {self.num_envs} option dicts, got {len(per_slot)}")
         infos: dict[str, Any] = {}
         obs = []
         for i, (env, s) in enumerate(zip(self.envs, seeds, strict=True)):
-            o, info = env.reset(seed=s, options=options)
+            o, info = env.reset(seed=s, options=per_slot[i])
             obs.append(o)
             infos = self._add_info(infos, info, i)
         self._needs_reset[:] = False
@@ -78,6 +85,31 @@ class TextGenVectorEnv(VectorEnv):
     def step(
         self, actions: Any
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, rewards, terminated, truncated, slot_infos, finals = self.step_slots(actions)
+        infos: dict[str, Any] = {}
+        for i, info in enumerate(slot_infos):
+            if finals[i] is not None:
+                final_obs, final_info = finals[i]
+                infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
+            infos = self._add_info(infos, info, i)
+        return obs, rewards, terminated, truncated, infos
+
+    def step_slots(
+        self, actions: Any
+    ) -> tuple[
+        dict[str, np.ndarray],
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        list[dict[str, Any]],
+        list[tuple[dict[str, np.ndarray], dict[str, Any]] | None],
+    ]:
+        """`step` with one info dict per slot (for adapters such as SB3's VecEnv).
+
+        Returns:
+            batched obs, rewards, terminated, truncated, each slot's info, and for each slot that
+            ended and was reset in this step (SameStep mode) its `(final_obs, final_info)`.
+        """
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
             raise ValueError(
@@ -101,12 +133,12 @@ class TextGenVectorEnv(VectorEnv):
             for j, i in enumerate(to_score):
                 scores[i] = (float(total[j]), {k: float(v[j]) for k, v in comps.items()}, texts[j])
         # 3. apply
-        obs = []
+        obs, infos, finals = [], [], []
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
-        infos: dict[str, Any] = {}
         for i, (env, p) in enumerate(zip(self.envs, pending, strict=True)):
+            final = None
             if p is None:  # NextStep autoreset: this step resets the slot
                 o, info = env.reset()
             else:
@@ -114,13 +146,14 @@ class TextGenVectorEnv(VectorEnv):
                     p, *scores.get(i, (0.0, None, ""))
                 )
                 if same_step and (terminated[i] or truncated[i]):
-                    infos = self._add_info(infos, {"final_obs": o, "final_info": info}, i)
+                    final = (o, info)
                     o, info = env.reset()
             obs.append(o)
-            infos = self._add_info(infos, info, i)
+            infos.append(info)
+            finals.append(final)
         if not same_step:
             self._needs_reset = terminated | truncated
-        return self._stack(obs), rewards, terminated, truncated, infos
+        return self._stack(obs), rewards, terminated, truncated, infos, finals
 
     def action_masks(self) -> np.ndarray:
         """Boolean `(num_envs, V)`: each slot's allowed actions."""

@@ -138,10 +138,18 @@ def resolve(name: str | os.PathLike) -> Path:
 
 
 def _from_pretrained(cls: Any, name: str, folder: Path, **kwargs: Any) -> Any:
+    from transformers.utils import logging as hf_logging
+
+    quiet = hf_logging.is_progress_bar_enabled()
+    if quiet:  # a 38-tensor model needs no "Loading weights" bar
+        hf_logging.disable_progress_bar()
     try:
         return cls.from_pretrained(str(folder), **kwargs)
     except OSError as e:
         raise _not_found(name, str(e).splitlines()[0]) from e
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(name: str | os.PathLike = "default") -> Any:

@@ -1,0 +1,159 @@
+"""Callbacks for training runs: atomic checkpoints and per-rollout metrics (CSV + logger)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+
+METRIC_KEYS = [
+    "timesteps",
+    "rollout_reward",
+    "rollout_episodes",
+    "ep_rew_mean",
+    "ep_len_mean",
+    "train/approx_kl",
+    "train/entropy_loss",
+    "train/value_loss",
+    "train/policy_gradient_loss",
+    "train/clip_fraction",
+    "train/explained_variance",
+]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save_atomic(model: BaseAlgorithm, path: Path) -> Path:
+    """`model.save` into memory, then an atomic write: a crash never leaves a torn checkpoint."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+class AtomicCheckpointCallback(BaseCallback):
+    """Every `save_freq` timesteps, atomically replace `path` with the current model.
+
+    Unlike SB3's `CheckpointCallback`, which writes a new file in place each time, this keeps one
+    file that is always complete, so `textgen train --resume` can trust it.
+    """
+
+    def __init__(self, save_freq: int, path: Path, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if save_freq < 1:
+            raise ValueError(f"Expects save_freq >= 1, got {save_freq}")
+        self.save_freq, self.path = save_freq, Path(path)
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            save_atomic(self.model, self.path)
+            self._next += self.save_freq
+            if self.verbose:
+                print(f"checkpoint at {self.num_timesteps} steps -> {self.path}")
+        return True
+
+
+class MetricsCallback(BaseCallback):
+    """Appends one row per rollout to `metrics.csv` and logs `textgen/rollout_reward`.
+
+    `rollout_reward` is the mean return of the episodes that finished during that rollout (the
+    learning curve); `ep_rew_mean` is SB3's mean over the last 100 episodes. `train/*` columns
+    hold the previous update's statistics.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            if "episode" in info:
+                self._returns.append(float(info["episode"]["r"]))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        values = self.model.logger.name_to_value
+        buffer = self.model.ep_info_buffer or []
+        row: dict[str, Any] = {
+            "timesteps": self.num_timesteps,
+            "rollout_reward": float(np.mean(self._returns)) if self._returns else "",
+            "rollout_episodes": len(self._returns),
+            "ep_rew_mean": float(np.mean([e["r"] for e in buffer])) if buffer else "",
+            "ep_len_mean": float(np.mean([e["l"] for e in buffer])) if buffer else "",
+        }
+        for key in METRIC_KEYS[5:]:
+            row[key] = values.get(key, "")
+        if self._returns:
+            self.logger.record("textgen/rollout_reward", row["rollout_reward"])
+        self._returns = []
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_KEYS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    """The rows of a `metrics.csv`."""
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_curve(metrics: Path, out: Path, title: str = "") -> Path:
+    """Plot rollout reward over timesteps (matplotlib, no display needed) to `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in read_metrics(metrics) if r["rollout_reward"] not in ("", None)]
+    steps = [int(r["timesteps"]) for r in rows]
+    reward = [float(r["rollout_reward"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(steps, reward, marker="o", markersize=3, label="rollout reward")
+    if len(reward) >= 5:
+        k = max(2, len(reward) // 10)
+        smooth = np.convolve(reward, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, label=f"moving mean ({k})")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean episode reward")
+    ax.set_title(title or "training curve")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(out), buffer.getvalue())
+    return Path(out)

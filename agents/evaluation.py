@@ -1,0 +1,93 @@
+"""Sample completions from a trained policy on a task's prompts and score them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch as th
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from agents.vec_env import TextGenVecEnv
+
+
+@dataclass
+class Sample:
+    """One finished episode."""
+
+    prompt: str
+    completion: str
+    reward: float
+
+
+def sample_episodes(
+    model: BaseAlgorithm,
+    env_id: str = "TextGen-v0",
+    env_kwargs: dict[str, Any] | None = None,
+    n: int = 16,
+    split: str = "eval",
+    prompts: list[str] | None = None,
+    seed: int = 0,
+    deterministic: bool = False,
+    n_envs: int = 8,
+) -> list[Sample]:
+    """Run `n` episodes with `model`'s policy and return them in prompt order.
+
+    Episodes cycle through the `split`'s prompts (or `prompts`), so repeated calls with the same
+    seed see the same prompts and, for a given policy, draw the same samples.
+    """
+    kwargs = {**(env_kwargs or {}), "split": split}
+    env = TextGenVecEnv(env_id, n_envs=min(n_envs, n), **kwargs)
+    pool = prompts if prompts is not None else list(env.core.prompts)
+    options = [
+        {"prompt": pool[i % len(pool)]} if prompts is not None else {"prompt_index": i % len(pool)}
+        for i in range(n)
+    ]
+    maskable = isinstance(model, MaskablePPO)
+    samples: list[Sample] = []
+    state = th.random.get_rng_state()
+    th.manual_seed(seed)
+    try:
+        for start in range(0, n, env.num_envs):
+            batch = options[start : start + env.num_envs]
+            env.set_options(batch + [None] * (env.num_envs - len(batch)))
+            env.seed(seed + start)
+            obs = env.reset()
+            done = np.zeros(env.num_envs, dtype=bool)
+            done[len(batch) :] = True
+            results: list[Sample | None] = [None] * env.num_envs
+            while not done.all():
+                kw = {"action_masks": env.action_masks()} if maskable else {}
+                actions, _ = model.predict(obs, deterministic=deterministic, **kw)
+                obs, rewards, dones, infos = env.step(actions)
+                for i in np.flatnonzero(dones & ~done):
+                    info = infos[i]
+                    results[i] = Sample(info["prompt"], info["completion"], float(rewards[i]))
+                done |= dones
+            samples.extend(r for r in results[: len(batch)] if r is not None)
+    finally:
+        th.random.set_rng_state(state)
+        env.close()
+    return samples
+
+
+def mean_reward(samples: list[Sample]) -> float:
+    """The mean reward of `samples`."""
+    return float(np.mean([s.reward for s in samples])) if samples else float("nan")
+
+
+def samples_markdown(title: str, samples: list[Sample]) -> str:
+    """A Markdown section listing `samples` with their rewards."""
+    lines = [
+        f"## {title}",
+        "",
+        f"mean reward: {mean_reward(samples):.3f} over {len(samples)} episodes",
+        "",
+    ]
+    lines += ["| reward | prompt | completion |", "| ---: | --- | --- |"]
+    for s in samples:
+        esc = lambda t: t.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        lines.append(f"| {s.reward:.3f} | {esc(s.prompt)} | {esc(s.completion)} |")
+    return "\n".join(lines) + "\n"

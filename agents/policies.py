@@ -1,0 +1,319 @@
+"""Transformer policies for stock stable-baselines3 (PPO, A2C) and sb3-contrib (MaskablePPO).
+
+The LM plugs into SB3's own actor-critic structure through its hooks, so SB3's `forward`,
+`evaluate_actions`, `get_distribution` and `predict_values` run unchanged:
+
+    obs --TransformerExtractor--> last hidden state h (B, H)     # the LM trunk, at the last token
+    h --mlp_extractor (identity, net_arch=[])--> h
+    h --action_net = the LM's own output head--> logits (B, V)   # the head runs at one position
+    h --value_net = Linear(H, 1)--> value (B, 1)
+
+With `separate_value_trunk=True` SB3 builds a second extractor (a second copy of the LM trunk)
+for the value function. With `lora={"r": 8, ...}` only LoRA adapters (and the value head) train;
+the frozen base is then also the KL reference (`policy.reference()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from gym_textgen.models import load_model
+
+_LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
+
+
+def check_text_observation_space(space: spaces.Space) -> None:
+    """Raise a ValueError unless `space` is TextGen's Dict(input_ids, attention_mask)."""
+    ok = (
+        isinstance(space, spaces.Dict)
+        and {"input_ids", "attention_mask"} <= set(space.spaces)
+        and all(
+            isinstance(space[k], spaces.Box) and len(space[k].shape) == 1
+            for k in ("input_ids", "attention_mask")
+        )
+    )
+    if not ok:
+        raise ValueError(
+            "TransformerPolicy expects a text observation space "
+            "Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int8)) "
+            f"as TextGen-v0 gives, got {space}"
+        )
+
+
+class TransformerExtractor(BaseFeaturesExtractor):
+    """Runs a causal LM's trunk and returns the hidden state at each row's last real token.
+
+    Args:
+        observation_space: TextGen's Dict observation space.
+        model: a model name for `gym_textgen.models.load_model` (`"default"`, `"random-tiny"`,
+            a folder, a `.gguf` file, `"smollm2-135m"`) or a `transformers` causal LM.
+        vocab_size: the action space size; the LM's output size must equal it.
+        lora: LoRA settings (`peft.LoraConfig` fields) or None for full fine-tuning.
+        model_kwargs: extra arguments for `load_model` (e.g. `{"seed": 1}` for random-tiny).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        model: str | nn.Module = "default",
+        vocab_size: int | None = None,
+        lora: dict[str, Any] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        check_text_observation_space(observation_space)
+        if vocab_size is None:
+            vocab_size = int(observation_space["input_ids"].high.max()) + 1
+        if isinstance(model, nn.Module):
+            lm = model
+        else:
+            kwargs = dict(model_kwargs or {})
+            if model == "random-tiny":
+                kwargs.setdefault("vocab_size", vocab_size)
+            lm = load_model(model, **kwargs)
+        head = lm.get_output_embeddings()
+        if head is None or not isinstance(head, nn.Linear):
+            raise ValueError(
+                f"Expects a causal LM with a Linear output head, got {type(lm).__name__}"
+            )
+        if head.out_features != vocab_size:
+            raise ValueError(
+                f"The env's action space has {vocab_size} actions but model {model if isinstance(model, str) else type(model).__name__!r} "
+                f"outputs {head.out_features} logits; create the env with vocab_size={head.out_features} "
+                "and the model's tokenizer, or pick a model that matches the env's tokenizer"
+            )
+        super().__init__(observation_space, features_dim=head.in_features)
+        self.lm = lm
+        self.lora = dict(lora) if lora else None
+        if self.lora:
+            self._inject_lora(self.lora)
+
+    @property
+    def trunk(self) -> nn.Module:
+        """The LM without its output head (`LlamaModel` inside `LlamaForCausalLM`)."""
+        return self.lm.base_model
+
+    def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
+        # SB3's preprocessing turned the integer Boxes into floats: ids below 2**24 are exact.
+        ids = observations["input_ids"].long()  # (B, L)
+        lengths = observations["attention_mask"].long().sum(dim=1)  # (B,)
+        if bool((lengths < 1).any()):
+            raise ValueError(
+                "Every observation needs at least one token (attention_mask sums to 0)"
+            )
+        t = int(lengths.max())
+        # Right padding: the text starts at position 0 and causal attention never lets a position
+        # see the padding after it, so the trunk runs on the first t columns with no mask.
+        hidden = self.trunk(input_ids=ids[:, :t], use_cache=False).last_hidden_state  # (B, t, H)
+        return hidden[th.arange(ids.shape[0], device=ids.device), lengths - 1]  # (B, H)
+
+    # -- LoRA ----------------------------------------------------------------------------------
+    def _inject_lora(self, settings: dict[str, Any]) -> None:
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+        except ImportError as e:
+            raise ImportError("lora=... needs peft: pip install 'gym-textgen[lora]'") from e
+        config = LoraConfig(**{**_LORA_DEFAULTS, **settings})
+        if config.target_modules == "all-linear" or config.target_modules == {"all-linear"}:
+            config.target_modules = sorted(
+                {
+                    name.rsplit(".", 1)[-1]
+                    for name, m in self.trunk.named_modules()
+                    if isinstance(m, nn.Linear)
+                }
+            )
+        inject_adapter_in_model(config, self.trunk)
+        for name, p in self.lm.named_parameters():
+            p.requires_grad = "lora_" in name
+
+    def _lora_layers(self) -> list[nn.Module]:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        return [m for m in self.lm.modules() if isinstance(m, BaseTunerLayer)]
+
+    @contextlib.contextmanager
+    def adapters_disabled(self) -> Iterator[None]:
+        """Inside this block the LM is its frozen base (LoRA only)."""
+        layers = self._lora_layers()
+        for m in layers:
+            m.enable_adapters(False)
+        try:
+            yield
+        finally:
+            for m in layers:
+                m.enable_adapters(True)
+
+    def merged_lm(self) -> nn.Module:
+        """A plain `transformers` LM with any LoRA weights merged in (a copy when LoRA is on)."""
+        if not self.lora:
+            return self.lm
+        merged = copy.deepcopy(self.lm)
+        state = {}
+        for module in merged.modules():
+            if hasattr(module, "merge") and hasattr(module, "get_base_layer"):
+                module.merge()
+        for key, value in merged.state_dict().items():
+            if "lora_" in key:
+                continue
+            state[key.replace(".base_layer.", ".")] = value
+        plain = type(self.lm)(self.lm.config)
+        plain.load_state_dict(state)
+        return plain.eval()
+
+
+class _TransformerPolicyMixin:
+    """What the SB3 and sb3-contrib transformer policies share."""
+
+    def _init_kwargs(
+        self,
+        action_space: spaces.Space,
+        model: str | nn.Module,
+        lora: dict[str, Any] | None,
+        separate_value_trunk: bool,
+        model_kwargs: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(
+                f"TransformerPolicy expects a Discrete action space, got {action_space}"
+            )
+        # Stored before super().__init__, which calls _build.
+        self.model_name = model
+        self.lora = lora
+        self.separate_value_trunk = separate_value_trunk
+        self.model_kwargs = model_kwargs
+        kwargs["features_extractor_class"] = TransformerExtractor
+        kwargs["features_extractor_kwargs"] = {
+            "model": model,
+            "vocab_size": int(action_space.n),
+            "lora": lora,
+            "model_kwargs": model_kwargs,
+        }
+        kwargs["net_arch"] = []  # the LM head reads the trunk's hidden state directly
+        kwargs["ortho_init"] = False  # orthogonal init would overwrite pretrained weights
+        kwargs["share_features_extractor"] = not separate_value_trunk
+        kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
+        return kwargs
+
+    def _build(self, lr_schedule: Any) -> None:
+        self._build_mlp_extractor()  # identity: net_arch=[]
+        self.action_net = self.pi_features_extractor.lm.get_output_embeddings()
+        self.value_net = nn.Linear(self.features_dim, 1)
+        nn.init.zeros_(self.value_net.weight)
+        nn.init.zeros_(self.value_net.bias)
+        self.optimizer = self.optimizer_class(
+            [p for p in self.parameters() if p.requires_grad],
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for key in (
+            "features_extractor_class",
+            "features_extractor_kwargs",
+            "net_arch",
+            "ortho_init",
+        ):
+            data.pop(key, None)
+        data.pop("share_features_extractor", None)
+        data.update(
+            model=self.model_name,
+            lora=self.lora,
+            separate_value_trunk=self.separate_value_trunk,
+            model_kwargs=self.model_kwargs,
+        )
+        return data
+
+    @property
+    def lm(self) -> nn.Module:
+        """The policy's Hugging Face causal LM (the actor)."""
+        return self.pi_features_extractor.lm
+
+    def reference(self) -> contextlib.AbstractContextManager:
+        """Inside this block the actor is its frozen base model (needs `lora=`)."""
+        if not self.lora:
+            raise ValueError("reference() needs a LoRA policy (policy_kwargs={'lora': {...}})")
+        return self.pi_features_extractor.adapters_disabled()
+
+    def save_pretrained(self, folder: str | Path, tokenizer: Any = None) -> Path:
+        """Write the actor LM (LoRA merged) as a Hugging Face folder, with `tokenizer` if given."""
+        from transformers.utils import logging as hf_logging
+
+        folder = Path(folder)
+        lm = self.pi_features_extractor.merged_lm()
+        hf_logging.disable_progress_bar()
+        try:
+            lm.save_pretrained(folder, safe_serialization=True)
+        finally:
+            hf_logging.enable_progress_bar()
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+        return folder
+
+
+class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
+    """An actor-critic policy whose actor is a Hugging Face causal LM.
+
+    >>> import gym_textgen, agents
+    >>> from stable_baselines3 import PPO
+    >>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
+    >>> model = PPO(agents.TransformerPolicy, env, n_steps=8, batch_size=16, n_epochs=1,
+    ...             policy_kwargs={"model": "random-tiny"}, seed=0)
+    >>> model.learn(16).num_timesteps
+    16
+
+    Args (in `policy_kwargs`):
+        model: `"default"`, `"random-tiny"`, `"smollm2-135m"`, a local HF folder, a `.gguf` file
+            or a `transformers` causal LM object.
+        lora: LoRA settings (e.g. `{"r": 8}`), or None to train every weight.
+        separate_value_trunk: give the value function its own copy of the LM trunk.
+        model_kwargs: extra arguments for `gym_textgen.models.load_model`.
+        **kwargs: `ActorCriticPolicy`'s arguments (optimizer, ...).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        model: str | nn.Module = "default",
+        lora: dict[str, Any] | None = None,
+        separate_value_trunk: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs = self._init_kwargs(
+            action_space, model, lora, separate_value_trunk, model_kwargs, kwargs
+        )
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+class MaskableTransformerPolicy(_TransformerPolicyMixin, MaskableActorCriticPolicy):
+    """`TransformerPolicy` for sb3-contrib's MaskablePPO (reads `env.action_masks()`)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        model: str | nn.Module = "default",
+        lora: dict[str, Any] | None = None,
+        separate_value_trunk: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs = self._init_kwargs(
+            action_space, model, lora, separate_value_trunk, model_kwargs, kwargs
+        )
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)

@@ -1,0 +1,126 @@
+"""An SB3 `VecEnv` over the native batched TextGen env: batched tokenization and scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+import gym_textgen  # noqa: F401  (registers the env ids)
+from gym_textgen.envs import TextGenVectorEnv
+
+
+class TextGenVecEnv(VecEnv):
+    """SB3's VecEnv API on `TextGenVectorEnv` (SameStep autoreset, as SB3 expects).
+
+    A finished slot resets in the same step; its last observation is in
+    `infos[i]["terminal_observation"]`. `env_method`, `get_attr` and `set_attr` reach the slots'
+    `TextGenEnv` objects, so MaskablePPO finds `action_masks`.
+
+    Args:
+        env_id: a registered TextGen id (its registered kwargs are the defaults).
+        n_envs: number of slots.
+        **env_kwargs: `TextGenEnv` arguments.
+    """
+
+    def __init__(self, env_id: str = "TextGen-v0", n_envs: int = 8, **env_kwargs: Any) -> None:
+        spec = gym.spec(env_id)
+        if spec.vector_entry_point != "gym_textgen.envs:TextGenVectorEnv":
+            raise ValueError(
+                f"Expects a TextGen env id {sorted(gym_textgen.ENV_IDS)}, got {env_id!r}"
+            )
+        self.env_id = env_id
+        self.env_kwargs = {**spec.kwargs, **env_kwargs}
+        self.venv = TextGenVectorEnv(
+            num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, **self.env_kwargs
+        )
+        self.render_mode = self.venv.render_mode
+        super().__init__(n_envs, self.venv.single_observation_space, self.venv.single_action_space)
+        self._actions: np.ndarray | None = None
+
+    @property
+    def core(self):
+        """The shared `TextGenCore` (tokenizer, task, scorer)."""
+        return self.venv.core
+
+    def reset(self) -> dict[str, np.ndarray]:
+        seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
+        options = [dict(o) if o else None for o in self._options]
+        obs, _ = self.venv.reset(seed=seeds, options=options)
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int64)
+
+    def step_wait(
+        self,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        obs, rewards, terminated, truncated, infos, finals = self.venv.step_slots(self._actions)
+        dones = terminated | truncated
+        for i, final in enumerate(finals):
+            if final is not None:
+                final_obs, final_info = final
+                infos[i] = {**final_info, "terminal_observation": final_obs}
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        return obs, rewards.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def _slots(self, indices: Any) -> list[Any]:
+        return [self.venv.envs[i] for i in self._get_indices(indices)]
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(env, attr_name) for env in self._slots(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        for env in self._slots(indices):
+            setattr(env, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        return [getattr(env, method_name)(*args, **kwargs) for env in self._slots(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False for _ in self._slots(indices)]
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean `(n_envs, V)`."""
+        return self.venv.action_masks()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+    def render(self, mode: str | None = None) -> Any:
+        """Each slot's text (prompt«completion»)."""
+        return [env.render() for env in self.venv.envs]
+
+
+def make_vec_env(env_id: str = "TextGen-v0", n_envs: int = 8, **env_kwargs: Any) -> VecMonitor:
+    """A batched TextGen `VecEnv` for any SB3 algorithm, with episode statistics (`VecMonitor`).
+
+    >>> import agents
+    >>> env = agents.make_vec_env("TextGen-v0", n_envs=4, max_new_tokens=8)
+    >>> env.reset()["input_ids"].shape
+    (4, 32)
+    """
+    return VecMonitor(TextGenVecEnv(env_id, n_envs, **env_kwargs))
+
+
+def unwrap_textgen(env: VecEnv) -> TextGenVecEnv:
+    """The `TextGenVecEnv` inside SB3 VecEnv wrappers."""
+    while not isinstance(env, TextGenVecEnv):
+        if not hasattr(env, "venv"):
+            raise ValueError(
+                f"Expects a VecEnv made by agents.make_vec_env, got {type(env).__name__}"
+            )
+        env = env.venv
+    return env

@@ -1,0 +1,214 @@
+"""Transformer policies with stock SB3 PPO/A2C and sb3-contrib MaskablePPO."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, PPO
+from transformers import AutoModelForCausalLM
+
+import agents
+from agents import MaskableTransformerPolicy, TransformerPolicy, make_vec_env
+from gym_textgen.models import ModelNotFoundError
+
+TINY = {"model": "random-tiny"}
+ENV = dict(max_new_tokens=6)
+
+
+def make(algo, env=None, **kwargs):
+    env = env or make_vec_env("TextGenTargetTokens-v0", n_envs=2, **ENV)
+    policy = MaskableTransformerPolicy if algo is MaskablePPO else TransformerPolicy
+    extra = {"batch_size": 16, "n_epochs": 2} if algo is not A2C else {}
+    return algo(
+        policy,
+        env,
+        n_steps=16,
+        policy_kwargs=kwargs.pop("policy_kwargs", TINY),
+        seed=0,
+        **extra,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C, MaskablePPO])
+def test_smoke_learn(algo):
+    model = make(algo)
+    before = [p.detach().clone() for p in model.policy.lm.parameters()]
+    model.learn(64)
+    assert model.num_timesteps == 64
+    changed = any(
+        not th.equal(a, b) for a, b in zip(before, model.policy.lm.parameters(), strict=True)
+    )
+    assert changed, "the LM's weights did not move"
+
+
+def test_policy_uses_lm_head_and_value_head():
+    model = make(PPO)
+    policy = model.policy
+    assert policy.action_net is policy.lm.get_output_embeddings()
+    assert policy.value_net.out_features == 1
+    assert (
+        not hasattr(policy, "mlp_extractor")
+        or policy.mlp_extractor.latent_dim_pi == policy.features_dim
+    )
+    assert not policy.ortho_init
+
+
+def prefix_obs(env, ids):
+    """A TextGen observation holding `ids` (and its length)."""
+    space = env.observation_space
+    L = space["input_ids"].shape[0]
+    obs = {
+        "input_ids": np.full((1, L), 1, dtype=np.int64),
+        "attention_mask": np.zeros((1, L), dtype=np.int8),
+    }
+    obs["input_ids"][0, : len(ids)] = ids
+    obs["attention_mask"][0, : len(ids)] = 1
+    return obs
+
+
+@pytest.mark.parametrize("algo", [PPO, MaskablePPO])
+def test_log_prob_equals_plain_hf_model(algo):
+    model = make(algo)
+    policy = model.policy
+    rng = np.random.default_rng(0)
+    obs_batch = []
+    for n in (3, 7, 11):  # rows of different lengths in one batch
+        ids = rng.integers(2, 900, size=n)
+        obs_batch.append(prefix_obs(model.env, ids))
+    obs = {k: np.concatenate([o[k] for o in obs_batch]) for k in obs_batch[0]}
+    actions = th.tensor([5, 17, 300])
+    obs_t, _ = policy.obs_to_tensor(obs)
+    with th.no_grad():
+        _, log_prob, entropy = policy.evaluate_actions(obs_t, actions)
+        for row, o in enumerate(obs_batch):
+            n = int(o["attention_mask"].sum())
+            logits = policy.lm(input_ids=th.tensor(o["input_ids"][:, :n])).logits[0, -1]
+            ref = th.log_softmax(logits, -1)
+            assert log_prob[row].item() == pytest.approx(ref[actions[row]].item(), abs=1e-5)
+            assert entropy[row].item() == pytest.approx(-(ref.exp() * ref).sum().item(), abs=1e-5)
+
+
+def test_save_load_round_trip_gives_identical_log_probs(tmp_path):
+    model = make(PPO)
+    model.learn(32)
+    obs = model.env.reset()
+    obs_t, _ = model.policy.obs_to_tensor(obs)
+    actions = th.tensor([3, 9])
+    with th.no_grad():
+        v1, lp1, _ = model.policy.evaluate_actions(obs_t, actions)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip")
+    with th.no_grad():
+        v2, lp2, _ = loaded.policy.evaluate_actions(obs_t, actions)
+    th.testing.assert_close(lp1, lp2, rtol=0, atol=0)
+    th.testing.assert_close(v1, v2, rtol=0, atol=0)
+    assert loaded.policy.model_name == "random-tiny"
+
+
+def test_save_pretrained_loads_with_auto_model(tmp_path):
+    model = make(PPO)
+    model.learn(32)
+    tok = agents.vec_env.unwrap_textgen(model.env).core.tokenizer
+    folder = model.policy.save_pretrained(tmp_path / "hf", tokenizer=tok)
+    hf = AutoModelForCausalLM.from_pretrained(folder)
+    ids = th.tensor([[5, 6, 7, 8]])
+    th.testing.assert_close(hf(ids).logits, model.policy.lm(ids).logits)
+    assert (folder / "tokenizer.json").is_file()
+
+
+def test_separate_value_trunk():
+    model = make(PPO, policy_kwargs={**TINY, "separate_value_trunk": True})
+    policy = model.policy
+    assert policy.vf_features_extractor is not policy.pi_features_extractor
+    model.learn(32)
+
+
+def test_lora_trains_adapters_only_and_base_is_reference(tmp_path):
+    model = make(PPO, policy_kwargs={**TINY, "lora": {"r": 4}})
+    policy = model.policy
+    trainable = {n for n, p in policy.lm.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    base = {n: p.detach().clone() for n, p in policy.lm.named_parameters() if not p.requires_grad}
+    obs_t, _ = policy.obs_to_tensor(model.env.reset())
+    with th.no_grad():
+        with policy.reference():
+            ref_before = policy.get_distribution(obs_t).distribution.logits
+    model.learn(48)
+    for n, p in policy.lm.named_parameters():
+        if n in base:
+            assert th.equal(p, base[n]), f"{n} is frozen but moved"
+    with th.no_grad():
+        with policy.reference():
+            ref_after = policy.get_distribution(obs_t).distribution.logits
+        tuned = policy.get_distribution(obs_t).distribution.logits
+    th.testing.assert_close(ref_before, ref_after)  # the reference is the frozen base
+    assert not th.allclose(tuned, ref_after)  # the adapters changed the policy
+    folder = policy.save_pretrained(tmp_path / "merged")
+    hf = AutoModelForCausalLM.from_pretrained(folder)
+    ids = th.tensor([[5, 6, 7]])
+    th.testing.assert_close(hf(ids).logits, policy.lm(ids).logits, atol=1e-5, rtol=1e-4)
+
+
+def test_learning_target_tokens():
+    """PPO raises the synthetic reward well above the random policy's ~0.25 within a small budget."""
+    env = make_vec_env("TextGenTargetTokens-v0", n_envs=8, max_new_tokens=8, stop_on_eos=False)
+    model = PPO(
+        TransformerPolicy,
+        env,
+        n_steps=32,
+        batch_size=64,
+        n_epochs=4,
+        learning_rate=1e-3,
+        gamma=1.0,
+        policy_kwargs=TINY,
+        seed=0,
+    )
+    model.learn(2048)
+    early = np.mean([e["r"] for e in model.ep_info_buffer])
+    model.learn(8192, reset_num_timesteps=False)
+    late = np.mean([e["r"] for e in list(model.ep_info_buffer)[-64:]])
+    assert early < 0.4
+    assert late > 0.6, f"mean reward {late:.3f} after 10k steps (random policy ~0.25)"
+
+
+def test_model_name_that_cannot_be_resolved():
+    env = make_vec_env("TextGen-v0", n_envs=1)
+    with pytest.raises(
+        ModelNotFoundError, match=r"Cannot resolve model 'no/such-model-xyz'.*'default'.*network"
+    ):
+        PPO(TransformerPolicy, env, policy_kwargs={"model": "no/such-model-xyz"})
+
+
+def test_vocab_mismatch_names_both_numbers():
+    env = make_vec_env("TextGen-v0", n_envs=1, vocab_size=1000)
+    with pytest.raises(ValueError, match=r"1000 actions but model 'default' outputs 937 logits"):
+        PPO(TransformerPolicy, env, policy_kwargs={"model": "default"})
+
+
+def test_non_text_observation_space():
+    with pytest.raises(ValueError, match="expects a text observation space"):
+        PPO(TransformerPolicy, gym.make("CartPole-v1"), policy_kwargs=TINY)
+
+
+def test_vec_env_is_native_and_reports_terminal_observation():
+    env = make_vec_env("TextGen-v0", n_envs=3, max_new_tokens=2, stop_on_eos=False)
+    inner = agents.vec_env.unwrap_textgen(env)
+    assert isinstance(inner.venv, agents.vec_env.TextGenVectorEnv)
+    obs = env.reset()
+    for _ in range(2):
+        obs, rewards, dones, infos = env.step(np.array([300, 301, 302]))
+    assert dones.all()
+    for i, info in enumerate(infos):
+        term = info["terminal_observation"]
+        n = int(term["attention_mask"].sum())
+        assert term["input_ids"][n - 2 : n].tolist() == [300 + i, 300 + i]  # the finished text
+        assert (
+            300 + i not in obs["input_ids"][i][: int(obs["attention_mask"][i].sum())]
+        )  # a new prompt
+        assert "episode" in info and info["episode"]["l"] == 2
+        assert not info["TimeLimit.truncated"]
+    assert np.stack(env.env_method("action_masks")).shape == (3, 937)
