@@ -67,6 +67,8 @@ class TrainConfig:
     lora: dict[str, Any] | None = None
     """LoRA settings, e.g. {"r": 8}; None trains every weight"""
     separate_value_trunk: bool = False
+    fast: bool = True
+    """KV-cached rollouts and one forward per episode segment; False: the naive reference"""
     checkpoint_every: int = 2048
     """environment steps between atomic checkpoints"""
     eval_episodes: int = 16
@@ -134,18 +136,18 @@ def algo_kwargs(cfg: TrainConfig, algo_class: type) -> dict[str, Any]:
 
 def build(cfg: TrainConfig, run: Path) -> tuple[Any, Any]:
     """A new SB3 model and its env for `cfg`."""
-    from agents import ALGOS, MaskableTransformerPolicy, TransformerPolicy, make_vec_env
+    from agents import ALGOS, make_algo, make_vec_env
 
     algo_class = ALGOS[cfg.algo]
     env = make_vec_env(cfg.env_id, n_envs=cfg.n_envs, **env_kwargs_for(cfg))
-    policy = MaskableTransformerPolicy if cfg.algo == "maskable_ppo" else TransformerPolicy
-    model = algo_class(
-        policy,
+    model = make_algo(
+        algo_class,
         env,
-        policy_kwargs={
+        {
             "model": cfg.model,
             "lora": cfg.lora,
             "separate_value_trunk": cfg.separate_value_trunk,
+            "fast": cfg.fast,
         },
         tensorboard_log=str(run / "tb"),
         verbose=0,

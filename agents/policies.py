@@ -28,6 +28,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden
 from gym_textgen.models import load_model, quiet_progress
 
 _LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
@@ -61,6 +62,10 @@ class TransformerExtractor(BaseFeaturesExtractor):
         vocab_size: the action space size; the LM's output size must equal it.
         lora: LoRA settings (`peft.LoraConfig` fields) or None for full fine-tuning.
         model_kwargs: extra arguments for `load_model` (e.g. `{"seed": 1}` for random-tiny).
+        kv_cache: during rollouts (no grad), keep each env slot's keys/values between steps and
+            feed only the new token (`agents.fast.RolloutKVCache`).
+        group_sequences: with grad (updates), compute rows that extend one another with one
+            forward per episode segment (`agents.fast.grouped_last_hidden`).
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class TransformerExtractor(BaseFeaturesExtractor):
         vocab_size: int | None = None,
         lora: dict[str, Any] | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        kv_cache: bool = True,
+        group_sequences: bool = True,
     ) -> None:
         check_text_observation_space(observation_space)
         if vocab_size is None:
@@ -97,6 +104,10 @@ class TransformerExtractor(BaseFeaturesExtractor):
         self.lora = dict(lora) if lora else None
         if self.lora:
             self._inject_lora(self.lora)
+        self.group_sequences = group_sequences
+        self.rollout_cache = (
+            RolloutKVCache(self.trunk, list(self.lm.parameters())) if kv_cache else None
+        )
 
     @property
     def trunk(self) -> nn.Module:
@@ -111,11 +122,13 @@ class TransformerExtractor(BaseFeaturesExtractor):
             raise ValueError(
                 "Every observation needs at least one token (attention_mask sums to 0)"
             )
-        t = int(lengths.max())
         # Right padding: the text starts at position 0 and causal attention never lets a position
-        # see the padding after it, so the trunk runs on the first t columns with no mask.
-        hidden = self.trunk(input_ids=ids[:, :t], use_cache=False).last_hidden_state  # (B, t, H)
-        return hidden[th.arange(ids.shape[0], device=ids.device), lengths - 1]  # (B, H)
+        # see the padding after it, so no attention mask is needed.
+        if self.rollout_cache is not None and not th.is_grad_enabled():
+            return self.rollout_cache(ids, lengths)  # (B, H)
+        if self.group_sequences:
+            return grouped_last_hidden(self.trunk, ids, lengths)
+        return full_last_hidden(self.trunk, ids, lengths)
 
     # -- LoRA ----------------------------------------------------------------------------------
     def _inject_lora(self, settings: dict[str, Any]) -> None:
@@ -147,11 +160,15 @@ class TransformerExtractor(BaseFeaturesExtractor):
         layers = self._lora_layers()
         for m in layers:
             m.enable_adapters(False)
+        if self.rollout_cache is not None:  # cached keys/values belong to the adapted model
+            self.rollout_cache.clear()
         try:
             yield
         finally:
             for m in layers:
                 m.enable_adapters(True)
+            if self.rollout_cache is not None:
+                self.rollout_cache.clear()
 
     def merged_lm(self) -> nn.Module:
         """A plain `transformers` LM with any LoRA weights merged in (a copy when LoRA is on)."""
@@ -181,6 +198,7 @@ class _TransformerPolicyMixin:
         lora: dict[str, Any] | None,
         separate_value_trunk: bool,
         model_kwargs: dict[str, Any] | None,
+        fast: bool,
         kwargs: dict[str, Any],
     ) -> dict[str, Any]:
         if not isinstance(action_space, spaces.Discrete):
@@ -192,12 +210,15 @@ class _TransformerPolicyMixin:
         self.lora = lora
         self.separate_value_trunk = separate_value_trunk
         self.model_kwargs = model_kwargs
+        self.fast = fast
         kwargs["features_extractor_class"] = TransformerExtractor
         kwargs["features_extractor_kwargs"] = {
             "model": model,
             "vocab_size": int(action_space.n),
             "lora": lora,
             "model_kwargs": model_kwargs,
+            "kv_cache": fast,
+            "group_sequences": fast,
         }
         kwargs["net_arch"] = []  # the LM head reads the trunk's hidden state directly
         kwargs["ortho_init"] = False  # orthogonal init would overwrite pretrained weights
@@ -232,6 +253,7 @@ class _TransformerPolicyMixin:
             lora=self.lora,
             separate_value_trunk=self.separate_value_trunk,
             model_kwargs=self.model_kwargs,
+            fast=self.fast,
         )
         return data
 
@@ -274,6 +296,8 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
         lora: LoRA settings (e.g. `{"r": 8}`), or None to train every weight.
         separate_value_trunk: give the value function its own copy of the LM trunk.
         model_kwargs: extra arguments for `gym_textgen.models.load_model`.
+        fast: KV-cached rollouts and one forward per episode segment in updates (see
+            `agents.fast`); False runs the naive reference path (a full forward per row).
         **kwargs: `ActorCriticPolicy`'s arguments (optimizer, ...).
     """
 
@@ -286,10 +310,11 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
         lora: dict[str, Any] | None = None,
         separate_value_trunk: bool = False,
         model_kwargs: dict[str, Any] | None = None,
+        fast: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs = self._init_kwargs(
-            action_space, model, lora, separate_value_trunk, model_kwargs, kwargs
+            action_space, model, lora, separate_value_trunk, model_kwargs, fast, kwargs
         )
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
@@ -306,9 +331,10 @@ class MaskableTransformerPolicy(_TransformerPolicyMixin, MaskableActorCriticPoli
         lora: dict[str, Any] | None = None,
         separate_value_trunk: bool = False,
         model_kwargs: dict[str, Any] | None = None,
+        fast: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs = self._init_kwargs(
-            action_space, model, lora, separate_value_trunk, model_kwargs, kwargs
+            action_space, model, lora, separate_value_trunk, model_kwargs, fast, kwargs
         )
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)

@@ -36,15 +36,16 @@ def main(args: Args) -> float:
         max_new_tokens=args.max_new_tokens,
         stop_on_eos=False,
     )
-    model = PPO(
-        agents.TransformerPolicy,
+    # stock PPO with agents.TransformerPolicy and agents.EpisodeDictRolloutBuffer
+    model = agents.make_algo(
+        PPO,
         env,
+        {"model": "random-tiny"},
         n_steps=32,
         batch_size=64,
         n_epochs=4,
         learning_rate=args.learning_rate,
         gamma=1.0,  # undiscounted: the reward arrives at the end of a short episode
-        policy_kwargs={"model": "random-tiny"},
         seed=args.seed,
     )
     model.learn(args.timesteps, progress_bar=False)

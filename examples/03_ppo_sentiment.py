@@ -32,15 +32,15 @@ class Args:
 def main(args: Args) -> tuple[float, float]:
     env_kwargs = {"max_new_tokens": args.max_new_tokens}
     env = agents.make_vec_env("TextGen-v0", n_envs=args.n_envs, **env_kwargs)
-    model = PPO(
-        agents.TransformerPolicy,
+    model = agents.make_algo(
+        PPO,
         env,
+        {"model": "default"},
         n_steps=64,
         batch_size=128,
         n_epochs=4,
         learning_rate=args.learning_rate,
         gamma=1.0,
-        policy_kwargs={"model": "default"},
         seed=args.seed,
     )
     evaluate = lambda: sample_episodes(  # noqa: E731
