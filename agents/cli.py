@@ -64,6 +64,11 @@ class TrainConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = None
+    """PPO: stop an epoch early when the update's KL to the rollout policy exceeds this"""
+    kl_coef: float = 0.0
+    """per-token penalty beta * log(pi / pi_ref) against the initial model (0: none)"""
+    kl_target: float | None = None
+    """adapt kl_coef so the KL to the initial model per episode stays near this (nats)"""
     lora: dict[str, Any] | None = None
     """LoRA settings, e.g. {"r": 8}; None trains every weight"""
     separate_value_trunk: bool = False
@@ -156,6 +161,18 @@ def build(cfg: TrainConfig, run: Path) -> tuple[Any, Any]:
     return model, env
 
 
+def kl_callback(cfg: TrainConfig, model: Any) -> Any:
+    """The KL penalty against the run's initial model (reloaded by name, so resuming keeps it)."""
+    from agents.kl import KLPenaltyCallback
+    from gym_textgen.models import load_model
+
+    reference = None
+    if not cfg.lora:  # a LoRA policy's frozen base is its reference
+        kwargs = {"vocab_size": model.action_space.n} if cfg.model == "random-tiny" else {}
+        reference = load_model(cfg.model, **kwargs).to(model.device).requires_grad_(False)
+    return KLPenaltyCallback(cfg.kl_coef, cfg.kl_target, reference=reference)
+
+
 def load_run_model(run: Path, env: Any = None, prefer: str = "final") -> Any:
     """The SB3 model saved in `run` (`model.zip`, else the latest checkpoint)."""
     run = Path(run)
@@ -220,12 +237,14 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
     remaining = cfg.timesteps - model.num_timesteps
     t0 = time.time()
     if remaining > 0:
-        callbacks = CallbackList(
-            [
-                AtomicCheckpointCallback(cfg.checkpoint_every, run / CHECKPOINT),
-                MetricsCallback(run / "metrics.csv"),
-            ]
-        )
+        steps = [
+            AtomicCheckpointCallback(cfg.checkpoint_every, run / CHECKPOINT),
+            MetricsCallback(run / "metrics.csv"),
+        ]
+        if cfg.kl_coef > 0 or cfg.kl_target is not None:
+            # first, so the checkpoint and metrics callbacks run after the rewards are penalised
+            steps.insert(0, kl_callback(cfg, model))
+        callbacks = CallbackList(steps)
         model.learn(
             remaining,
             callback=callbacks,

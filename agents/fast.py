@@ -81,7 +81,8 @@ class RolloutKVCache:
 
     The whole cache is dropped when the batch size, device or weights change (weights are
     fingerprinted by the parameters' in-place version counters, so an optimizer step or
-    `load_state_dict` invalidates it). Columns are compacted when holes pile up.
+    `load_state_dict` invalidates it). When every row starts over the cache is rebuilt, and
+    columns are compacted once holes outnumber half the longest row (or 8).
     """
 
     def __init__(self, trunk: nn.Module, params: list[nn.Parameter]) -> None:
@@ -125,6 +126,9 @@ class RolloutKVCache:
         same = prefix_ok & (lengths == self.lengths)
         extend = prefix_ok & (lengths == self.lengths + 1)
         redo = ~(same | extend)
+        if bool(redo.all()):  # every slot starts over (e.g. all episodes ended together)
+            self._prefill_all(ids, lengths)
+            return self.hidden
         hidden = self.hidden.clone()
         if bool(redo.any()):
             rows = redo.nonzero().squeeze(1)
@@ -132,7 +136,8 @@ class RolloutKVCache:
         if bool(extend.any()):
             hidden[extend] = self._extend(ids, lengths, extend)
         self.ids, self.lengths, self.hidden = ids.clone(), lengths.clone(), hidden
-        if self.valid.shape[1] > 2 * width:
+        longest = int(self.lengths.max())
+        if self.valid.shape[1] - longest > max(8, longest // 2):  # holes cost attention time
             self._compact()
         return hidden
 
