@@ -298,20 +298,21 @@ def _drop_metrics_after(path: Path, timesteps: int) -> None:
     atomic_write_bytes(path, out.getvalue().encode())
 
 
-def evaluate(run: Path, episodes: int | None = None, split: str = "eval", seed: int = 0) -> float:
-    """Print and return the mean reward of the run's model on `split` prompts."""
-    from agents.evaluation import mean_reward, sample_episodes
+def run_samples(run: Path, **kwargs: Any) -> list[Any]:
+    """Episodes of the run's saved policy on its env (`kwargs` go to `sample_episodes`)."""
+    from agents.evaluation import sample_episodes
 
     cfg = load_config(Path(run) / CONFIG_NAME)
-    model = load_run_model(Path(run))
-    samples = sample_episodes(
-        model,
-        cfg.env_id,
-        env_kwargs_for(cfg),
-        n=episodes or cfg.eval_episodes,
-        split=split,
-        seed=seed,
-    )
+    kwargs.setdefault("n", cfg.eval_episodes)
+    return sample_episodes(load_run_model(Path(run)), cfg.env_id, env_kwargs_for(cfg), **kwargs)
+
+
+def evaluate(run: Path, episodes: int | None = None, split: str = "eval", seed: int = 0) -> float:
+    """Print and return the mean reward of the run's model on `split` prompts."""
+    from agents.evaluation import mean_reward
+
+    kwargs = {"n": episodes} if episodes else {}
+    samples = run_samples(run, split=split, seed=seed, **kwargs)
     for s in samples[:8]:
         print(f"[{s.reward:.3f}] {s.prompt}«{s.completion}»")
     value = mean_reward(samples)
@@ -322,19 +323,9 @@ def evaluate(run: Path, episodes: int | None = None, split: str = "eval", seed: 
 def generate(
     run: Path, prompts: list[str], n: int = 1, seed: int = 0, deterministic: bool = False
 ) -> list[str]:
-    """Print and return completions of `prompts` by the run's policy."""
-    from agents.evaluation import sample_episodes
-
-    cfg = load_config(Path(run) / CONFIG_NAME)
-    model = load_run_model(Path(run))
-    samples = sample_episodes(
-        model,
-        cfg.env_id,
-        env_kwargs_for(cfg),
-        n=n * len(prompts),
-        prompts=prompts,
-        seed=seed,
-        deterministic=deterministic,
+    """Print and return `n` completions of each of `prompts` by the run's policy."""
+    samples = run_samples(
+        run, n=n * len(prompts), prompts=prompts, seed=seed, deterministic=deterministic
     )
     for s in samples:
         print(f"{s.prompt}«{s.completion}»  (reward {s.reward:.3f})")

@@ -191,16 +191,18 @@ class TransformerExtractor(BaseFeaturesExtractor):
 class _TransformerPolicyMixin:
     """What the SB3 and sb3-contrib transformer policies share."""
 
-    def _init_kwargs(
+    def __init__(
         self,
+        observation_space: spaces.Space,
         action_space: spaces.Space,
-        model: str | nn.Module,
-        lora: dict[str, Any] | None,
-        separate_value_trunk: bool,
-        model_kwargs: dict[str, Any] | None,
-        fast: bool,
-        kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
+        lr_schedule: Any,
+        model: str | nn.Module = "default",
+        lora: dict[str, Any] | None = None,
+        separate_value_trunk: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        fast: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(action_space, spaces.Discrete):
             raise ValueError(
                 f"TransformerPolicy expects a Discrete action space, got {action_space}"
@@ -224,7 +226,7 @@ class _TransformerPolicyMixin:
         kwargs["ortho_init"] = False  # orthogonal init would overwrite pretrained weights
         kwargs["share_features_extractor"] = not separate_value_trunk
         kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
-        return kwargs
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Any) -> None:
         self._build_mlp_extractor()  # identity: net_arch=[]
@@ -301,40 +303,6 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
         **kwargs: `ActorCriticPolicy`'s arguments (optimizer, ...).
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        lr_schedule: Any,
-        model: str | nn.Module = "default",
-        lora: dict[str, Any] | None = None,
-        separate_value_trunk: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        fast: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        kwargs = self._init_kwargs(
-            action_space, model, lora, separate_value_trunk, model_kwargs, fast, kwargs
-        )
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-
 
 class MaskableTransformerPolicy(_TransformerPolicyMixin, MaskableActorCriticPolicy):
     """`TransformerPolicy` for sb3-contrib's MaskablePPO (reads `env.action_masks()`)."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        lr_schedule: Any,
-        model: str | nn.Module = "default",
-        lora: dict[str, Any] | None = None,
-        separate_value_trunk: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        fast: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        kwargs = self._init_kwargs(
-            action_space, model, lora, separate_value_trunk, model_kwargs, fast, kwargs
-        )
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
