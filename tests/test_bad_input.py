@@ -70,7 +70,7 @@ def test_step_after_episode_end(env):
 def test_empty_prompt(env):
     with pytest.raises(ValueError, match="Expects a non-empty prompt, got ''"):
         env.reset(options={"prompt": ""})
-    with pytest.raises(TypeError, match="Expects the prompt as a str, got int"):
+    with pytest.raises(TypeError, match=r"Expects the prompt as a str \(or UTF-8 bytes\), got int"):
         env.reset(options={"prompt": 12})
     with pytest.raises(ValueError, match="at least one prompt"):
         gym_textgen.Task(name="empty", prompts=())
@@ -103,9 +103,20 @@ def test_unicode_prompts_work(prompt):
     assert still_usable(env)
 
 
-def test_non_utf8_bytes_prompt_is_a_clear_error(env):
-    with pytest.raises(TypeError, match="Expects the prompt as a str, got bytes"):
-        env.reset(options={"prompt": b"\xff\xfe bad"})
+@pytest.mark.parametrize(
+    "prompt, shown",
+    [
+        (b"\xff\xfe not UTF-8 but fine", "\ufffd\ufffd not UTF-8 but fine"),
+        ("Caf\xc3\xa9".encode("latin-1"), "Caf\u00e9"),  # UTF-8 bytes are decoded
+        ("lone \ud800 surrogate", "lone ? surrogate"),
+    ],
+)
+def test_non_utf8_prompts_work(prompt, shown):
+    env = gym.make("TextGen-v0", render_mode="ansi").unwrapped
+    obs, _ = env.reset(options={"prompt": prompt})
+    assert env.observation_space.contains(obs)
+    assert env.prompt == shown and env.render() == f"{shown}«»"
+    assert still_usable(env)
 
 
 class Raising(Scorer):

@@ -43,6 +43,25 @@ def check_kwargs(kwargs: dict[str, Any], owner: str, extra: Iterable[str] = ()) 
         )
 
 
+def as_text(prompt: str | bytes) -> str:
+    """`prompt` as valid Unicode text.
+
+    Bytes are decoded as UTF-8 and text with lone surrogates is re-encoded; invalid sequences
+    become U+FFFD / "?" rather than errors, so any prompt a user scraped from somewhere works.
+    """
+    if isinstance(prompt, bytes):
+        return prompt.decode("utf-8", errors="replace")
+    if not isinstance(prompt, str):
+        raise TypeError(
+            f"Expects the prompt as a str (or UTF-8 bytes), got {type(prompt).__name__}: {prompt!r:.80}"
+        )
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        return prompt.encode("utf-8", errors="replace").decode("utf-8")
+    return prompt
+
+
 class TextGenCore:
     """The validated configuration of a TextGen environment and the work it shares.
 
@@ -129,16 +148,12 @@ class TextGenCore:
         hit = self._encoded.get(prompt)
         if hit is not None:
             return hit
-        if not isinstance(prompt, str):
-            raise TypeError(
-                f"Expects the prompt as a str, got {type(prompt).__name__}: {prompt!r:.80}"
-            )
-        if not prompt:
+        text = as_text(prompt)
+        if not text:
             raise ValueError("Expects a non-empty prompt, got ''")
-        ids = np.asarray(self.tokenizer.encode(prompt), dtype=np.int64)
+        ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
         if ids.size == 0:
             raise ValueError(f"Prompt {prompt!r:.80} encodes to no tokens")
-        text = prompt
         if ids.size > self.max_prompt_tokens:
             if not self._warned_truncation:
                 logger.warn(
