@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import torch as th
-from _common import collect, markdown_table, models_to_run, ppo_model
+from _common import best_of, collect, markdown_table, models_to_run, ppo_model
 
 import gym_textgen  # noqa: F401
 from agents.buffers import episode_segments
@@ -68,13 +68,7 @@ def time_reference(name: str, repeats: int) -> float:
         policy.optimizer.zero_grad()
         loss.backward()
 
-    run()
-    best = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        best.append(time.perf_counter() - t0)
-    return min(best)
+    return best_of(run, repeats)
 
 
 def main() -> None:
