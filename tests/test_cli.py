@@ -160,3 +160,16 @@ def test_examples_smoke(script, args):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mean" in result.stdout
+
+
+def test_make_train_config_is_valid():
+    """`make train` reads configs/default.yaml: every key valid, the headline settings in place."""
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
+    assert (cfg.algo, cfg.model, cfg.env_id) == ("ppo", "default", "TextGen-v0")
+    assert cfg.kl_coef > 0 and cfg.fast and cfg.out == ""
+
+
+def test_help_lists_every_config_key():
+    out = textgen("train", "--help").stdout
+    for key in ("--learning-rate", "--kl-coef", "--env-kwargs", "--no-progress-bar", "--resume"):
+        assert key in out
