@@ -178,6 +178,8 @@ def test_help_lists_every_config_key():
 @pytest.mark.parametrize("algo", ["a2c", "maskable_ppo"])
 def test_train_other_algorithms(tmp_path, algo):
     run = tmp_path / algo
-    out = textgen("train", *TINY, "--algo", algo, "--timesteps", 64, "--out", run, "--lora", '{"r": 4}').stdout
+    out = textgen(
+        "train", *TINY, "--algo", algo, "--timesteps", 64, "--out", run, "--lora", '{"r": 4}'
+    ).stdout
     assert "mean reward after training" in out and (run / "model.zip").is_file()
     assert "over 4 episodes" in textgen("eval", run, "--episodes", 4).stdout

@@ -143,6 +143,8 @@ def test_smollm2_offline_convert_then_fast_reload(tmp_path_factory):
 
     model = load_model("smollm2-135m")  # converts once per cache (about 20 s)
     tok = load_tokenizer("smollm2-135m")
+    assert getattr(model.config, "quantization_config", None) is None  # a plain float model
+    model.save_pretrained(tmp_path_factory.mktemp("smollm2-copy"))  # so a trained policy saves
     code = (
         # a fresh process; the timer starts after transformers' (lazy, ~1.5 s) module imports
         "import time; from transformers import AutoModelForCausalLM, LlamaForCausalLM; "

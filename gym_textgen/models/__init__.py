@@ -29,6 +29,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_MODEL_DIR = ASSETS / "default_model"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _COMPLETE = "COMPLETE"  # marker written last into a finished cache folder
+_CACHE_VERSION = 2  # bump when the conversion changes, so older caches are rebuilt
 
 PRESETS: dict[str, str] = {
     "default": "tiny pretrained movie-review LM shipped in gym_textgen (vocab < 4096)",
@@ -86,7 +87,8 @@ def smollm2_gguf_path() -> Path:
 def _gguf_cache_folder(gguf: Path) -> Path:
     """A cached safetensors folder for `gguf`, converting it on first use (atomically)."""
     stat = gguf.stat()
-    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    source = f"{_CACHE_VERSION}:{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    key = hashlib.sha1(source.encode()).hexdigest()
     folder = cache_dir() / f"{gguf.stem}-{key[:12]}"
     if (folder / _COMPLETE).is_file():
         return folder
@@ -126,8 +128,12 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     with quiet_progress():
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        # A GGUF-loaded model refuses save_pretrained: rebuild it from its config and weights.
-        model = AutoModelForCausalLM.from_config(loaded.config)
+        # A GGUF-loaded model refuses save_pretrained: rebuild it from its config (minus the
+        # gguf quantization marker, or every later save_pretrained refuses too) and weights.
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)
         model.load_state_dict(loaded.state_dict())
         model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
