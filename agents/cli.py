@@ -8,7 +8,8 @@
 A run folder holds: `config.yaml` (the resolved config), `checkpoints/latest.zip` (written
 atomically every `checkpoint_every` steps), `model.zip` (the final SB3 model), `hf_model/` (the
 policy's LM as a Hugging Face folder), `tb/` (TensorBoard), `metrics.csv`, `curve.png` and
-`samples.md` (generations before and after training).
+`samples.md` (generations before and after training; the "before" ones are kept in
+`samples_before.json` so a resumed run still reports them).
 """
 
 from __future__ import annotations
