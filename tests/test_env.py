@@ -235,3 +235,18 @@ def test_maskable_ppo_sees_action_masks():
     masks = get_action_masks(vec)
     assert masks.shape == (2, gym.make("TextGen-v0").action_space.n) and masks[:, 5].all()
     assert not masks[:, 500].any()
+
+
+def test_environment_stands_alone_without_sb3():
+    """DESIGN: gym_textgen never imports agents or stable-baselines3."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gymnasium as gym, gym_textgen\n"
+        "env = gym.make('TextGen-v0'); env.reset(seed=0); env.step(5)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('stable_baselines3', 'sb3_contrib', 'agents')]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
