@@ -31,6 +31,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gym_textgen agents tests examples benchmarks scripts
+	$(VENV)/bin/ruff format --check gym_textgen agents tests examples benchmarks scripts
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
