@@ -1,0 +1,27 @@
+"""The benchmark scripts run (tiny sizes) and print their ratio tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "script, args, expect",
+    [
+        ("env_overhead.py", ["--steps", "500", "--repeats", "1"], "ratio TextGen/CartPole"),
+        ("rollout_speed.py", ["--quick", "--new-tokens", "8", "--repeats", "1"], "fast / generate"),
+        ("update_speed.py", ["--quick", "--repeats", "1"], "fast / reference"),
+    ],
+)
+def test_benchmark_runs(script, args, expect):
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expect in result.stdout
