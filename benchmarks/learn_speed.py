@@ -42,13 +42,19 @@ def main() -> None:
         "--naive-smollm2", action="store_true", help="also time SmolLM2's naive path (slow)"
     )
     p.add_argument("--n-epochs", type=int, default=4, help="PPO epochs per rollout")
+    p.add_argument(
+        "--variants",
+        default="fast,grouping only,naive",
+        help="comma-separated policy paths to time",
+    )
     a = p.parse_args()
     rows = []
     for name in models_to_run(a.quick):
         small = name == "default"
         n_steps, rollouts = (64, 3) if small else (32, 1)
         gen = generate_tokens_per_second(name, 8, 32, 3 if small else 1)
-        variants = ["fast", "grouping only"] + (["naive"] if small or a.naive_smollm2 else [])
+        wanted = [v.strip() for v in a.variants.split(",")]
+        variants = [v for v in wanted if v != "naive" or small or a.naive_smollm2]
         for variant in variants:
             speed = learn_steps_per_second(name, variant, n_steps, rollouts, a.n_epochs)
             rows.append(
