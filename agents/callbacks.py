@@ -130,6 +130,18 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def truncate_metrics(path: Path, timesteps: int) -> None:
+    """Drop the rows of `metrics.csv` logged after `timesteps` (atomically; no file: nothing)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=METRIC_KEYS)
+    writer.writeheader()
+    writer.writerows(r for r in read_metrics(path) if int(r["timesteps"]) <= timesteps)
+    atomic_write_bytes(path, out.getvalue().encode())
+
+
 def plot_curve(metrics: Path, out: Path, title: str = "") -> Path:
     """Plot rollout reward over timesteps (matplotlib, no display needed) to `out`."""
     import matplotlib

@@ -198,8 +198,14 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
     """Train (or resume) a run; returns the run folder."""
     from stable_baselines3.common.callbacks import CallbackList
 
-    from agents.callbacks import AtomicCheckpointCallback, MetricsCallback, plot_curve, save_atomic
-    from agents.evaluation import mean_reward, sample_episodes, samples_markdown
+    from agents.callbacks import (
+        AtomicCheckpointCallback,
+        MetricsCallback,
+        plot_curve,
+        save_atomic,
+        truncate_metrics,
+    )
+    from agents.evaluation import Sample, mean_reward, sample_episodes, samples_markdown
     from agents.vec_env import unwrap_textgen
 
     if resume is not None:
@@ -212,7 +218,7 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
         env = make_vec_env(cfg.env_id, n_envs=cfg.n_envs, **env_kwargs_for(cfg))
         model = load_run_model(run, env=env, prefer="checkpoint")
         print(f"resuming {run} at {model.num_timesteps} of {cfg.timesteps} steps")
-        _drop_metrics_after(run / "metrics.csv", model.num_timesteps)
+        truncate_metrics(run / "metrics.csv", model.num_timesteps)  # rows after it are redone
     else:
         run = Path(cfg.out or f"runs/{cfg.algo}-{cfg.env_id}-{time.strftime('%Y%m%d-%H%M%S')}")
         if (run / CONFIG_NAME).exists():
@@ -226,13 +232,12 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
         env_id=cfg.env_id, env_kwargs=env_kwargs_for(cfg), n=cfg.eval_episodes, seed=cfg.seed
     )
 
-    before_file = run / "samples_before.json"
-    if not before_file.exists():
+    before_file = run / "samples_before.json"  # kept so that a resumed run still reports them
+    if before_file.exists():
+        before = [Sample(**s) for s in json.loads(before_file.read_text())]
+    else:
         before = sample_episodes(model, **sample_args)
         before_file.write_text(json.dumps([dataclasses.asdict(s) for s in before]))
-    from agents.evaluation import Sample
-
-    before = [Sample(**s) for s in json.loads(before_file.read_text())]
     print(f"mean reward before training: {mean_reward(before):.3f} ({len(before)} eval episodes)")
 
     remaining = cfg.timesteps - model.num_timesteps
@@ -281,22 +286,6 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
         print(f"  [{s.reward:.2f}] {s.prompt}«{s.completion}»")
     print(f"run folder: {run}")
     return run
-
-
-def _drop_metrics_after(path: Path, timesteps: int) -> None:
-    """Forget metric rows logged after the checkpoint we resume from (they will be redone)."""
-    from agents.callbacks import METRIC_KEYS, atomic_write_bytes, read_metrics
-
-    if not path.exists():
-        return
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_KEYS)
-    writer.writeheader()
-    writer.writerows(r for r in read_metrics(path) if int(r["timesteps"]) <= timesteps)
-    atomic_write_bytes(path, out.getvalue().encode())
 
 
 def run_samples(run: Path, **kwargs: Any) -> list[Any]:
