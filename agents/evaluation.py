@@ -78,6 +78,11 @@ def mean_reward(samples: list[Sample]) -> float:
     return float(np.mean([s.reward for s in samples])) if samples else float("nan")
 
 
+def _cell(text: str) -> str:
+    """`text` safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def samples_markdown(title: str, samples: list[Sample]) -> str:
     """A Markdown section listing `samples` with their rewards."""
     lines = [
@@ -88,6 +93,5 @@ def samples_markdown(title: str, samples: list[Sample]) -> str:
     ]
     lines += ["| reward | prompt | completion |", "| ---: | --- | --- |"]
     for s in samples:
-        esc = lambda t: t.replace("|", "\\|").replace("\n", " ")  # noqa: E731
-        lines.append(f"| {s.reward:.3f} | {esc(s.prompt)} | {esc(s.completion)} |")
+        lines.append(f"| {s.reward:.3f} | {_cell(s.prompt)} | {_cell(s.completion)} |")
     return "\n".join(lines) + "\n"

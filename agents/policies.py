@@ -242,14 +242,14 @@ class _TransformerPolicyMixin:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        for key in (
+        for key in (  # derived from model/lora/separate_value_trunk/fast in __init__
             "features_extractor_class",
             "features_extractor_kwargs",
             "net_arch",
             "ortho_init",
+            "share_features_extractor",
         ):
             data.pop(key, None)
-        data.pop("share_features_extractor", None)
         data.update(
             model=self.model_name,
             lora=self.lora,
