@@ -81,17 +81,14 @@ class KLPenaltyCallback(BaseCallback):
         n_steps, n_envs = buf.buffer_size, buf.n_envs
         device = self.model.device
 
-        def env_major(
-            x: np.ndarray,
-        ) -> th.Tensor:  # (n_steps, n_envs, ...) -> (n_envs * n_steps, ...)
-            return th.as_tensor(
-                np.ascontiguousarray(x.swapaxes(0, 1)).reshape(n_envs * n_steps, *x.shape[2:]),
-                device=device,
-            )
-
-        ids = env_major(buf.observations["input_ids"]).long()
-        lengths = env_major(buf.observations["attention_mask"]).long().sum(dim=1)
-        actions = env_major(buf.actions.reshape(n_steps, n_envs)).long()
+        # SB3's own env-major flattening: consecutive rows are consecutive steps of one env,
+        # so each episode segment forms a chain that grouped_last_hidden runs in one pass.
+        flat = buf.swap_and_flatten
+        ids = th.as_tensor(flat(buf.observations["input_ids"]), device=device).long()
+        lengths = (
+            th.as_tensor(flat(buf.observations["attention_mask"]), device=device).long().sum(1)
+        )
+        actions = th.as_tensor(flat(buf.actions)[:, 0], device=device).long()
         ref = (
             self.reference_log_probs(ids, lengths, actions).cpu().numpy().reshape(n_envs, n_steps).T
         )
