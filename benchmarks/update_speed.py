@@ -41,13 +41,9 @@ def time_reference(name: str, repeats: int) -> float:
     model = ppo_model(name, 8, 32, 64, True, n_epochs=1, batch_size=128)
     collect(model)
     buf = model.rollout_buffer
-    ids = (
-        buf.observations["input_ids"]
-        .swapaxes(0, 1)
-        .reshape(-1, buf.observations["input_ids"].shape[-1])
-    )
-    mask = buf.observations["attention_mask"].swapaxes(0, 1).reshape(ids.shape)
-    actions = buf.actions.swapaxes(0, 1).reshape(-1)
+    ids = buf.swap_and_flatten(buf.observations["input_ids"])  # env-major, as episode_segments
+    mask = buf.swap_and_flatten(buf.observations["attention_mask"])
+    actions = buf.swap_and_flatten(buf.actions)[:, 0]
     segments = episode_segments(buf.episode_starts)
     last = np.array([s[-1] for s in segments])
     seqs = th.as_tensor(ids[last])  # (G, L) each segment's longest observation
