@@ -14,6 +14,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from agents.buffers import EpisodeDictRolloutBuffer, MaskableEpisodeDictRolloutBuffer
 from agents.policies import MaskableTransformerPolicy, TransformerExtractor, TransformerPolicy
 from agents.vec_env import TextGenVecEnv, make_vec_env
+from gym_textgen.errors import TextGenValueError
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "maskable_ppo": MaskablePPO}
 
@@ -37,7 +38,7 @@ def make_algo(
     """
     if isinstance(algo, str):
         if algo not in ALGOS:
-            raise ValueError(f"Unknown algorithm {algo!r}; expected one of {sorted(ALGOS)}")
+            raise TextGenValueError(f"Unknown algorithm {algo!r}; expected one of {sorted(ALGOS)}")
         algo = ALGOS[algo]
     maskable = issubclass(algo, MaskablePPO)
     policy = MaskableTransformerPolicy if maskable else TransformerPolicy

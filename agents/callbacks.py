@@ -14,6 +14,8 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
+from gym_textgen.errors import TextGenValueError
+
 METRIC_KEYS = [
     "timesteps",
     "rollout_reward",
@@ -66,7 +68,7 @@ class AtomicCheckpointCallback(BaseCallback):
     def __init__(self, save_freq: int, path: Path, verbose: int = 0) -> None:
         super().__init__(verbose)
         if save_freq < 1:
-            raise ValueError(f"Expects save_freq >= 1, got {save_freq}")
+            raise TextGenValueError(f"Expects save_freq >= 1, got {save_freq}")
         self.save_freq, self.path = save_freq, Path(path)
         self._next = 0
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from gym_textgen.errors import TextGenValueError
+
 CONFIG_NAME = "config.yaml"
 CHECKPOINT = Path("checkpoints") / "latest.zip"
 
@@ -96,18 +98,18 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             raise FileNotFoundError(f"Config file {path} does not exist")
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
-            raise ValueError(
+            raise TextGenValueError(
                 f"Expects {path} to hold a mapping of config keys, got {type(data).__name__}"
             )
     data.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(data) - set(config_keys()))
     if unknown:
-        raise ValueError(f"Unknown config key(s) {unknown}; valid keys: {config_keys()}")
+        raise TextGenValueError(f"Unknown config key(s) {unknown}; valid keys: {config_keys()}")
     cfg = TrainConfig(**data)
     from agents import ALGOS
 
     if cfg.algo not in ALGOS:
-        raise ValueError(f"Unknown algorithm {cfg.algo!r}; expected one of {sorted(ALGOS)}")
+        raise TextGenValueError(f"Unknown algorithm {cfg.algo!r}; expected one of {sorted(ALGOS)}")
     return cfg
 
 
@@ -189,7 +191,7 @@ def load_run_model(run: Path, env: Any = None, prefer: str = "final") -> Any:
     try:
         return ALGOS[cfg.algo].load(path, env=env, device=cfg.device)
     except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError) as e:
-        raise ValueError(
+        raise TextGenValueError(
             f"Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})"
         ) from e
 

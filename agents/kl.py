@@ -20,8 +20,15 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import obs_as_tensor
 
 from agents.fast import grouped_last_hidden
+from gym_textgen.errors import TextGenValueError
+
+
+#: The attribute of the SB3 model that carries the controller's state, so that `model.save`
+#: writes it into the checkpoint's JSON and `load` restores it (no file beside the checkpoint).
+STATE_ATTR = "textgen_kl_state"
 
 
 class KLPenaltyCallback(BaseCallback):
@@ -30,12 +37,19 @@ class KLPenaltyCallback(BaseCallback):
     Args:
         beta: initial penalty coefficient (0 disables the penalty but still logs the KL).
         target_kl: KL per episode (nats) to steer towards by adapting beta; None keeps beta.
-        horizon: environment steps over which the controller may change beta by about 20%.
+            The controller multiplies beta, so a target needs a starting beta > 0.
+        horizon: environment steps over which the controller may change beta by up to 20%;
+            one rollout changes it by at most 20% however long it is.
         reference: the reference causal LM; by default a frozen copy of the policy's LM when
             training starts (for a LoRA policy, its frozen base).
 
-    Logs `textgen/kl_ref` (mean KL estimate per episode), `textgen/kl_per_token` and
-    `textgen/beta`.
+    Under action masks (MaskablePPO) the reference's distribution is renormalised over the same
+    allowed ids as the policy's, so a policy equal to its reference has zero KL.
+
+    The adaptive beta is part of the run: it is stored on the model (`model.textgen_kl_state`),
+    so it is saved with every checkpoint, and a callback with the same settings continues from
+    it after `load`. Logs `textgen/kl_ref` (mean KL estimate per episode),
+    `textgen/kl_per_token` and `textgen/beta`.
     """
 
     def __init__(
@@ -46,26 +60,52 @@ class KLPenaltyCallback(BaseCallback):
         reference: Any = None,
     ) -> None:
         super().__init__()
-        if beta < 0:
-            raise ValueError(f"Expects beta >= 0, got {beta}")
-        if target_kl is not None and target_kl <= 0:
-            raise ValueError(f"Expects target_kl > 0 or None, got {target_kl}")
+        if not beta >= 0:
+            raise TextGenValueError(f"Expects beta >= 0, got {beta}")
+        if target_kl is not None and not target_kl > 0:
+            raise TextGenValueError(f"Expects target_kl > 0 or None, got {target_kl}")
+        if target_kl is not None and beta == 0:
+            raise TextGenValueError(
+                f"target_kl={target_kl} adapts beta multiplicatively, so it never moves from "
+                "beta=0; give a starting beta > 0 (e.g. beta=0.05)"
+            )
+        if not horizon > 0:
+            raise TextGenValueError(f"Expects horizon > 0 environment steps, got {horizon}")
         self.beta, self.target_kl, self.horizon = float(beta), target_kl, horizon
+        self.initial_beta = self.beta
         self.reference: Any = reference
+
+    def _settings(self) -> dict[str, Any]:
+        return {"initial_beta": self.initial_beta, "target_kl": self.target_kl}
 
     def _on_training_start(self) -> None:
         policy = self.model.policy
         if self.reference is None and not policy.lora:
             self.reference = copy.deepcopy(policy.lm).eval().requires_grad_(False)
+        saved = getattr(self.model, STATE_ATTR, None)
+        if isinstance(saved, dict) and saved.get("settings") == self._settings():
+            self.beta = float(saved["beta"])  # a resumed run continues its controller
+        self._save_state()
+
+    def _save_state(self) -> None:
+        setattr(self.model, STATE_ATTR, {"beta": self.beta, "settings": self._settings()})
 
     def _on_step(self) -> bool:
         return True
 
     @th.no_grad()
     def reference_log_probs(
-        self, ids: th.Tensor, lengths: th.Tensor, actions: th.Tensor
+        self,
+        ids: th.Tensor,
+        lengths: th.Tensor,
+        actions: th.Tensor,
+        masks: th.Tensor | None = None,
     ) -> th.Tensor:
-        """log pi_ref(action | observation) for rows given in episode order."""
+        """log pi_ref(action | observation) for rows given in episode order.
+
+        With `masks` (`(B, V)`, True = allowed), the reference is renormalised over the allowed
+        ids, as sb3-contrib's masked distribution renormalises the policy.
+        """
         policy = self.model.policy
         if self.reference is None:  # LoRA: the frozen base is the reference
             with policy.reference():
@@ -73,13 +113,16 @@ class KLPenaltyCallback(BaseCallback):
                 logits = policy.action_net(hidden)
         else:
             hidden = grouped_last_hidden(self.reference.base_model, ids, lengths)
-            logits = self.reference.get_output_embeddings()(hidden)
-        return th.log_softmax(logits.float(), dim=-1).gather(1, actions[:, None]).squeeze(1)
+            logits = self.reference.get_output_embeddings()(hidden)  # (B, V)
+        logits = logits.float()
+        if masks is not None:
+            logits = logits.masked_fill(~masks, float("-inf"))
+        return th.log_softmax(logits, dim=-1).gather(1, actions[:, None]).squeeze(1)
 
     def _on_rollout_end(self) -> None:
-        buf = self.model.rollout_buffer
+        model, buf = self.model, self.model.rollout_buffer
         n_steps, n_envs = buf.buffer_size, buf.n_envs
-        device = self.model.device
+        device = model.device
 
         # SB3's own env-major flattening: consecutive rows are consecutive steps of one env,
         # so each episode segment forms a chain that grouped_last_hidden runs in one pass.
@@ -89,14 +132,18 @@ class KLPenaltyCallback(BaseCallback):
             th.as_tensor(flat(buf.observations["attention_mask"]), device=device).long().sum(1)
         )
         actions = th.as_tensor(flat(buf.actions)[:, 0], device=device).long()
-        ref = (
-            self.reference_log_probs(ids, lengths, actions).cpu().numpy().reshape(n_envs, n_steps).T
-        )
+        masks = None
+        if getattr(buf, "action_masks", None) is not None:  # sb3-contrib's maskable buffers
+            masks = th.as_tensor(flat(buf.action_masks), device=device) > 0.5  # (B, V)
+        ref = self.reference_log_probs(ids, lengths, actions, masks)
+        ref = ref.cpu().numpy().reshape(n_envs, n_steps).T
         log_ratio = buf.log_probs - ref  # (n_steps, n_envs): a sample of the per-token KL
         buf.rewards -= self.beta * log_ratio
-        buf.compute_returns_and_advantage(
-            last_values=self.locals["values"], dones=self.locals["dones"]
-        )
+        # The value of the observation after the rollout and whether it starts a new episode, as
+        # the algorithm computed them (sb3-contrib's MaskablePPO leaves self.locals stale here).
+        with th.no_grad():
+            last_values = model.policy.predict_values(obs_as_tensor(model._last_obs, device))
+        buf.compute_returns_and_advantage(last_values=last_values, dones=model._last_episode_starts)
 
         episodes = max(1.0, float(buf.episode_starts.sum()))
         kl_episode = float(log_ratio.sum()) / episodes
@@ -104,5 +151,9 @@ class KLPenaltyCallback(BaseCallback):
         self.logger.record("textgen/kl_per_token", float(log_ratio.mean()))
         self.logger.record("textgen/beta", self.beta)
         if self.target_kl is not None:
+            # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the
+            # steps this rollout covers, and at most one horizon's worth per rollout, so beta
+            # stays positive however long the rollout is.
             error = float(np.clip(kl_episode / self.target_kl - 1.0, -0.2, 0.2))
-            self.beta *= 1.0 + error * n_steps * n_envs / self.horizon
+            self.beta *= 1.0 + error * min(1.0, n_steps * n_envs / self.horizon)
+            self._save_state()

@@ -29,6 +29,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden
+from gym_textgen.errors import TextGenValueError
 from gym_textgen.models import load_model, quiet_progress
 
 _LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
@@ -45,7 +46,7 @@ def check_text_observation_space(space: spaces.Space) -> None:
         )
     )
     if not ok:
-        raise ValueError(
+        raise TextGenValueError(
             "TransformerPolicy expects a text observation space "
             "Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int8)) "
             f"as TextGen-v0 gives, got {space}"
@@ -90,11 +91,11 @@ class TransformerExtractor(BaseFeaturesExtractor):
             lm = load_model(model, **kwargs)
         head = lm.get_output_embeddings()
         if head is None or not isinstance(head, nn.Linear):
-            raise ValueError(
+            raise TextGenValueError(
                 f"Expects a causal LM with a Linear output head, got {type(lm).__name__}"
             )
         if head.out_features != vocab_size:
-            raise ValueError(
+            raise TextGenValueError(
                 f"The env's action space has {vocab_size} actions but model {model if isinstance(model, str) else type(model).__name__!r} "
                 f"outputs {head.out_features} logits; create the env with vocab_size={head.out_features} "
                 "and the model's tokenizer, or pick a model that matches the env's tokenizer"
@@ -119,7 +120,7 @@ class TransformerExtractor(BaseFeaturesExtractor):
         ids = observations["input_ids"].long()  # (B, L)
         lengths = observations["attention_mask"].long().sum(dim=1)  # (B,)
         if bool((lengths < 1).any()):
-            raise ValueError(
+            raise TextGenValueError(
                 "Every observation needs at least one token (attention_mask sums to 0)"
             )
         # Right padding: the text starts at position 0 and causal attention never lets a position
@@ -204,7 +205,7 @@ class _TransformerPolicyMixin:
         **kwargs: Any,
     ) -> None:
         if not isinstance(action_space, spaces.Discrete):
-            raise ValueError(
+            raise TextGenValueError(
                 f"TransformerPolicy expects a Discrete action space, got {action_space}"
             )
         # Stored before super().__init__, which calls _build.
@@ -267,7 +268,9 @@ class _TransformerPolicyMixin:
     def reference(self) -> contextlib.AbstractContextManager:
         """Inside this block the actor is its frozen base model (needs `lora=`)."""
         if not self.lora:
-            raise ValueError("reference() needs a LoRA policy (policy_kwargs={'lora': {...}})")
+            raise TextGenValueError(
+                "reference() needs a LoRA policy (policy_kwargs={'lora': {...}})"
+            )
         return self.pi_features_extractor.adapters_disabled()
 
     def save_pretrained(self, folder: str | Path, tokenizer: Any = None) -> Path:

@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import gym_textgen  # noqa: F401  (registers the env ids)
 from gym_textgen.envs import TextGenVectorEnv
+from gym_textgen.errors import TextGenValueError
 
 
 class TextGenVecEnv(VecEnv):
@@ -30,7 +31,7 @@ class TextGenVecEnv(VecEnv):
     def __init__(self, env_id: str = "TextGen-v0", n_envs: int = 8, **env_kwargs: Any) -> None:
         spec = gym.spec(env_id)
         if spec.vector_entry_point != "gym_textgen.envs:TextGenVectorEnv":
-            raise ValueError(
+            raise TextGenValueError(
                 f"Expects a TextGen env id {sorted(gym_textgen.ENV_IDS)}, got {env_id!r}"
             )
         self.env_id = env_id
@@ -119,7 +120,7 @@ def unwrap_textgen(env: VecEnv) -> TextGenVecEnv:
     """The `TextGenVecEnv` inside SB3 VecEnv wrappers."""
     while not isinstance(env, TextGenVecEnv):
         if not hasattr(env, "venv"):
-            raise ValueError(
+            raise TextGenValueError(
                 f"Expects a VecEnv made by agents.make_vec_env, got {type(env).__name__}"
             )
         env = env.venv

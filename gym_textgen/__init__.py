@@ -12,8 +12,9 @@ Importing the package registers its environments:
 from gymnasium.envs.registration import register, registry
 
 from gym_textgen.envs import TextGenEnv, TextGenVectorEnv
+from gym_textgen.errors import ScorerError, TextGenError, TextGenTypeError, TextGenValueError
 from gym_textgen.models import list_models, load_model, load_tokenizer
-from gym_textgen.scorers import ScorerError, list_scorers, make_scorer
+from gym_textgen.scorers import list_scorers, make_scorer
 from gym_textgen.tasks import Task, list_tasks, make_task
 
 __version__ = "0.1.0"
@@ -38,6 +39,9 @@ __all__ = [
     "ScorerError",
     "Task",
     "TextGenEnv",
+    "TextGenError",
+    "TextGenTypeError",
+    "TextGenValueError",
     "TextGenVectorEnv",
     "list_models",
     "list_scorers",

@@ -80,3 +80,97 @@ def test_bad_arguments():
         KLPenaltyCallback(beta=-1)
     with pytest.raises(ValueError, match="Expects target_kl > 0 or None, got 0"):
         KLPenaltyCallback(target_kl=0)
+
+
+# -- regressions (issue 8) -------------------------------------------------------------------------
+
+
+def make_algo(algo, n_envs=4, **env_kwargs):
+    env = agents.make_vec_env("TextGen-v0", n_envs=n_envs, max_new_tokens=10, **env_kwargs)
+    return agents.make_algo(
+        algo, env, {"model": "default"}, n_steps=20, batch_size=40, n_epochs=2, seed=0
+    )
+
+
+@pytest.mark.parametrize("algo", ["ppo", "maskable_ppo"])
+def test_zero_beta_leaves_advantages_unchanged(algo):
+    """With beta = 0 the recomputed GAE must equal the algorithm's own (bug: MaskablePPO does not
+    refresh the callback's locals, so a stale last value was used)."""
+    model = make_algo(algo)
+    model.learn(80)  # the value head moves away from its zero init, so last values matter
+    before, after = Snapshot(), Snapshot()
+    model.learn(80, callback=[before, KLPenaltyCallback(beta=0.0), after], reset_num_timesteps=False)
+    assert not model._last_episode_starts.all()  # episodes were open at the rollout's end
+    np.testing.assert_allclose(after.advantages, before.advantages, atol=1e-6, rtol=0)
+
+
+def test_masked_policy_equal_to_reference_has_zero_kl():
+    """Under action masks the reference is renormalised over the same allowed ids (bug: the
+    estimate was 5.2 nats/token with policy == reference)."""
+    tok = gym_textgen_tokenizer()
+    model = make_algo("maskable_ppo", allowed_tokens=range(len(tok) // 3))
+    before, after = Snapshot(), Snapshot()
+    model.learn(80, callback=[before, KLPenaltyCallback(beta=0.1), after])  # policy == reference
+    log_ratio = (before.rewards - after.rewards) / 0.1  # the penalty is beta * log(pi / pi_ref)
+    assert np.abs(log_ratio).max() < 1e-4, np.abs(log_ratio).max()
+
+
+def gym_textgen_tokenizer():
+    from gym_textgen.models import load_tokenizer
+
+    return load_tokenizer("default")
+
+
+def test_adaptive_beta_needs_a_starting_beta():
+    with pytest.raises(ValueError, match=r"target_kl=2.0 adapts beta multiplicatively.*beta=0"):
+        KLPenaltyCallback(beta=0.0, target_kl=2.0)
+
+
+class BetaProbe(BaseCallback):
+    """Records a KL callback's beta at the start of every rollout."""
+
+    def __init__(self, kl):
+        super().__init__()
+        self.kl, self.betas = kl, []
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_start(self):
+        self.betas.append(self.kl.beta)
+
+
+@pytest.mark.parametrize("target", [1e-6, 1e6])
+def test_adaptive_beta_is_bounded_per_rollout(target):
+    """A rollout far longer than the horizon changes beta by at most 20% (bug: it went negative)."""
+    model = make_algo("ppo")
+    kl = KLPenaltyCallback(beta=0.1, target_kl=target, horizon=1)  # a rollout = 80 horizons
+    probe = BetaProbe(kl)
+    model.learn(80 * 4, callback=[kl, probe])
+    betas = np.array([*probe.betas, kl.beta])
+    assert (betas > 0).all()
+    ratios = betas[1:] / betas[:-1]
+    assert ((ratios >= 0.8 - 1e-12) & (ratios <= 1.2 + 1e-12)).all(), ratios
+    if target == 1e6:  # the KL never comes near: beta shrinks by the full 20% each rollout
+        np.testing.assert_allclose(ratios, 0.8, rtol=1e-12)
+
+
+def test_adaptive_beta_survives_save_and_load(tmp_path):
+    """The controller's beta is part of the run's state (bug: a resume restarted it)."""
+    from stable_baselines3 import PPO
+
+    model = make_algo("ppo")
+    kl = KLPenaltyCallback(beta=0.1, target_kl=1e-6, horizon=100)
+    model.learn(80 * 4, callback=kl)
+    assert kl.beta != 0.1
+    model.save(tmp_path / "run.zip")
+    loaded = PPO.load(tmp_path / "run.zip", env=model.get_env())
+    resumed = KLPenaltyCallback(beta=0.1, target_kl=1e-6, horizon=100)
+    probe = BetaProbe(resumed)
+    loaded.learn(80, callback=[resumed, probe], reset_num_timesteps=False)
+    assert probe.betas[0] == kl.beta
+    # a callback with other settings starts from its own beta
+    fresh = KLPenaltyCallback(beta=0.3, target_kl=5.0, horizon=100)
+    probe = BetaProbe(fresh)
+    loaded.learn(80, callback=[fresh, probe], reset_num_timesteps=False)
+    assert probe.betas[0] == 0.3

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import logger, spaces
 
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.models import load_tokenizer
 from gym_textgen.scorers import Scorer, evaluate, make_scorer
 from gym_textgen.tasks import Task, make_task
@@ -38,7 +39,7 @@ def check_kwargs(kwargs: dict[str, Any], owner: str, extra: Iterable[str] = ()) 
     valid = set(DEFAULTS) | set(extra)
     unknown = sorted(set(kwargs) - valid)
     if unknown:
-        raise TypeError(
+        raise TextGenTypeError(
             f"{owner} got unexpected keyword argument(s) {unknown}; valid names: {sorted(valid)}"
         )
 
@@ -52,7 +53,7 @@ def as_text(prompt: str | bytes) -> str:
     if isinstance(prompt, bytes):
         return prompt.decode("utf-8", errors="replace")
     if not isinstance(prompt, str):
-        raise TypeError(
+        raise TextGenTypeError(
             f"Expects the prompt as a str (or UTF-8 bytes), got {type(prompt).__name__}: {prompt!r:.80}"
         )
     try:
@@ -74,9 +75,9 @@ class TextGenCore:
         for key in ("max_prompt_tokens", "max_new_tokens"):
             value = cfg[key]
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Expects {key} to be an int >= 1, got {value!r}")
+                raise TextGenValueError(f"Expects {key} to be an int >= 1, got {value!r}")
         if cfg["split"] not in ("train", "eval"):
-            raise ValueError(f"Expects split 'train' or 'eval', got {cfg['split']!r}")
+            raise TextGenValueError(f"Expects split 'train' or 'eval', got {cfg['split']!r}")
         self.max_prompt_tokens = int(cfg["max_prompt_tokens"])
         self.max_new_tokens = int(cfg["max_new_tokens"])
         self.max_length = self.max_prompt_tokens + self.max_new_tokens
@@ -94,13 +95,13 @@ class TextGenCore:
         self.tokenizer_vocab = len(self.tokenizer)
         self.vocab_size = int(cfg["vocab_size"] or self.tokenizer_vocab)
         if self.vocab_size < self.tokenizer_vocab:
-            raise ValueError(
+            raise TextGenValueError(
                 f"Expects vocab_size >= the tokenizer's {self.tokenizer_vocab} tokens, "
                 f"got {self.vocab_size}"
             )
         self.eos_id = self.tokenizer.eos_token_id
         if self.eos_id is None and self.stop_on_eos:
-            raise ValueError(
+            raise TextGenValueError(
                 "stop_on_eos=True needs a tokenizer with an eos_token, this one has none"
             )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -127,14 +128,14 @@ class TextGenCore:
             ids = np.fromiter((int(i) for i in allowed), dtype=np.int64)
             bad = ids[(ids < 0) | (ids >= self.vocab_size)]
             if bad.size:
-                raise ValueError(
+                raise TextGenValueError(
                     f"Expects allowed_tokens in [0, {self.vocab_size - 1}], got {bad[:5].tolist()}"
                 )
             narrowed = np.zeros_like(mask)
             narrowed[ids] = True
             mask &= narrowed
         if not mask.any():
-            raise ValueError(
+            raise TextGenValueError(
                 "No token is allowed: allowed_tokens and the vocabulary do not overlap"
             )
         return mask
@@ -150,10 +151,10 @@ class TextGenCore:
             return hit
         text = as_text(prompt)
         if not text:
-            raise ValueError("Expects a non-empty prompt, got ''")
+            raise TextGenValueError("Expects a non-empty prompt, got ''")
         ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
         if ids.size == 0:
-            raise ValueError(f"Prompt {prompt!r:.80} encodes to no tokens")
+            raise TextGenValueError(f"Prompt {prompt!r:.80} encodes to no tokens")
         if ids.size > self.max_prompt_tokens:
             if not self._warned_truncation:
                 logger.warn(

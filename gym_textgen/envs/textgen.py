@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from gym_textgen.envs.core import TextGenCore
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
 
 
 @dataclass
@@ -112,7 +113,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.core = _core if _core is not None else TextGenCore(**kwargs)
         render_mode = kwargs.get("render_mode")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
+            raise TextGenValueError(
                 f"Expects render_mode in {self.metadata['render_modes']} or None, got {render_mode!r}"
             )
         self.render_mode = render_mode
@@ -141,7 +142,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         options = options or {}
         unknown = set(options) - {"prompt", "prompt_index", "reference"}
         if unknown:
-            raise ValueError(
+            raise TextGenValueError(
                 f"Unknown reset option(s) {sorted(unknown)}; expected 'prompt' (with an optional "
                 "'reference') or 'prompt_index'"
             )
@@ -153,7 +154,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             if "prompt_index" in options:
                 index = options["prompt_index"]
                 if not isinstance(index, (int, np.integer)) or not 0 <= index < len(prompts):
-                    raise ValueError(
+                    raise TextGenValueError(
                         f"Expects prompt_index in [0, {len(prompts) - 1}], got {index!r}"
                     )
             else:
@@ -210,12 +211,12 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         elif isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
             a = int(action)
         else:
-            raise TypeError(
+            raise TextGenTypeError(
                 f"Expects an integer action in [0, {self._vocab - 1}], "
                 f"actual {action!r:.80} ({type(action).__name__})"
             )
         if not 0 <= a < self._vocab:
-            raise ValueError(f"Expects action in [0, {self._vocab - 1}], actual {a} (int)")
+            raise TextGenValueError(f"Expects action in [0, {self._vocab - 1}], actual {a} (int)")
         if self._generated is None:
             raise ResetNeeded("Cannot call step() before reset()")
         if self._done:

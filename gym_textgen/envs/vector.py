@@ -10,6 +10,7 @@ from gymnasium.vector.utils import batch_space
 
 from gym_textgen.envs.core import TextGenCore
 from gym_textgen.envs.textgen import TextGenEnv
+from gym_textgen.errors import TextGenValueError
 
 
 class TextGenVectorEnv(VectorEnv):
@@ -41,10 +42,12 @@ class TextGenVectorEnv(VectorEnv):
         **kwargs: Any,
     ) -> None:
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"Expects num_envs to be an int >= 1, got {num_envs!r}")
+            raise TextGenValueError(f"Expects num_envs to be an int >= 1, got {num_envs!r}")
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.DISABLED:
-            raise ValueError("autoreset_mode 'Disabled' is not supported; use NextStep or SameStep")
+            raise TextGenValueError(
+                "autoreset_mode 'Disabled' is not supported; use NextStep or SameStep"
+            )
         self.core = TextGenCore(**kwargs)
         self.envs = [TextGenEnv(_core=self.core, **kwargs) for _ in range(num_envs)]
         self.num_envs = int(num_envs)
@@ -69,10 +72,10 @@ class TextGenVectorEnv(VectorEnv):
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
-                raise ValueError(f"Expects {self.num_envs} seeds, got {len(seeds)}")
+                raise TextGenValueError(f"Expects {self.num_envs} seeds, got {len(seeds)}")
         per_slot = options if isinstance(options, list) else [options] * self.num_envs
         if len(per_slot) != self.num_envs:
-            raise ValueError(f"Expects {self.num_envs} option dicts, got {len(per_slot)}")
+            raise TextGenValueError(f"Expects {self.num_envs} option dicts, got {len(per_slot)}")
         infos: dict[str, Any] = {}
         obs = []
         for i, (env, s) in enumerate(zip(self.envs, seeds, strict=True)):
@@ -112,7 +115,7 @@ class TextGenVectorEnv(VectorEnv):
         """
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
-            raise ValueError(
+            raise TextGenValueError(
                 f"Expects actions of shape ({self.num_envs},), got {actions.shape} ({actions.dtype})"
             )
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP

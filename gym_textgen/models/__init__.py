@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
+
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_MODEL_DIR = ASSETS / "default_model"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,7 +40,7 @@ PRESETS: dict[str, str] = {
 }
 
 
-class ModelNotFoundError(ValueError):
+class ModelNotFoundError(TextGenValueError):
     """A model or tokenizer name that cannot be resolved offline."""
 
 
@@ -201,7 +203,7 @@ def chat_prompt(tokenizer: Any, message: str, system: str | None = None) -> str:
     For instruction-tuned models such as SmolLM2-135M-Instruct; pass the result as a prompt.
     """
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"Tokenizer {type(tokenizer).__name__} has no chat template")
+        raise TextGenValueError(f"Tokenizer {type(tokenizer).__name__} has no chat template")
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": message}
     ]
@@ -258,7 +260,7 @@ def load_model(
         model = AutoModelForCausalLM.from_config(random_tiny_config(vocab_size, **config_overrides))
     else:
         if vocab_size is not None or config_overrides:
-            raise TypeError(
+            raise TextGenTypeError(
                 f"vocab_size and config overrides apply to 'random-tiny' only, got {name!r}"
             )
         folder = resolve(name)

@@ -25,6 +25,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.scorers.base import (
     FunctionScorer,
     Scorer,
@@ -60,10 +61,12 @@ def _from_import_path(spec: str) -> Any:
     try:
         obj: Any = importlib.import_module(module)
     except ImportError as e:
-        raise ValueError(f"Cannot import module {module!r} for scorer {spec!r}: {e}") from e
+        raise TextGenValueError(f"Cannot import module {module!r} for scorer {spec!r}: {e}") from e
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"Module {module!r} has no attribute {attr!r} (scorer {spec!r})")
+            raise TextGenValueError(
+                f"Module {module!r} has no attribute {attr!r} (scorer {spec!r})"
+            )
         obj = getattr(obj, part)
     return obj
 
@@ -82,7 +85,7 @@ def make_scorer(spec: Any, **kwargs: Any) -> Scorer:
         if ":" in spec:
             return make_scorer(_from_import_path(spec), **kwargs)
         if spec not in _REGISTRY:
-            raise ValueError(
+            raise TextGenValueError(
                 f"Unknown scorer {spec!r}; expected one of {list_scorers()}, a function, "
                 "'module:attr', a {name: weight} dict or a Scorer"
             )
@@ -91,7 +94,7 @@ def make_scorer(spec: Any, **kwargs: Any) -> Scorer:
         parts: dict[str, tuple[float, Scorer]] = {}
         for name, weight in spec.items():
             if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-                raise TypeError(
+                raise TextGenTypeError(
                     f"Weighted scorer expects {{name: float}}, got {name!r}: {weight!r}"
                 )
             factory = _REGISTRY.get(name) if isinstance(name, str) else None
@@ -106,9 +109,11 @@ def make_scorer(spec: Any, **kwargs: Any) -> Scorer:
         return spec(**kwargs)
     if callable(spec):
         if kwargs:
-            raise TypeError(f"A function scorer takes no keyword arguments, got {sorted(kwargs)}")
+            raise TextGenTypeError(
+                f"A function scorer takes no keyword arguments, got {sorted(kwargs)}"
+            )
         return FunctionScorer(spec)
-    raise TypeError(
+    raise TextGenTypeError(
         "Expects a scorer name, function, 'module:attr' path, {name: weight} dict or Scorer, "
         f"got {type(spec).__name__}: {spec!r:.80}"
     )

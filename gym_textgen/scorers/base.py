@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 
-
-class ScorerError(RuntimeError):
-    """A scorer raised, or returned something other than one finite float per completion."""
+from gym_textgen.errors import ScorerError, TextGenValueError
 
 
 class Scorer:
@@ -105,7 +103,7 @@ class WeightedScorer(Scorer):
 
     def __init__(self, parts: dict[str, tuple[float, Scorer]]) -> None:
         if not parts:
-            raise ValueError("A weighted scorer needs at least one part, got an empty dict")
+            raise TextGenValueError("A weighted scorer needs at least one part, got an empty dict")
         self.parts = parts
         self.name = "+".join(f"{w:g}*{name}" for name, (w, _) in parts.items())
         self.uses_token_ids = any(s.uses_token_ids for _, s in parts.values())

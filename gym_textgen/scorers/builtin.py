@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gym_textgen.errors import TextGenValueError
 from gym_textgen.scorers.base import Scorer
 
 _WORD = re.compile(r"[\w']+")
@@ -54,9 +55,9 @@ class LengthScorer(Scorer):
 
     def __init__(self, target: int = 16, unit: str = "words") -> None:
         if target <= 0:
-            raise ValueError(f"Expects target > 0, got {target}")
+            raise TextGenValueError(f"Expects target > 0, got {target}")
         if unit not in ("words", "chars"):
-            raise ValueError(f"Expects unit 'words' or 'chars', got {unit!r}")
+            raise TextGenValueError(f"Expects unit 'words' or 'chars', got {unit!r}")
         self.target, self.unit = target, unit
 
     def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
@@ -83,7 +84,7 @@ class KeywordsScorer(Scorer):
             if required is None:
                 ref = None if references is None else references[i]
                 if ref is None:
-                    raise ValueError(
+                    raise TextGenValueError(
                         "keywords scorer needs keywords=[...] or a reference per prompt, got neither"
                     )
                 required = [
@@ -132,7 +133,9 @@ class TargetTokensScorer(Scorer):
 
     def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
         if completion_ids is None:
-            raise ValueError("target_tokens scores token ids: pass completion_ids=[[...], ...]")
+            raise TextGenValueError(
+                "target_tokens scores token ids: pass completion_ids=[[...], ...]"
+            )
         out = np.zeros(len(completion_ids))
         for i, ids in enumerate(completion_ids):
             if len(ids):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
+
 DATA = Path(__file__).resolve().parent / "data"
 
 
@@ -41,19 +43,19 @@ class Task:
         object.__setattr__(self, "prompts", tuple(self.prompts))
         object.__setattr__(self, "eval_prompts", tuple(self.eval_prompts) or self.prompts)
         if not self.prompts:
-            raise ValueError(f"Task {self.name!r} needs at least one prompt, got none")
+            raise TextGenValueError(f"Task {self.name!r} needs at least one prompt, got none")
         for prompts, refs, what in (
             (self.prompts, self.references, "references"),
             (self.eval_prompts, self.eval_references, "eval_references"),
         ):
             if refs is not None and len(refs) != len(prompts):
-                raise ValueError(
+                raise TextGenValueError(
                     f"Task {self.name!r}: expects one of {what} per prompt "
                     f"({len(prompts)}), got {len(refs)}"
                 )
         for i, p in enumerate(self.prompts):
             if not isinstance(p, str):
-                raise TypeError(
+                raise TextGenTypeError(
                     f"Task {self.name!r}: prompt {i} must be a str, got {type(p).__name__}"
                 )
 
@@ -127,11 +129,11 @@ def make_task(spec: str | Task | Sequence[str]) -> Task:
         return spec
     if isinstance(spec, str):
         if spec not in _TASKS:
-            raise ValueError(f"Unknown task {spec!r}; expected one of {list_tasks()}")
+            raise TextGenValueError(f"Unknown task {spec!r}; expected one of {list_tasks()}")
         return _TASKS[spec]()
     if isinstance(spec, Sequence) and spec and all(isinstance(p, str) for p in spec):
         return Task(name="custom", prompts=tuple(spec))
-    raise TypeError(
+    raise TextGenTypeError(
         "Expects task as a registered name, a Task or a non-empty list of prompt strings, "
         f"got {type(spec).__name__}: {spec!r:.80}"
     )
