@@ -110,6 +110,22 @@ class TransformerExtractor(BaseFeaturesExtractor):
             RolloutKVCache(self.trunk, list(self.lm.parameters())) if kv_cache else None
         )
 
+    def train(self, mode: bool = True) -> TransformerExtractor:
+        """Switch train/eval mode; a switch also drops the rollout cache.
+
+        SB3 switches to training mode before every update and back before every rollout, so
+        the cache never outlives an update, even one that its weight fingerprint cannot see
+        (fused optimizers and writes through `p.data` leave version counters alone).
+        """
+        if mode != self.training:
+            self.clear_cache()
+        return super().train(mode)
+
+    def clear_cache(self) -> None:
+        """Forget the rollout KV cache (call it after changing weights in place outside SB3)."""
+        if self.rollout_cache is not None:
+            self.rollout_cache.clear()
+
     @property
     def trunk(self) -> nn.Module:
         """The LM without its output head (`LlamaModel` inside `LlamaForCausalLM`)."""
@@ -161,15 +177,13 @@ class TransformerExtractor(BaseFeaturesExtractor):
         layers = self._lora_layers()
         for m in layers:
             m.enable_adapters(False)
-        if self.rollout_cache is not None:  # cached keys/values belong to the adapted model
-            self.rollout_cache.clear()
+        self.clear_cache()  # cached keys/values belong to the adapted model
         try:
             yield
         finally:
             for m in layers:
                 m.enable_adapters(True)
-            if self.rollout_cache is not None:
-                self.rollout_cache.clear()
+            self.clear_cache()
 
     def merged_lm(self) -> nn.Module:
         """A plain `transformers` LM with any LoRA weights merged in (a copy when LoRA is on)."""

@@ -99,7 +99,9 @@ def test_zero_beta_leaves_advantages_unchanged(algo):
     model = make_algo(algo)
     model.learn(80)  # the value head moves away from its zero init, so last values matter
     before, after = Snapshot(), Snapshot()
-    model.learn(80, callback=[before, KLPenaltyCallback(beta=0.0), after], reset_num_timesteps=False)
+    model.learn(
+        80, callback=[before, KLPenaltyCallback(beta=0.0), after], reset_num_timesteps=False
+    )
     assert not model._last_episode_starts.all()  # episodes were open at the rollout's end
     np.testing.assert_allclose(after.advantages, before.advantages, atol=1e-6, rtol=0)
 
