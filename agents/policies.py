@@ -30,7 +30,7 @@ from torch import nn
 
 from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden
 from gym_textgen.errors import TextGenValueError
-from gym_textgen.models import load_model, quiet_progress
+from gym_textgen.models import disable_dropout, load_model, quiet_progress
 
 _LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
 
@@ -83,7 +83,7 @@ class TransformerExtractor(BaseFeaturesExtractor):
         if vocab_size is None:
             vocab_size = int(observation_space["input_ids"].high.max()) + 1
         if isinstance(model, nn.Module):
-            lm = model
+            lm = disable_dropout(model).eval()  # the same treatment as a loaded model
         else:
             kwargs = dict(model_kwargs or {})
             if model == "random-tiny":
@@ -103,7 +103,7 @@ class TransformerExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=head.in_features)
         self.lm = lm
         self.lora = dict(lora) if lora else None
-        if self.lora:
+        if self.lora and not self._lora_layers():  # a saved policy's model holds its adapters
             self._inject_lora(self.lora)
         self.group_sequences = group_sequences
         self.rollout_cache = (
@@ -222,8 +222,15 @@ class _TransformerPolicyMixin:
             raise TextGenValueError(
                 f"TransformerPolicy expects a Discrete action space, got {action_space}"
             )
-        # Stored before super().__init__, which calls _build.
-        self.model_name = model
+        # Stored before super().__init__, which calls _build. A model object goes inside a tuple:
+        # torch refuses module attributes before Module.__init__, and registering it here as
+        # well as in the extractor would save its weights twice. With a separate value trunk,
+        # the value function gets a copy taken now, before the actor's extractor changes it.
+        given = isinstance(model, nn.Module)
+        self.model_name = None if given else model
+        self._given_models = (
+            (model, copy.deepcopy(model) if separate_value_trunk else None) if given else None
+        )
         self.lora = lora
         self.separate_value_trunk = separate_value_trunk
         self.model_kwargs = model_kwargs
@@ -242,6 +249,13 @@ class _TransformerPolicyMixin:
         kwargs["share_features_extractor"] = not separate_value_trunk
         kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def make_features_extractor(self) -> TransformerExtractor:
+        """The actor's extractor first; for `separate_value_trunk`, then the value function's."""
+        if self._given_models is not None and "features_extractor" in self._modules:
+            kwargs = {**self.features_extractor_kwargs, "model": self._given_models[1]}
+            return self.features_extractor_class(self.observation_space, **kwargs)
+        return super().make_features_extractor()
 
     def _build(self, lr_schedule: Any) -> None:
         self._build_mlp_extractor()  # identity: net_arch=[]
@@ -266,7 +280,7 @@ class _TransformerPolicyMixin:
         ):
             data.pop(key, None)
         data.update(
-            model=self.model_name,
+            model=self.model_name if self.model_name is not None else self.lm,
             lora=self.lora,
             separate_value_trunk=self.separate_value_trunk,
             model_kwargs=self.model_kwargs,
@@ -311,7 +325,9 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
 
     Args (in `policy_kwargs`):
         model: `"default"`, `"random-tiny"`, `"smollm2-135m"`, a local HF folder, a `.gguf` file
-            or a `transformers` causal LM object.
+            or a `transformers` causal LM object. An object becomes the actor itself (dropout
+            off, as for a loaded model) and is pickled into `model.save`'s zip with the policy's
+            arguments, so a name or folder makes smaller checkpoints.
         lora: LoRA settings (e.g. `{"r": 8}`), or None to train every weight.
         separate_value_trunk: give the value function its own copy of the LM trunk.
         model_kwargs: extra arguments for `gym_textgen.models.load_model`.

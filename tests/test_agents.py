@@ -120,11 +120,63 @@ def test_save_pretrained_loads_with_auto_model(tmp_path):
     assert (folder / "tokenizer.json").is_file()
 
 
+def trunk_params(extractor):
+    return [p.detach().clone() for p in extractor.trunk.parameters()]
+
+
 def test_separate_value_trunk():
     model = make(PPO, policy_kwargs={**TINY, "separate_value_trunk": True})
     policy = model.policy
-    assert policy.vf_features_extractor is not policy.pi_features_extractor
+    pi, vf = policy.pi_features_extractor, policy.vf_features_extractor
+    assert vf is not pi and vf.lm is not pi.lm
+    pi0, vf0 = trunk_params(pi), trunk_params(vf)
+    assert all(th.equal(a, b) for a, b in zip(pi0, vf0, strict=True))  # both start pretrained
     model.learn(32)
+    pi1, vf1 = trunk_params(pi), trunk_params(vf)
+    # each trunk moved, and differently: the value loss trains the value trunk only
+    assert any(not th.equal(a, b) for a, b in zip(pi0, pi1, strict=True))
+    assert any(not th.equal(a, b) for a, b in zip(vf0, vf1, strict=True))
+    assert any(not th.equal(a, b) for a, b in zip(pi1, vf1, strict=True))
+
+
+def dropout_lm(vocab_size):
+    """A random-init Llama whose config asks for dropout (as a user's model might)."""
+    from gym_textgen.models import random_tiny_config
+
+    return AutoModelForCausalLM.from_config(
+        random_tiny_config(vocab_size, attention_dropout=0.5)
+    ).train()
+
+
+@pytest.mark.parametrize(
+    "separate_value_trunk, lora", [(False, None), (True, None), (True, {"r": 4})]
+)
+def test_model_object_in_policy_kwargs(tmp_path, separate_value_trunk, lora):
+    """A transformers model passed as `model=` is the actor, treated as a loaded one (bug: it
+    crashed with "cannot assign module before Module.__init__()")."""
+    env = make_vec_env("TextGenTargetTokens-v0", n_envs=2, **ENV)
+    lm = dropout_lm(env.action_space.n)
+    kwargs = {"model": lm, "separate_value_trunk": separate_value_trunk, "lora": lora}
+    model = make(PPO, env=env, policy_kwargs=kwargs)
+    policy = model.policy
+    assert policy.lm is lm
+    if separate_value_trunk:  # the value function gets its own copy, not the actor's object
+        assert policy.vf_features_extractor.lm is not lm
+    # dropout is off, so two forwards in training mode agree exactly (PPO's first ratio is 1)
+    policy.set_training_mode(True)
+    obs_t, _ = policy.obs_to_tensor(env.reset())
+    actions = th.zeros(2, dtype=th.long)
+    _, lp1, _ = policy.evaluate_actions(obs_t, actions)
+    _, lp2, _ = policy.evaluate_actions(obs_t, actions)
+    th.testing.assert_close(lp1, lp2, rtol=0, atol=0)
+    model.learn(32)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip")
+    with th.no_grad():
+        want = policy.evaluate_actions(obs_t, actions)
+        got = loaded.policy.evaluate_actions(obs_t, actions)
+    for a, b in zip(got, want, strict=True):
+        th.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_lora_trains_adapters_only_and_base_is_reference(tmp_path):

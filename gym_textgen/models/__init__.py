@@ -215,6 +215,7 @@ def random_tiny_config(vocab_size: int, **overrides: Any) -> Any:
     from transformers import LlamaConfig
 
     tok = load_tokenizer("default")
+    vocab_size = int(vocab_size)  # numpy ints (an action space's n) fail the config's type check
     kwargs: dict[str, Any] = dict(
         vocab_size=vocab_size,
         hidden_size=64,
@@ -269,17 +270,25 @@ def load_model(
         model = _from_pretrained(AutoModelForCausalLM, name, folder, dtype=dtype or torch.float32)
     if dtype is not None:
         model = model.to(dtype)
-    _disable_dropout(model)
+    disable_dropout(model)
     return model.eval()
 
 
-def _disable_dropout(model: Any) -> None:
-    """Dropout 0 everywhere: with dropout, PPO's first-epoch ratio is not 1."""
+def disable_dropout(model: Any) -> Any:
+    """Dropout 0 everywhere in `model` (in place; returns it): with dropout, PPO's first-epoch
+    ratio is not 1 and the fast and naive paths disagree.
+
+    Covers `nn.Dropout` modules, the dropout rates attention layers copy from the config at
+    construction (Llama's `attention_dropout`), and the config itself.
+    """
     import torch
 
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+        for key in ("attention_dropout", "dropout"):
+            if isinstance(getattr(module, key, None), float):
+                setattr(module, key, 0.0)
     for key in (
         "attention_dropout",
         "hidden_dropout",
@@ -290,6 +299,7 @@ def _disable_dropout(model: Any) -> None:
     ):
         if hasattr(model.config, key):
             setattr(model.config, key, 0.0)
+    return model
 
 
 __all__ = [
@@ -298,6 +308,7 @@ __all__ = [
     "PRESETS",
     "cache_dir",
     "chat_prompt",
+    "disable_dropout",
     "quiet_progress",
     "list_models",
     "load_model",
