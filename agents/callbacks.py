@@ -62,26 +62,41 @@ class AtomicCheckpointCallback(BaseCallback):
     """Every `save_freq` timesteps, atomically replace `path` with the current model.
 
     Unlike SB3's `CheckpointCallback`, which writes a new file in place each time, this keeps one
-    file that is always complete, so `textgen train --resume` can trust it.
+    file that is always complete, so `textgen train --resume` can trust it. It saves between a
+    rollout's update and the next rollout (and when training ends), never inside a rollout: a
+    checkpoint at step T holds the weights updated on every step up to T, so a resume continues
+    exactly where the run was.
     """
 
     def __init__(self, save_freq: int, path: Path, verbose: int = 0) -> None:
         super().__init__(verbose)
-        if save_freq < 1:
-            raise TextGenValueError(f"Expects save_freq >= 1, got {save_freq}")
+        if not isinstance(save_freq, int) or save_freq < 1:
+            raise TextGenValueError(f"Expects save_freq to be an int >= 1, got {save_freq!r}")
         self.save_freq, self.path = save_freq, Path(path)
         self._next = 0
+        self._saved_at = -1
 
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+        self._saved_at = -1
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next:
-            save_atomic(self.model, self.path)
-            self._next += self.save_freq
-            if self.verbose:
-                print(f"checkpoint at {self.num_timesteps} steps -> {self.path}")
         return True
+
+    def _on_rollout_start(self) -> None:  # the previous rollout's update is done
+        if self.num_timesteps >= self._next:
+            self._save()
+            self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_training_end(self) -> None:
+        if self._saved_at != self.num_timesteps:
+            self._save()
+
+    def _save(self) -> None:
+        save_atomic(self.model, self.path)
+        self._saved_at = self.num_timesteps
+        if self.verbose:
+            print(f"checkpoint at {self.num_timesteps} steps -> {self.path}")
 
 
 class MetricsCallback(BaseCallback):

@@ -47,29 +47,31 @@ def sample_episodes(
     ]
     maskable = isinstance(model, MaskablePPO)
     samples: list[Sample] = []
-    state = th.random.get_rng_state()
-    th.manual_seed(seed)
-    try:
-        for start in range(0, n, env.num_envs):
-            batch = options[start : start + env.num_envs]
-            env.set_options(batch + [None] * (env.num_envs - len(batch)))
-            env.seed(seed + start)
-            obs = env.reset()
-            done = np.zeros(env.num_envs, dtype=bool)
-            done[len(batch) :] = True
-            results: list[Sample | None] = [None] * env.num_envs
-            while not done.all():
-                kw = {"action_masks": env.action_masks()} if maskable else {}
-                actions, _ = model.predict(obs, deterministic=deterministic, **kw)
-                obs, rewards, dones, infos = env.step(actions)
-                for i in np.flatnonzero(dones & ~done):
-                    info = infos[i]
-                    results[i] = Sample(info["prompt"], info["completion"], float(rewards[i]))
-                done |= dones
-            samples.extend(r for r in results[: len(batch)] if r is not None)
-    finally:
-        th.random.set_rng_state(state)
-        env.close()
+    # a fork of every torch RNG (CPU and any GPU), so the caller's streams are left as they were
+    with th.random.fork_rng(devices=range(th.cuda.device_count())):
+        th.manual_seed(seed)
+        try:
+            for start in range(0, n, env.num_envs):
+                batch = options[start : start + env.num_envs]
+                env.set_options(batch + [None] * (env.num_envs - len(batch)))
+                env.seed(seed + start)
+                obs = env.reset()
+                done = np.zeros(env.num_envs, dtype=bool)
+                done[len(batch) :] = True
+                returns = np.zeros(env.num_envs)  # summed: dense rewards arrive at every step
+                results: list[Sample | None] = [None] * env.num_envs
+                while not done.all():
+                    kw = {"action_masks": env.action_masks()} if maskable else {}
+                    actions, _ = model.predict(obs, deterministic=deterministic, **kw)
+                    obs, rewards, dones, infos = env.step(actions)
+                    returns[~done] += rewards[~done]
+                    for i in np.flatnonzero(dones & ~done):
+                        info = infos[i]
+                        results[i] = Sample(info["prompt"], info["completion"], float(returns[i]))
+                    done |= dones
+                samples.extend(r for r in results[: len(batch)] if r is not None)
+        finally:
+            env.close()
     return samples
 
 

@@ -256,9 +256,13 @@ def load_model(
     if name == "random-tiny":
         if vocab_size is None:
             vocab_size = len(load_tokenizer("default"))
-        if seed is not None:
-            torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(random_tiny_config(vocab_size, **config_overrides))
+        config = random_tiny_config(vocab_size, **config_overrides)
+        # transformers initialises weights from torch's global RNG: seed it inside a fork, so
+        # the caller's stream (e.g. an RL algorithm's own seed) is left as it was
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            model = AutoModelForCausalLM.from_config(config)
     else:
         if vocab_size is not None or config_overrides:
             raise TextGenTypeError(
