@@ -1,60 +1,47 @@
 """stable-baselines3 integration for gym-textgen: transformer policies, a batched VecEnv, the CLI.
 
+Names are imported on first use, so `textgen --help` and `import agents.config` do not pay for
+torch and stable-baselines3.
+
 >>> import agents
 >>> sorted(agents.ALGOS)
 ['a2c', 'maskable_ppo', 'ppo']
 """
 
+from __future__ import annotations
+
+import importlib
+import importlib.util
 from typing import Any
 
-from sb3_contrib import MaskablePPO
-from stable_baselines3 import A2C, PPO
-from stable_baselines3.common.base_class import BaseAlgorithm
-
-from agents.buffers import EpisodeDictRolloutBuffer, MaskableEpisodeDictRolloutBuffer
-from agents.policies import MaskableTransformerPolicy, TransformerExtractor, TransformerPolicy
-from agents.vec_env import TextGenVecEnv, make_vec_env
-from gym_textgen.errors import TextGenValueError
-
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "maskable_ppo": MaskablePPO}
-
-
-def make_algo(
-    algo: str | type[BaseAlgorithm],
-    env: Any,
-    policy_kwargs: dict[str, Any] | None = None,
-    **kwargs: Any,
-) -> BaseAlgorithm:
-    """A stock SB3 / sb3-contrib algorithm with the transformer policy and the fast buffer.
-
-    Picks `MaskableTransformerPolicy` and `MaskableEpisodeDictRolloutBuffer` for MaskablePPO,
-    `TransformerPolicy` and `EpisodeDictRolloutBuffer` otherwise; `kwargs` go to the algorithm.
-
-    >>> import agents
-    >>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
-    >>> model = agents.make_algo("ppo", env, {"model": "random-tiny"}, n_steps=8, batch_size=16)
-    >>> type(model.policy).__name__, type(model.rollout_buffer).__name__
-    ('TransformerPolicy', 'EpisodeDictRolloutBuffer')
-    """
-    if isinstance(algo, str):
-        if algo not in ALGOS:
-            raise TextGenValueError(f"Unknown algorithm {algo!r}; expected one of {sorted(ALGOS)}")
-        algo = ALGOS[algo]
-    maskable = issubclass(algo, MaskablePPO)
-    policy = MaskableTransformerPolicy if maskable else TransformerPolicy
-    buffer = MaskableEpisodeDictRolloutBuffer if maskable else EpisodeDictRolloutBuffer
-    kwargs.setdefault("rollout_buffer_class", buffer)
-    return algo(policy, env, policy_kwargs=policy_kwargs or {}, **kwargs)
+# name -> the module that defines it
+_EXPORTS = {
+    "ALGOS": "agents.algos",
+    "make_algo": "agents.algos",
+    "EpisodeDictRolloutBuffer": "agents.buffers",
+    "MaskableEpisodeDictRolloutBuffer": "agents.buffers",
+    "MaskableTransformerPolicy": "agents.policies",
+    "TransformerExtractor": "agents.policies",
+    "TransformerPolicy": "agents.policies",
+    "TextGenVecEnv": "agents.vec_env",
+    "make_vec_env": "agents.vec_env",
+    "KLPenaltyCallback": "agents.kl",
+    "TrainConfig": "agents.config",
+}
 
 
-__all__ = [
-    "ALGOS",
-    "EpisodeDictRolloutBuffer",
-    "MaskableEpisodeDictRolloutBuffer",
-    "MaskableTransformerPolicy",
-    "TextGenVecEnv",
-    "TransformerExtractor",
-    "TransformerPolicy",
-    "make_algo",
-    "make_vec_env",
-]
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    if importlib.util.find_spec(f"agents.{name}") is not None:  # a submodule: agents.kl, ...
+        return importlib.import_module(f"agents.{name}")
+    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = sorted(_EXPORTS)

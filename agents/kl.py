@@ -25,7 +25,6 @@ from stable_baselines3.common.utils import obs_as_tensor
 from agents.fast import grouped_last_hidden
 from gym_textgen.errors import TextGenValueError
 
-
 #: The attribute of the SB3 model that carries the controller's state, so that `model.save`
 #: writes it into the checkpoint's JSON and `load` restores it (no file beside the checkpoint).
 STATE_ATTR = "textgen_kl_state"

@@ -29,7 +29,12 @@ class TextGenVecEnv(VecEnv):
     """
 
     def __init__(self, env_id: str = "TextGen-v0", n_envs: int = 8, **env_kwargs: Any) -> None:
-        spec = gym.spec(env_id)
+        try:
+            spec = gym.spec(env_id)
+        except gym.error.Error as e:
+            raise TextGenValueError(
+                f"Unknown env id {env_id!r} ({e}); expected one of {sorted(gym_textgen.ENV_IDS)}"
+            ) from e
         if spec.vector_entry_point != "gym_textgen.envs:TextGenVectorEnv":
             raise TextGenValueError(
                 f"Expects a TextGen env id {sorted(gym_textgen.ENV_IDS)}, got {env_id!r}"
@@ -105,15 +110,46 @@ class TextGenVecEnv(VecEnv):
         return [env.render() for env in self.venv.envs]
 
 
-def make_vec_env(env_id: str = "TextGen-v0", n_envs: int = 8, **env_kwargs: Any) -> VecMonitor:
+def make_vec_env(
+    env_id: str = "TextGen-v0",
+    n_envs: int = 8,
+    seed: int | None = None,
+    start_index: int = 0,
+    monitor_dir: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    monitor_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> VecMonitor:
     """A batched TextGen `VecEnv` for any SB3 algorithm, with episode statistics (`VecMonitor`).
 
+    The arguments follow `stable_baselines3.common.env_util.make_vec_env` where they apply to
+    one batched env: `seed` (slot i is seeded `seed + start_index + i` at the next reset),
+    `env_kwargs`, `monitor_dir` and `monitor_kwargs` (for `VecMonitor`). Env arguments may also
+    be given directly as keywords. SB3's per-env `wrapper_class` and `vec_env_cls` do not apply
+    to a native batched env: use SB3's own `make_vec_env("TextGen-v0", ...)` for those.
+
     >>> import agents
-    >>> env = agents.make_vec_env("TextGen-v0", n_envs=4, max_new_tokens=8)
+    >>> env = agents.make_vec_env("TextGen-v0", n_envs=4, seed=0, env_kwargs={"max_new_tokens": 8})
     >>> env.reset()["input_ids"].shape
     (4, 32)
     """
-    return VecMonitor(TextGenVecEnv(env_id, n_envs, **env_kwargs))
+    for name in ("wrapper_class", "wrapper_kwargs", "vec_env_cls", "vec_env_kwargs"):
+        if kwargs.pop(name, None) is not None:
+            raise TextGenValueError(
+                f"agents.make_vec_env builds one native batched env, so {name} does not apply; "
+                "use stable_baselines3.common.env_util.make_vec_env('TextGen-v0', ...) with "
+                "per-env wrappers instead"
+            )
+    venv = TextGenVecEnv(env_id, n_envs, **{**(env_kwargs or {}), **kwargs})
+    if seed is not None:
+        venv.seed(seed + start_index)
+    filename = None
+    if monitor_dir is not None:
+        import os
+
+        os.makedirs(monitor_dir, exist_ok=True)
+        filename = os.path.join(monitor_dir, "monitor.csv")
+    return VecMonitor(venv, filename=filename, **(monitor_kwargs or {}))
 
 
 def unwrap_textgen(env: VecEnv) -> TextGenVecEnv:

@@ -18,7 +18,10 @@ def make():
 
 
 def same_weights(a, b):
-    return all(th.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    return all(
+        th.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 @pytest.mark.parametrize("save_freq, rollouts", [(32, 2), (64, 3)])

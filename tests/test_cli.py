@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agents.callbacks import read_metrics
-from agents.cli import load_config
+from agents.config import load_config
 
 TINY = [
     "--model",
@@ -52,8 +52,9 @@ def textgen(*args, check=True, timeout=300):
 def test_train_eval_generate(tmp_path):
     run = tmp_path / "smoke"
     out = textgen(
-        "train", *TINY, "--timesteps", 256, "--checkpoint-every", 128, "--out", run
+        "train", *TINY, "--timesteps", 250, "--checkpoint-every", 128, "--out", run
     ).stdout
+    assert "trained 256 steps" in out  # what ran: whole rollouts of 4 envs x 16 steps
     assert "mean reward before training" in out and "mean reward after training" in out
     for name in (
         "config.yaml",
@@ -72,7 +73,7 @@ def test_train_eval_generate(tmp_path):
     assert [int(r["timesteps"]) for r in rows] == [64, 128, 192, 256]
     samples = (run / "samples.md").read_text()
     assert "## Before training" in samples and "## After 256 steps" in samples
-    assert load_config(run / "config.yaml").timesteps == 256
+    assert load_config(run / "config.yaml").timesteps == 250
 
     out = textgen("eval", run, "--episodes", 4).stdout
     assert "mean reward:" in out and "over 4 episodes" in out
@@ -80,39 +81,128 @@ def test_train_eval_generate(tmp_path):
     assert out.count("The acting was«") == 2
 
 
-def test_resume_after_killed_run(tmp_path):
+def start_training(run, timesteps=100_000, every=64):
+    cmd = [sys.executable, "-m", "agents.cli", "train", *TINY, "--timesteps", str(timesteps)]
+    cmd += ["--checkpoint-every", str(every), "--out", str(run)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(path, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    return path.exists()
+
+
+@pytest.mark.parametrize("when", ["before the first checkpoint", "after a checkpoint"])
+def test_resume_after_killed_run(tmp_path, when):
+    """kill -9 at two points of a run; --resume finishes it with whole files and metrics."""
     run = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "agents.cli",
-        "train",
-        *TINY,
-        "--timesteps",
-        "100000",
-        "--checkpoint-every",
-        "64",
-        "--out",
-        str(run),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_training(run)
     ckpt = run / "checkpoints" / "latest.zip"
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)  # a hard crash, possibly mid-write of the next checkpoint
+    first = run / "config.yaml" if when.startswith("before") else ckpt
+    assert wait_for(first, proc), f"{first} was never written"
+    if not when.startswith("before"):
+        time.sleep(0.5)  # into the next rollouts, maybe mid-write of the next checkpoint
+    os.kill(proc.pid, signal.SIGKILL)  # a hard crash
     proc.wait()
-    assert ckpt.is_file(), "no checkpoint was written before the kill"
     from stable_baselines3 import PPO
 
-    saved = PPO.load(ckpt).num_timesteps  # the checkpoint is whole and loads
-    assert saved >= 64
+    saved = PPO.load(ckpt).num_timesteps if ckpt.exists() else 0  # a checkpoint is whole
+    assert (saved >= 64) == (when == "after a checkpoint")
     target = saved + 256
     out = textgen("train", "--resume", run, "--timesteps", target).stdout
-    assert f"resuming {run} at {saved} of {target} steps" in out
+    if saved:
+        assert f"resuming {run} at {saved} of {target} steps" in out
+    else:
+        assert "has no checkpoint yet (its start failed): starting it from step 0" in out
     assert PPO.load(run / "model.zip").num_timesteps == target
     steps = [int(r["timesteps"]) for r in read_metrics(run / "metrics.csv")]
-    assert steps == sorted(set(steps)) and steps[-1] == target  # no rows repeated after resuming
+    assert steps == list(range(64, target + 1, 64))  # continuous, no step twice
+    assert not list(run.rglob("*.tmp"))  # nothing half-written left behind
+
+
+def test_abbreviated_and_unknown_flags_are_errors(tmp_path):
+    r = textgen("train", "--timestep", 5, "--out", tmp_path / "x", check=False)
+    assert r.returncode == 2
+    assert "unrecognized argument --timestep; did you mean --timesteps?" in r.stderr
+    assert not (tmp_path / "x").exists()
+    r = textgen("eval", tmp_path, "--episode", 3, check=False)
+    assert r.returncode == 2 and "did you mean --episodes?" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--env-id", "Nope-v0"], r"Unknown env id 'Nope-v0'"),
+        (
+            ["--env-kwargs", '{"max_new_tokens": 0}'],
+            "Expects max_new_tokens to be an int >= 1, got 0",
+        ),
+        (
+            ["--env-kwargs", '{"max_tokens": 3}'],
+            r"unexpected keyword argument\(s\) \['max_tokens'\]",
+        ),
+        (["--model", "no-such-model-xyz"], "Cannot resolve model 'no-such-model-xyz'"),
+        (["--n-envs", "0"], "Expects n_envs >= 1, got 0"),
+        (["--device", "tpu"], "Expects device 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu'"),
+    ],
+)
+def test_bad_settings_fail_before_the_run_folder_exists(tmp_path, flags, message, capsys):
+    import re
+
+    from agents import cli
+
+    run = tmp_path / "bad"
+    code = cli.main(["train", *TINY, *flags, "--timesteps", "64", "--out", str(run)])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(message, err), err
+    assert len(err.strip().splitlines()) == 1  # one line, no traceback
+    assert not run.exists()
+    if flags[0] == "--env-id":  # the same folder then takes a good start
+        textgen("train", *TINY, "--timesteps", 64, "--out", run)
+        assert (run / "model.zip").is_file()
+
+
+def test_resume_refuses_settings_it_cannot_honour(tmp_path):
+    run = tmp_path / "r"
+    textgen("train", *TINY, "--timesteps", 64, "--out", run)
+    r = textgen("train", "--resume", run, "--learning-rate", 0.5, "--timesteps", 128, check=False)
+    assert r.returncode == 2
+    assert "learning_rate: saved 0.001, given 0.5" in r.stderr and "--resume" in r.stderr
+    same = textgen("train", "--resume", run, "--learning-rate", 0.001, "--timesteps", 128)
+    assert "resuming" in same.stdout  # repeating a saved value is fine
+
+
+def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    from agents import cli, training
+    from gym_textgen.errors import TextGenValueError
+
+    def bad_setting(*args, **kwargs):
+        raise TextGenValueError("Expects a good setting, got a bad one")
+
+    monkeypatch.setattr(training, "evaluate", bad_setting)
+    assert cli.main(["eval", "somewhere"]) == 2
+    assert capsys.readouterr().err == "textgen eval: error: Expects a good setting, got a bad one\n"
+    with pytest.raises(TextGenValueError):
+        cli.main(["--debug", "eval", "somewhere"])
+
+    def bug(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(training, "evaluate", bug)
+    with pytest.raises(ValueError, match="an internal bug"):  # not swallowed as "bad input"
+        cli.main(["eval", "somewhere"])
+
+
+def test_version_and_fast_help():
+    out = textgen("--version").stdout
+    assert out.startswith("textgen (gym-textgen) ")
+    code = "import sys, agents.cli; print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"  # the command line is parsed before torch is imported
 
 
 def test_unknown_algorithm_and_config_key(tmp_path):
@@ -124,12 +214,16 @@ def test_unknown_algorithm_and_config_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("algo: ppo\nlearning_rte: 0.1\n")
     r = textgen("train", "--config", bad, check=False)
-    assert r.returncode == 2 and "Unknown config key(s) ['learning_rte']; valid keys:" in r.stderr
+    assert (
+        r.returncode == 2
+        and "Unknown config key(s) ['learning_rte'] (did you mean 'learning_rate'?); valid keys:"
+        in r.stderr
+    )
 
 
 def test_missing_and_corrupt_checkpoint(tmp_path):
     r = textgen("eval", tmp_path / "nowhere", check=False)
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert r.returncode == 2 and "is not a run folder" in r.stderr
     run = tmp_path / "corrupt"
     run.mkdir()
     (run / "config.yaml").write_text("algo: ppo\nmodel: random-tiny\n")
@@ -139,7 +233,7 @@ def test_missing_and_corrupt_checkpoint(tmp_path):
     r = textgen("eval", run, check=False)
     assert r.returncode == 2 and "is corrupt or unreadable" in r.stderr
     r = textgen("train", "--resume", run, check=False)
-    assert r.returncode == 2 and "no checkpoint at" in r.stderr
+    assert r.returncode == 2 and "is corrupt or unreadable" in r.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,51 @@
+"""The algorithms `textgen` trains with, by name, and `make_algo` to build one with the right policy.
+
+>>> from agents.algos import ALGOS
+>>> sorted(ALGOS)
+['a2c', 'maskable_ppo', 'ppo']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from agents.buffers import EpisodeDictRolloutBuffer, MaskableEpisodeDictRolloutBuffer
+from agents.policies import MaskableTransformerPolicy, TransformerPolicy
+from gym_textgen.errors import TextGenValueError
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "maskable_ppo": MaskablePPO}
+
+
+def make_algo(
+    algo: str | type[BaseAlgorithm],
+    env: Any,
+    policy_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> BaseAlgorithm:
+    """A stock SB3 / sb3-contrib algorithm with the transformer policy and the fast buffer.
+
+    Picks `MaskableTransformerPolicy` and `MaskableEpisodeDictRolloutBuffer` for MaskablePPO,
+    `TransformerPolicy` and `EpisodeDictRolloutBuffer` otherwise; `kwargs` go to the algorithm.
+
+    >>> import agents
+    >>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
+    >>> model = agents.make_algo("ppo", env, {"model": "random-tiny"}, n_steps=8, batch_size=16)
+    >>> type(model.policy).__name__, type(model.rollout_buffer).__name__
+    ('TransformerPolicy', 'EpisodeDictRolloutBuffer')
+    """
+    if isinstance(algo, str):
+        if algo not in ALGOS:
+            raise TextGenValueError(f"Unknown algorithm {algo!r}; expected one of {sorted(ALGOS)}")
+        algo = ALGOS[algo]
+    maskable = issubclass(algo, MaskablePPO)
+    policy = MaskableTransformerPolicy if maskable else TransformerPolicy
+    buffer = MaskableEpisodeDictRolloutBuffer if maskable else EpisodeDictRolloutBuffer
+    kwargs.setdefault("rollout_buffer_class", buffer)
+    return algo(policy, env, policy_kwargs=policy_kwargs or {}, **kwargs)
+
+
+__all__ = ["ALGOS", "make_algo"]

@@ -1,0 +1,317 @@
+"""`TrainConfig`: every setting of a `textgen train` run, its YAML form and its command-line flags.
+
+A YAML config holds the same keys as the dataclass; each `--flag` is a field (dashes for
+underscores). Values are checked when the config is made, so a bad setting fails before a run
+folder exists. This module imports neither torch nor stable-baselines3 (`textgen --help` is fast).
+
+>>> cfg = load_config(None, timesteps=4096, kl_coef=0.05)
+>>> cfg.algo, cfg.timesteps, cfg.kl_coef
+('ppo', 4096, 0.05)
+>>> load_config(None, n_envs=0)
+Traceback (most recent call last):
+...
+gym_textgen.errors.TextGenValueError: Expects n_envs >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import difflib
+import inspect
+import json
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
+
+#: The algorithm names `textgen train --algo` accepts (`agents.ALGOS` maps them to classes).
+ALGO_NAMES = ("a2c", "maskable_ppo", "ppo")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `textgen train` needs; a YAML config holds the same keys."""
+
+    algo: str = "ppo"
+    """ppo, a2c or maskable_ppo"""
+    env_id: str = "TextGen-v0"
+    """a registered TextGen id"""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """TextGenEnv arguments, e.g. {"max_new_tokens": 16, "scorer": "length"}"""
+    model: str = "default"
+    """policy LM: default, random-tiny, smollm2-135m, a HF folder or a .gguf file"""
+    timesteps: int = 8192
+    """total environment steps"""
+    n_envs: int = 8
+    """parallel episodes (one batched env)"""
+    seed: int = 0
+    """seeds the algorithm, the env's prompt draws and the evaluation samples"""
+    out: str = ""
+    """run folder (default runs/<algo>-<env_id>-<time>)"""
+    learning_rate: float = 1e-4
+    """Adam step size"""
+    n_steps: int = 64
+    """steps per env per rollout"""
+    batch_size: int = 128
+    """PPO minibatch size"""
+    n_epochs: int = 4
+    """PPO epochs per rollout"""
+    gamma: float = 1.0
+    """no discount: episodes are short and the reward comes at the end"""
+    gae_lambda: float = 0.95
+    """GAE's bias/variance trade-off"""
+    clip_range: float = 0.2
+    """PPO's ratio clip"""
+    ent_coef: float = 0.0
+    """entropy bonus"""
+    vf_coef: float = 0.5
+    """value loss weight"""
+    max_grad_norm: float = 0.5
+    """gradient clipping"""
+    target_kl: float | None = None
+    """PPO: stop an epoch early when the update's KL to the rollout policy exceeds this"""
+    kl_coef: float = 0.0
+    """per-token penalty beta * log(pi / pi_ref) against the initial model (0: none)"""
+    kl_target: float | None = None
+    """adapt kl_coef so the KL to the initial model per episode stays near this (nats)"""
+    lora: dict[str, Any] | None = None
+    """LoRA settings, e.g. {"r": 8}; None trains every weight"""
+    separate_value_trunk: bool = False
+    """give the value function its own copy of the LM trunk"""
+    fast: bool = True
+    """KV-cached rollouts and one forward per episode segment; False: the naive reference"""
+    checkpoint_every: int = 2048
+    """environment steps between atomic checkpoints"""
+    eval_episodes: int = 16
+    """episodes for the before/after samples and `textgen eval`"""
+    device: str = "auto"
+    """auto (a GPU when there is one), cpu, cuda or cuda:N"""
+    progress_bar: bool = True
+    """show SB3's progress bar"""
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name in ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
+            at_least(name, getattr(self, name), 1)
+        for name in ("checkpoint_every", "eval_episodes"):
+            at_least(name, getattr(self, name), 1)
+        if self.algo not in ALGO_NAMES:
+            raise TextGenValueError(
+                f"Unknown algorithm {self.algo!r}; expected one of {list(ALGO_NAMES)}"
+            )
+        for name in ("learning_rate", "clip_range", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise TextGenValueError(f"Expects {name} > 0, got {getattr(self, name)}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise TextGenValueError(f"Expects {name} in [0, 1], got {getattr(self, name)}")
+        for name in ("kl_coef", "ent_coef", "vf_coef"):
+            if not getattr(self, name) >= 0:
+                raise TextGenValueError(f"Expects {name} >= 0, got {getattr(self, name)}")
+        for name in ("target_kl", "kl_target"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise TextGenValueError(f"Expects {name} > 0 or null, got {value}")
+        if self.kl_target is not None and self.kl_coef == 0:
+            raise TextGenValueError(
+                f"kl_target={self.kl_target} adapts kl_coef multiplicatively, so it never moves "
+                "from kl_coef=0; give a starting kl_coef > 0 as well (e.g. --kl-coef 0.05)"
+            )
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise TextGenValueError(
+                f"Expects device 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}"
+            )
+
+
+def at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise TextGenValueError(f"Expects {name} >= {low}, got {value}")
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether `value` fits the field type `hint` (int for float is fine; bool is not an int)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint) or hint
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin)
+
+
+def _type_name(hint: Any) -> str:
+    text = str(hint) if not isinstance(hint, type) else hint.__name__
+    return text.replace("typing.", "").replace("NoneType", "null")
+
+
+def check_types(obj: Any) -> None:
+    """Raise a TextGenTypeError naming the field, its type and the value that arrived."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if not _type_ok(value, hints[f.name]):
+            raise TextGenTypeError(
+                f"Expects {f.name} to be {_type_name(hints[f.name])}, "
+                f"got {type(value).__name__}: {value!r:.80}"
+            )
+        if hints[f.name] is float and isinstance(value, int):
+            object.__setattr__(obj, f.name, float(value))
+
+
+def config_keys() -> list[str]:
+    """The keys a YAML config (and `TrainConfig`) accepts."""
+    return [f.name for f in fields(TrainConfig)]
+
+
+def unknown_keys_error(unknown: list[str], valid: list[str], what: str = "config key") -> str:
+    """'Unknown config key(s) [...] (did you mean ...?); valid keys: [...]'."""
+    hints = [m for k in unknown for m in difflib.get_close_matches(k, valid, n=1)]
+    maybe = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
+    return f"Unknown {what}(s) {unknown}{maybe}; valid keys: {valid}"
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A `TrainConfig` from a YAML file and overrides (None values are "not given").
+
+    Unknown keys, wrong types and impossible values are errors that name the key, what was
+    expected and what arrived.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise TextGenValueError(f"Config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise TextGenValueError(f"Config file {path} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise TextGenValueError(
+                f"Expects {path} to hold a mapping of config keys, got {type(data).__name__}"
+            )
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(data) - set(config_keys()))
+    if unknown:
+        raise TextGenValueError(unknown_keys_error(unknown, config_keys()))
+    return TrainConfig(**data)
+
+
+def config_yaml(cfg: TrainConfig) -> str:
+    """The YAML text of `cfg` (keys in field order)."""
+    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+
+
+# -- dataclass fields as command-line flags (used by `textgen` and the examples) ----------------
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse without prefix matching, whose unknown-flag error suggests the nearest flag.
+
+    `--timestep 5` is an error that names `--timesteps` (argparse would silently take it as
+    `--timesteps`, and a typo in a longer flag could pick another one).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self.error(self._unknown_message(extra, ns))
+        return ns
+
+    def _unknown_message(self, extra: list[str], ns: argparse.Namespace) -> str:
+        parser = self._chosen_subparser(ns)
+        flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        for arg in extra:
+            flag = arg.split("=", 1)[0]
+            if flag.startswith("-"):
+                near = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6)
+                hint = f"; did you mean {near[0]}?" if near else f" (see {parser.prog} --help)"
+                return f"unrecognized argument {flag}{hint}"
+        return f"unrecognized arguments: {' '.join(extra)}"
+
+    def _chosen_subparser(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = getattr(ns, action.dest, None)
+                if chosen in action.choices:
+                    sub = action.choices[chosen]
+                    return sub._chosen_subparser(ns) if isinstance(sub, ArgumentParser) else sub
+        return self
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """A dataclass's field docstrings (the string literal written under each field)."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    docs = {}
+    for a, b in zip(body, body[1:], strict=False):
+        if (
+            isinstance(a, ast.AnnAssign)
+            and isinstance(b, ast.Expr)
+            and isinstance(b.value, ast.Constant)
+        ):
+            docs[a.target.id] = str(b.value.value)
+    return docs
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"expects JSON, got {text!r} ({e})") from e
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--flag` per field of dataclass `cls` (default None: "not given"), help from its docstring.
+
+    Fields whose default is a dict or None take JSON; bools take `--flag/--no-flag`.
+    """
+    docs = field_docs(cls)
+    for f in fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        flag = "--" + f.name.replace("_", "-")
+        help_ = docs.get(f.name, "") + f" (default: {default!r})"
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_
+            )
+        elif isinstance(default, (int, float, str)):
+            parser.add_argument(flag, type=type(default), help=help_)
+        else:
+            parser.add_argument(flag, type=_json_value, help="JSON: " + help_)
+
+
+def parse_dataclass_args(cls: type, argv: list[str] | None = None, description: str = "") -> Any:
+    """An instance of dataclass `cls` with fields overridden from the command line."""
+    parser = ArgumentParser(description=description)
+    add_dataclass_flags(parser, cls)
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    return cls(**given)
+
+
+__all__ = [
+    "ALGO_NAMES",
+    "ArgumentParser",
+    "TrainConfig",
+    "add_dataclass_flags",
+    "config_keys",
+    "config_yaml",
+    "field_docs",
+    "load_config",
+    "parse_dataclass_args",
+]

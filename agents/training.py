@@ -1,0 +1,391 @@
+"""Training runs: build a model from a `TrainConfig`, train or resume it in a run folder, evaluate it.
+
+A run folder (`RunDir` names its files) holds: `config.yaml` (the resolved config),
+`checkpoints/latest.zip` (written atomically every `checkpoint_every` steps, between an update
+and the next rollout, and when training ends), `model.zip` (the final SB3 model), `hf_model/`
+(the policy's LM as a Hugging Face folder), `tb/` (TensorBoard), `metrics.csv`, `curve.png`,
+`samples.md` (generations before and after training) and `samples_before.json` (so a resumed run
+still reports the "before" samples).
+
+Failures keep the folder usable: a start that fails before its first checkpoint can simply be
+run again (fresh or with `--resume`), a run stopped by a crash, a kill or a failing scorer
+resumes from its last checkpoint, and leftovers of interrupted atomic writes are removed on
+resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agents.config import TrainConfig, config_yaml, load_config
+from gym_textgen.errors import TextGenError, TextGenValueError
+
+#: Settings a resumed run may change; every other setting is fixed by the saved run.
+RESUMABLE = ("timesteps", "checkpoint_every", "eval_episodes", "device", "progress_bar", "out")
+
+
+class RunError(TextGenError, RuntimeError):
+    """A run folder cannot be created, written, resumed or read; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """The files of a run folder, named once."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    config = property(lambda self: self.path / "config.yaml")
+    checkpoint = property(lambda self: self.path / "checkpoints" / "latest.zip")
+    model = property(lambda self: self.path / "model.zip")
+    hf_model = property(lambda self: self.path / "hf_model")
+    tensorboard = property(lambda self: self.path / "tb")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    curve = property(lambda self: self.path / "curve.png")
+    samples = property(lambda self: self.path / "samples.md")
+    samples_before = property(lambda self: self.path / "samples_before.json")
+
+    def has_progress(self) -> bool:
+        """Whether a checkpoint or a final model exists (a started run, not a failed start)."""
+        return self.checkpoint.is_file() or self.model.is_file()
+
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete temporary files that an interrupted atomic write left behind."""
+        removed = []
+        for tmp in self.path.rglob("*.tmp"):
+            if tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+        return removed
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Turn an OSError on a file inside the folder into a RunError that names the folder."""
+        try:
+            yield
+        except OSError as e:
+            inside = e.filename is None or str(Path(e.filename).resolve()).startswith(
+                str(self.path.resolve())
+            )
+            if not inside:
+                raise
+            raise RunError(
+                f"Cannot write to run folder {self.path}: {e.strerror or e} "
+                f"({e.filename or type(e).__name__}); check its permissions and free space"
+            ) from e
+
+
+def env_kwargs_for(cfg: TrainConfig) -> dict[str, Any]:
+    """The env arguments, with the tokenizer matching the policy's model unless given."""
+    kwargs = dict(cfg.env_kwargs)
+    if "tokenizer" not in kwargs and cfg.model not in ("default", "random-tiny"):
+        kwargs["tokenizer"] = cfg.model
+    return kwargs
+
+
+def algo_kwargs(cfg: TrainConfig, algo_class: type) -> dict[str, Any]:
+    """The config fields that `algo_class.__init__` accepts."""
+    import inspect
+
+    accepted = inspect.signature(algo_class.__init__).parameters
+    names = [
+        "learning_rate",
+        "n_steps",
+        "batch_size",
+        "n_epochs",
+        "gamma",
+        "gae_lambda",
+        "clip_range",
+        "ent_coef",
+        "vf_coef",
+        "max_grad_norm",
+        "target_kl",
+        "seed",
+        "device",
+    ]
+    return {n: getattr(cfg, n) for n in names if n in accepted}
+
+
+def check_device(device: str) -> None:
+    """Raise a clear error when `device` names an accelerator this machine lacks."""
+    import torch as th
+
+    kind = device.split(":")[0]
+    if kind == "cuda" and not th.cuda.is_available():
+        raise TextGenValueError(
+            f"device={device!r} but torch sees no CUDA GPU; use 'auto' or 'cpu'"
+        )
+    if kind == "mps" and not th.backends.mps.is_available():
+        raise TextGenValueError(f"device={device!r} but MPS is not available; use 'auto' or 'cpu'")
+
+
+def make_env(cfg: TrainConfig) -> Any:
+    from agents.vec_env import make_vec_env
+
+    return make_vec_env(cfg.env_id, n_envs=cfg.n_envs, env_kwargs=env_kwargs_for(cfg))
+
+
+def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
+    """A new SB3 model and its env for `cfg` (nothing is written yet)."""
+    from agents.algos import ALGOS, make_algo
+
+    check_device(cfg.device)
+    algo_class = ALGOS[cfg.algo]
+    env = make_env(cfg)
+    model = make_algo(
+        algo_class,
+        env,
+        {
+            "model": cfg.model,
+            "lora": cfg.lora,
+            "separate_value_trunk": cfg.separate_value_trunk,
+            "fast": cfg.fast,
+        },
+        tensorboard_log=str(run.tensorboard),
+        verbose=0,
+        **algo_kwargs(cfg, algo_class),
+    )
+    return model, env
+
+
+def kl_callback(cfg: TrainConfig, model: Any) -> Any:
+    """The KL penalty against the run's initial model (reloaded by name, so resuming keeps it)."""
+    from agents.kl import KLPenaltyCallback
+    from gym_textgen.models import load_model
+
+    reference = None
+    if not cfg.lora:  # a LoRA policy's frozen base is its reference
+        kwargs = {"vocab_size": model.action_space.n} if cfg.model == "random-tiny" else {}
+        reference = load_model(cfg.model, **kwargs).to(model.device).requires_grad_(False)
+    return KLPenaltyCallback(cfg.kl_coef, cfg.kl_target, reference=reference)
+
+
+def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: str = "") -> Any:
+    """The SB3 model saved in `run` (`model.zip`, else the latest checkpoint)."""
+    from agents.algos import ALGOS
+
+    run = RunDir(run)
+    if not run.config.is_file():
+        raise RunError(f"{run.path} is not a run folder: {run.config} does not exist")
+    cfg = load_config(run.config)
+    candidates = [run.model, run.checkpoint]
+    if prefer == "checkpoint":
+        candidates.reverse()
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise RunError(f"No model in {run.path}: expected {candidates[0]} or {candidates[1]}")
+    device = device or cfg.device
+    check_device(device)
+    try:
+        return ALGOS[cfg.algo].load(path, env=env, device=device)
+    except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError) as e:
+        raise RunError(
+            f"Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})"
+        ) from e
+
+
+def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
+    """The saved config of `run`, with the overrides a resumed run may change.
+
+    A flag that would change anything else (the algorithm, the model, the env, the
+    hyperparameters saved in the checkpoint) is refused with the list of those that can change.
+    """
+    run = RunDir(run)
+    if not run.config.is_file():
+        raise RunError(f"Cannot resume {run.path}: no {run.config.name} there")
+    saved = load_config(run.config)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fixed = {
+        k: (getattr(saved, k), v)
+        for k, v in given.items()
+        if k not in RESUMABLE and getattr(saved, k) != v
+    }
+    if fixed:
+        shown = ", ".join(f"{k}: saved {old!r}, given {new!r}" for k, (old, new) in fixed.items())
+        raise RunError(
+            f"A resumed run keeps its settings; these differ from {run.config} ({shown}). "
+            f"Only {', '.join(RESUMABLE)} can change on --resume; start a new run to change others"
+        )
+    return load_config(run.config, **{k: v for k, v in given.items() if k in RESUMABLE})
+
+
+def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
+    """Train (or resume) a run; returns the run folder."""
+    if resume is not None:
+        run = RunDir(resume)
+    else:
+        default = f"runs/{cfg.algo}-{cfg.env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = RunDir(cfg.out or default)
+        if run.config.exists() and run.has_progress():
+            raise RunError(
+                f"{run.path} already holds a run; use --resume {run.path} or another --out"
+            )
+        cfg = dataclasses.replace(cfg, out=str(run.path))
+    with run.writing():
+        return _train(cfg, run, resume is not None)
+
+
+def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
+    from stable_baselines3.common.callbacks import CallbackList
+
+    from agents.callbacks import (
+        AtomicCheckpointCallback,
+        MetricsCallback,
+        atomic_write_bytes,
+        plot_curve,
+        save_atomic,
+        truncate_metrics,
+    )
+    from agents.evaluation import mean_reward, sample_episodes, samples_markdown
+    from agents.vec_env import unwrap_textgen
+
+    if resume and run.has_progress():
+        for tmp in run.remove_partial_writes():
+            print(f"removed {tmp} (left by an interrupted write)")
+        env = make_env(cfg)
+        model = load_run_model(run.path, env=env, prefer="checkpoint", device=cfg.device)
+        print(f"resuming {run.path} at {model.num_timesteps} of {cfg.timesteps} steps")
+        truncate_metrics(run.metrics, model.num_timesteps)  # rows after it are redone
+    else:
+        if resume:
+            print(f"{run.path} has no checkpoint yet (its start failed): starting it from step 0")
+        model, env = build(cfg, run)  # every setting is checked before anything is written
+        run.path.mkdir(parents=True, exist_ok=True)
+        for stale in (run.metrics, run.samples_before):  # from a start that failed
+            stale.unlink(missing_ok=True)
+        atomic_write_bytes(run.config, config_yaml(cfg).encode())
+    tokenizer = unwrap_textgen(env).core.tokenizer
+    sample_args = dict(
+        env_id=cfg.env_id, env_kwargs=env_kwargs_for(cfg), n=cfg.eval_episodes, seed=cfg.seed
+    )
+
+    before = _load_samples(run.samples_before)
+    if before is None:
+        before = sample_episodes(model, **sample_args)
+        data = json.dumps([dataclasses.asdict(s) for s in before])
+        atomic_write_bytes(run.samples_before, data.encode())
+    print(f"mean reward before training: {mean_reward(before):.3f} ({len(before)} eval episodes)")
+
+    start = model.num_timesteps
+    remaining = cfg.timesteps - start
+    t0 = time.time()
+    if remaining > 0:
+        steps = [
+            AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint),
+            MetricsCallback(run.metrics),
+        ]
+        if cfg.kl_coef > 0 or cfg.kl_target is not None:
+            # first, so the checkpoint and metrics callbacks run after the rewards are penalised
+            steps.insert(0, kl_callback(cfg, model))
+        try:
+            model.learn(
+                remaining,
+                callback=CallbackList(steps),
+                reset_num_timesteps=not resume,
+                progress_bar=cfg.progress_bar,
+                tb_log_name="tb",
+            )
+        except (TextGenError, KeyboardInterrupt):
+            if run.checkpoint.is_file():
+                print(
+                    f"training stopped; {run.checkpoint} is intact: fix the cause, then "
+                    f"textgen train --resume {run.path}",
+                    file=sys.stderr,
+                )
+            raise
+    seconds = time.time() - t0
+    trained = model.num_timesteps - start
+    save_atomic(model, run.model)
+    model.policy.save_pretrained(run.hf_model, tokenizer=tokenizer)
+    if run.metrics.exists():
+        plot_curve(run.metrics, run.curve, title=f"{cfg.algo} on {cfg.env_id} ({cfg.model})")
+
+    after = sample_episodes(model, **sample_args)
+    text = (
+        f"# Samples: {cfg.algo} on {cfg.env_id} with {cfg.model}\n\n"
+        + samples_markdown("Before training", before)
+        + "\n"
+        + samples_markdown(f"After {model.num_timesteps} steps", after)
+    )
+    atomic_write_bytes(run.samples, text.encode())
+    print(f"mean reward after training:  {mean_reward(after):.3f} ({len(after)} eval episodes)")
+    if trained > 0:
+        print(
+            f"trained {trained} steps in {seconds:.0f}s "
+            f"({trained / max(seconds, 1e-9):.0f} env-steps/s), {model.num_timesteps} in all"
+        )
+    print("samples after training:")
+    for s in after[:4]:
+        print(f"  [{s.reward:.2f}] {s.prompt}«{s.completion}»")
+    print(f"run folder: {run.path}")
+    return run.path
+
+
+def _load_samples(path: Path) -> list[Any] | None:
+    """The samples saved at `path`, or None when missing or unreadable (they are recomputed)."""
+    from agents.evaluation import Sample
+
+    try:
+        return [Sample(**s) for s in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def run_samples(run: Path, **kwargs: Any) -> list[Any]:
+    """Episodes of the run's saved policy on its env (`kwargs` go to `sample_episodes`)."""
+    from agents.evaluation import sample_episodes
+
+    rd = RunDir(run)
+    model = load_run_model(rd.path)
+    cfg = load_config(rd.config)
+    kwargs.setdefault("n", cfg.eval_episodes)
+    return sample_episodes(model, cfg.env_id, env_kwargs_for(cfg), **kwargs)
+
+
+def evaluate(run: Path, episodes: int | None = None, split: str = "eval", seed: int = 0) -> float:
+    """Print and return the mean reward of the run's model on `split` prompts."""
+    from agents.evaluation import mean_reward
+
+    kwargs = {"n": episodes} if episodes else {}
+    samples = run_samples(run, split=split, seed=seed, **kwargs)
+    for s in samples[:8]:
+        print(f"[{s.reward:.3f}] {s.prompt}«{s.completion}»")
+    value = mean_reward(samples)
+    print(f"mean reward: {value:.3f} over {len(samples)} episodes ({split} prompts)")
+    return value
+
+
+def generate(
+    run: Path, prompts: list[str], n: int = 1, seed: int = 0, deterministic: bool = False
+) -> list[str]:
+    """Print and return `n` completions of each of `prompts` by the run's policy."""
+    samples = run_samples(
+        run, n=n * len(prompts), prompts=prompts, seed=seed, deterministic=deterministic
+    )
+    for s in samples:
+        print(f"{s.prompt}«{s.completion}»  (reward {s.reward:.3f})")
+    return [s.completion for s in samples]
+
+
+__all__ = [
+    "RESUMABLE",
+    "RunDir",
+    "RunError",
+    "build",
+    "evaluate",
+    "generate",
+    "load_run_model",
+    "resume_config",
+    "run_samples",
+    "train",
+]
