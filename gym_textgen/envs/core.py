@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "allowed_tokens": None,
     "vocab_size": None,
     "scorer_kwargs": None,
+    "scorer_timeout": None,
     "split": "train",
 }
 
@@ -89,6 +90,14 @@ class TextGenCore:
         self.prompts = self.task.prompts if self.split == "train" else self.task.eval_prompts
         spec = cfg["scorer"] if cfg["scorer"] is not None else self.task.scorer
         self.scorer: Scorer = make_scorer(spec, **(cfg["scorer_kwargs"] or {}))
+        timeout = cfg["scorer_timeout"]
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+        ):
+            raise TextGenValueError(
+                f"Expects scorer_timeout to be seconds > 0 or None, got {timeout!r}"
+            )
+        self.scorer_timeout = None if timeout is None else float(timeout)
 
         tok = cfg["tokenizer"]
         self.tokenizer = load_tokenizer(tok) if isinstance(tok, str) else tok
@@ -188,5 +197,6 @@ class TextGenCore:
             completions,
             refs,
             completion_ids=[list(x) for x in ids] if self.scorer.uses_token_ids else None,
+            timeout=self.scorer_timeout,
         )
         return total, comps, completions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -157,12 +158,50 @@ def evaluate(
     completions: Sequence[str],
     references: Sequence[Any] | None = None,
     completion_ids: Sequence[Sequence[int]] | None = None,
+    timeout: float | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Rewards and their components, with every failure turned into a `ScorerError`.
 
     The error names the scorer and the completion being scored, so a crash deep inside a user's
     reward function points at the text that caused it.
+
+    Args:
+        timeout: seconds the scorer may take for this batch (None: no limit). A scorer that
+            takes longer raises a `ScorerError`; Python cannot stop a running function, so it
+            finishes in a background thread and its result is dropped.
     """
+    if timeout is None:
+        return _evaluate(scorer, prompts, completions, references, completion_ids)
+    result: list[Any] = []
+
+    def work() -> None:
+        try:
+            result.append(_evaluate(scorer, prompts, completions, references, completion_ids))
+        except BaseException as e:  # handed to the caller's thread
+            result.append(e)
+
+    # a daemon thread: a scorer that never returns cannot keep the process alive at exit
+    thread = threading.Thread(target=work, name=f"scorer-{scorer.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not result:
+        shown = completions[0] if len(completions) == 1 else list(completions)
+        raise ScorerError(
+            f"Scorer {scorer.name!r} did not return within its timeout of {timeout:g} s while "
+            f"scoring completion {shown!r:.300}"
+        )
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+def _evaluate(
+    scorer: Scorer,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    references: Sequence[Any] | None,
+    completion_ids: Sequence[Sequence[int]] | None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     try:
         comps = scorer.components(prompts, completions, references, completion_ids=completion_ids)
         comps = {k: check_scores(scorer, v, completions) for k, v in comps.items()}
