@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.error import ResetNeeded
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import gym_textgen
 from gym_textgen.scorers import Scorer, ScorerError
@@ -174,65 +173,138 @@ def test_scorer_returning_wrong_shape_or_type():
         env2.step(300)
 
 
-def test_unknown_scorer_lists_names():
-    with pytest.raises(
-        ValueError,
-        match=r"Unknown scorer 'sentimnt'; expected one of \['keywords', 'length', 'overlap', 'sentiment', 'target_tokens'\]",
-    ):
-        gym.make("TextGen-v0", scorer="sentimnt")
+# -- the bad-input table ----------------------------------------------------------------------------
+# Each row: a call, the error type, and two fragments the message must hold: what was expected
+# and what arrived.
+
+V = len(gym_textgen.load_tokenizer("default"))
 
 
-def test_unknown_task_lists_names():
-    with pytest.raises(
-        ValueError,
-        match=r"Unknown task 'nope'; expected one of \['keywords', 'movie_sentiment', 'target_tokens'\]",
-    ):
-        gym.make("TextGen-v0", task="nope")
+def _env(**kwargs):
+    env = gym.make("TextGen-v0", **kwargs).unwrapped
+    env.reset(seed=0)
+    return env
 
 
-def test_unknown_kwarg_lists_valid_names():
-    with pytest.raises(
-        TypeError,
-        match=r"unexpected keyword argument\(s\) \['max_tokens'\]; valid names: .*'max_new_tokens'",
-    ):
-        gym.make("TextGen-v0", max_tokens=3)
+def _vec(n=2):
+    envs = gym.make_vec("TextGen-v0", num_envs=n, vectorization_mode="vector_entry_point")
+    envs.reset(seed=0)
+    return envs
 
 
-def test_bad_lengths_and_split():
-    with pytest.raises(ValueError, match="Expects max_new_tokens to be an int >= 1, got 0"):
-        gym.make("TextGen-v0", max_new_tokens=0)
-    with pytest.raises(ValueError, match="Expects split 'train' or 'eval', got 'test'"):
-        gym.make("TextGen-v0", split="test")
-    with pytest.raises(
-        ValueError, match="Expects vocab_size >= the tokenizer's 937 tokens, got 10"
-    ):
-        gym.make("TextGen-v0", vocab_size=10)
+def _config(tmp_path, text):
+    from agents.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return load_config(path)
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    actions=st.lists(st.integers(min_value=0, max_value=936), min_size=1, max_size=40),
-    seed=st.integers(min_value=0, max_value=2**31 - 1),
-    dense=st.booleans(),
+def _run_folder(tmp_path, payload):
+    from agents.training import load_run_model
+
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "config.yaml").write_text("algo: ppo\nmodel: random-tiny\n")
+    (run / "model.zip").write_bytes(payload)
+    return load_run_model(run)
+
+
+def _truncated_zip(tmp_path):
+    import agents
+
+    env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=1, max_new_tokens=2)
+    model = agents.make_algo("ppo", env, {"model": "random-tiny"}, n_steps=4, batch_size=4)
+    model.save(tmp_path / "whole.zip")
+    data = (tmp_path / "whole.zip").read_bytes()
+    return _run_folder(tmp_path, data[: len(data) // 2])
+
+
+def _policy_on(env):
+    from stable_baselines3 import PPO
+
+    import agents
+
+    return PPO(agents.TransformerPolicy, env, policy_kwargs={"model": "default"})
+
+
+TextGenValueError, TextGenTypeError = gym_textgen.TextGenValueError, gym_textgen.TextGenTypeError
+ModelNotFoundError = gym_textgen.models.ModelNotFoundError
+
+BAD_INPUTS = [
+    # env arguments
+    ("max_new_tokens=0", lambda t: _env(max_new_tokens=0), TextGenValueError, "int >= 1", "got 0"),
+    ("max_prompt_tokens as str", lambda t: _env(max_prompt_tokens="8"), TextGenValueError, "int >= 1", "got '8'"),
+    ("max_new_tokens float", lambda t: _env(max_new_tokens=2.5), TextGenValueError, "int >= 1", "got 2.5"),
+    ("split", lambda t: _env(split="test"), TextGenValueError, "'train' or 'eval'", "got 'test'"),
+    ("vocab_size too small", lambda t: _env(vocab_size=10), TextGenValueError, f">= the tokenizer's {V} tokens", "got 10"),
+    ("allowed_tokens out of range", lambda t: _env(allowed_tokens=[V + 5]), TextGenValueError, f"in \\[0, {V - 1}\\]", f"got \\[{V + 5}\\]"),
+    ("allowed_tokens empty", lambda t: _env(allowed_tokens=[]), TextGenValueError, "at least one id the tokenizer can produce", "got \\[\\]"),
+    ("unknown task", lambda t: _env(task="nope"), TextGenValueError, "expected one of \\['keywords'", "Unknown task 'nope'"),
+    ("task of wrong type", lambda t: _env(task=42), TextGenTypeError, "registered name, a Task or a non-empty list", "got int: 42"),
+    ("unknown scorer", lambda t: _env(scorer="sentimnt"), TextGenValueError, "expected one of \\['keywords'", "Unknown scorer 'sentimnt'"),
+    ("scorer weight not a number", lambda t: _env(scorer={"sentiment": "high"}), TextGenTypeError, "\\{name: float\\}", "got 'sentiment': 'high'"),
+    ("kwargs for a function scorer", lambda t: _env(scorer=lambda p, c: 1.0, scorer_kwargs={"x": 1}), TextGenTypeError, "takes no keyword arguments", "got \\['x'\\]"),
+    ("scorer module missing", lambda t: _env(scorer="no_such_module_xyz:fn"), TextGenValueError, "Cannot import module", "'no_such_module_xyz'"),
+    ("scorer attribute missing", lambda t: _env(scorer="math:no_such_fn"), TextGenValueError, "Module 'math' has no attribute", "'no_such_fn'"),
+    ("scorer of wrong type", lambda t: _env(scorer=3.5), TextGenTypeError, "Expects a scorer name, function", "got float: 3.5"),
+    ("scorer_timeout", lambda t: _env(scorer_timeout=0), TextGenValueError, "seconds > 0 or None", "got 0"),
+    ("length target", lambda t: _env(scorer="length", scorer_kwargs={"target": 0}), TextGenValueError, "target > 0", "got 0"),
+    ("length unit", lambda t: _env(scorer="length", scorer_kwargs={"unit": "lines"}), TextGenValueError, "'words' or 'chars'", "got 'lines'"),
+    ("unknown env argument", lambda t: _env(max_tokens=3), TextGenTypeError, "valid names: .*'max_new_tokens'", "\\['max_tokens'\\]"),
+    ("unknown tokenizer", lambda t: _env(tokenizer="no/such-tok-xyz"), ModelNotFoundError, "Expected a preset", "'no/such-tok-xyz'"),
+    # actions
+    ("action out of range", lambda t: _env().step(V), TextGenValueError, f"in \\[0, {V - 1}\\]", f"actual {V} \\(int\\)"),
+    ("action as float", lambda t: _env().step(2.0), TextGenTypeError, "integer action", "actual 2.0 \\(float\\)"),
+    ("action as array", lambda t: _env().step(np.array([1, 2])), TextGenTypeError, "integer action", "actual array"),
+    ("vector actions shape", lambda t: _vec(2).step(np.array([1, 2, 3])), TextGenValueError, "shape \\(2,\\)", "got \\(3,\\)"),
+    ("vector seeds", lambda t: _vec(2).reset(seed=[1, 2, 3]), TextGenValueError, "Expects 2 seeds", "got 3"),
+    ("num_envs=0", lambda t: gym.make_vec("TextGen-v0", num_envs=0), TextGenValueError, "int >= 1", "got 0"),
+    # prompts
+    ("empty prompt", lambda t: _env().reset(options={"prompt": ""}), TextGenValueError, "non-empty prompt", "got ''"),
+    ("prompt of wrong type", lambda t: _env().reset(options={"prompt": 12}), TextGenTypeError, "as a str", "got int"),
+    ("prompt_index", lambda t: _env().reset(options={"prompt_index": 999}), TextGenValueError, "prompt_index in \\[0, ", "got 999"),
+    ("reset option typo", lambda t: _env().reset(options={"promt": "x"}), TextGenValueError, "expected 'prompt'", "\\['promt'\\]"),
+    ("references per prompt", lambda t: gym_textgen.Task(name="t", prompts=("a",), references=("x", "y")), TextGenValueError, "one of references per prompt \\(1\\)", "got 2"),
+    # models
+    ("model name", lambda t: gym_textgen.load_model("no/such-model-xyz"), ModelNotFoundError, "Expected a preset", "'no/such-model-xyz'"),
+    ("model folder", lambda t: gym_textgen.load_model("./no_such_dir_xyz"), ModelNotFoundError, "a local Hugging Face folder", "not a folder or a .gguf file"),
+    ("gguf file", lambda t: gym_textgen.load_model(str(t / "missing.gguf")), ModelNotFoundError, "a .gguf file", "no such .gguf file"),
+    ("random-tiny arguments", lambda t: gym_textgen.load_model("default", vocab_size=10), TextGenTypeError, "apply to 'random-tiny' only", "got 'default'"),
+    ("vocab mismatch", lambda t: _policy_on(__import__("agents").make_vec_env("TextGen-v0", n_envs=1, vocab_size=1000)), TextGenValueError, "create the env with vocab_size=", "1000 actions but model 'default' outputs"),
+    ("policy on CartPole", lambda t: _policy_on(gym.make("CartPole-v1")), TextGenValueError, "expects a text observation space", "got Box"),
+    ("make_vec_env id", lambda t: __import__("agents").make_vec_env("CartPole-v1"), TextGenValueError, "Expects a TextGen env id", "got 'CartPole-v1'"),
+    ("make_vec_env wrapper", lambda t: __import__("agents").make_vec_env(wrapper_class=object), TextGenValueError, "use stable_baselines3", "wrapper_class does not apply"),
+    ("make_algo name", lambda t: __import__("agents").make_algo("dqn", None), TextGenValueError, "expected one of", "'dqn'"),
+    # config files
+    ("config key", lambda t: _config(t, "learning_rte: 0.1\n"), TextGenValueError, "valid keys", "\\['learning_rte'\\]"),
+    ("config type", lambda t: _config(t, "timesteps: lots\n"), TextGenTypeError, "timesteps to be int", "got str: 'lots'"),
+    ("config not a mapping", lambda t: _config(t, "- ppo\n"), TextGenValueError, "mapping of config keys", "got list"),
+    ("config not YAML", lambda t: _config(t, "algo: [ppo\n"), TextGenValueError, "valid YAML", "c.yaml"),
+    ("config algo", lambda t: _config(t, "algo: dqn\n"), TextGenValueError, "expected one of \\['a2c'", "'dqn'"),
+    ("config gamma", lambda t: _config(t, "gamma: 1.5\n"), TextGenValueError, "gamma in \\[0, 1\\]", "got 1.5"),
+    ("config kl_target alone", lambda t: _config(t, "kl_target: 2.0\n"), TextGenValueError, "starting kl_coef > 0", "kl_target=2.0"),
+    ("config file missing", lambda t: __import__("agents.config").config.load_config(t / "nope.yaml"), TextGenValueError, "Config file", "does not exist"),
+    # checkpoints and KL
+    ("checkpoint not a zip", lambda t: _run_folder(t, b"PK\x03\x04 not a zip"), gym_textgen.TextGenError, "corrupt or unreadable", "model.zip"),
+    ("checkpoint truncated", _truncated_zip, gym_textgen.TextGenError, "corrupt or unreadable", "model.zip"),
+    ("KL beta", lambda t: __import__("agents.kl").kl.KLPenaltyCallback(beta=-1), TextGenValueError, "beta >= 0", "got -1"),
+]  # fmt: skip
+
+
+def test_bad_input_table_is_large():
+    assert len(BAD_INPUTS) >= 30
+
+
+@pytest.mark.parametrize(
+    "call, error, expected, actual",
+    [row[1:] for row in BAD_INPUTS],
+    ids=[row[0] for row in BAD_INPUTS],
 )
-def test_random_action_sequences_never_crash(actions, seed, dense):
-    env = _property_env(dense)
-    obs, _ = env.reset(seed=seed)
-    for a in actions:
-        obs, reward, terminated, truncated, _ = env.step(a)
-        assert env.observation_space.contains(obs)
-        assert isinstance(reward, float) and math.isfinite(reward)
-        if terminated:
-            obs, _ = env.reset()
-            assert env.observation_space.contains(obs)
-
-
-_PROPERTY_ENVS: dict[bool, gym.Env] = {}
-
-
-def _property_env(dense: bool) -> gym.Env:
-    if dense not in _PROPERTY_ENVS:
-        _PROPERTY_ENVS[dense] = gym.make(
-            "TextGen-v0", max_new_tokens=8, dense_reward=dense
-        ).unwrapped
-    return _PROPERTY_ENVS[dense]
+def test_bad_input(tmp_path, call, error, expected, actual):
+    with pytest.raises(error) as info:
+        call(tmp_path)
+    assert isinstance(info.value, gym_textgen.TextGenError)  # one base class to catch
+    message = str(info.value)
+    assert re.search(expected, message), f"expected-part {expected!r} not in: {message}"
+    assert re.search(actual, message), f"actual-part {actual!r} not in: {message}"

@@ -144,8 +144,10 @@ class TextGenCore:
             narrowed[ids] = True
             mask &= narrowed
         if not mask.any():
+            shown = sorted(int(i) for i in allowed)[:10] if allowed is not None else []
             raise TextGenValueError(
-                "No token is allowed: allowed_tokens and the vocabulary do not overlap"
+                "No token is allowed: expects allowed_tokens to hold at least one id the "
+                f"tokenizer can produce (not a special token other than EOS), got {shown}"
             )
         return mask
 
