@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 import agents
 from agents import MaskableTransformerPolicy, TransformerPolicy, make_vec_env
 from gym_textgen.models import ModelNotFoundError
+from tests.tokens import WORDS, V
 
 TINY = {"model": "random-tiny"}
 ENV = dict(max_new_tokens=6)
@@ -77,10 +78,10 @@ def test_log_prob_equals_plain_hf_model(algo):
     rng = np.random.default_rng(0)
     obs_batch = []
     for n in (3, 7, 11):  # rows of different lengths in one batch
-        ids = rng.integers(2, 900, size=n)
+        ids = rng.integers(2, V, size=n)
         obs_batch.append(prefix_obs(model.env, ids))
     obs = {k: np.concatenate([o[k] for o in obs_batch]) for k in obs_batch[0]}
-    actions = th.tensor([5, 17, 300])
+    actions = th.tensor(WORDS[:3])
     obs_t, _ = policy.obs_to_tensor(obs)
     with th.no_grad():
         _, log_prob, entropy = policy.evaluate_actions(obs_t, actions)
@@ -205,6 +206,7 @@ def test_lora_trains_adapters_only_and_base_is_reference(tmp_path):
     th.testing.assert_close(hf(ids).logits, policy.lm(ids).logits, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_learning_target_tokens():
     """PPO raises the synthetic reward well above the random policy's ~0.25 within a small budget."""
     env = make_vec_env("TextGenTargetTokens-v0", n_envs=8, max_new_tokens=8, stop_on_eos=False)
@@ -236,8 +238,10 @@ def test_model_name_that_cannot_be_resolved():
 
 
 def test_vocab_mismatch_names_both_numbers():
-    env = make_vec_env("TextGen-v0", n_envs=1, vocab_size=1000)
-    with pytest.raises(ValueError, match=r"1000 actions but model 'default' outputs 937 logits"):
+    env = make_vec_env("TextGen-v0", n_envs=1, vocab_size=V + 7)
+    with pytest.raises(
+        ValueError, match=rf"{V + 7} actions but model 'default' outputs {V} logits"
+    ):
         PPO(TransformerPolicy, env, policy_kwargs={"model": "default"})
 
 
@@ -252,15 +256,14 @@ def test_vec_env_is_native_and_reports_terminal_observation():
     assert isinstance(inner.venv, agents.vec_env.TextGenVectorEnv)
     obs = env.reset()
     for _ in range(2):
-        obs, rewards, dones, infos = env.step(np.array([300, 301, 302]))
+        obs, rewards, dones, infos = env.step(np.array(WORDS[:3]))
     assert dones.all()
     for i, info in enumerate(infos):
         term = info["terminal_observation"]
         n = int(term["attention_mask"].sum())
-        assert term["input_ids"][n - 2 : n].tolist() == [300 + i, 300 + i]  # the finished text
-        assert (
-            300 + i not in obs["input_ids"][i][: int(obs["attention_mask"][i].sum())]
-        )  # a new prompt
+        assert term["input_ids"][n - 2 : n].tolist() == [WORDS[i]] * 2  # the finished text
+        m = int(obs["attention_mask"][i].sum())
+        assert obs["input_ids"][i][m - 2 : m].tolist() != [WORDS[i]] * 2  # a new prompt
         assert "episode" in info and info["episode"]["l"] == 2
         assert not info["TimeLimit.truncated"]
-    assert np.stack(env.env_method("action_masks")).shape == (3, 937)
+    assert np.stack(env.env_method("action_masks")).shape == (3, V)

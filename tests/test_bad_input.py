@@ -12,6 +12,7 @@ from gymnasium.error import ResetNeeded
 
 import gym_textgen
 from gym_textgen.scorers import Scorer, ScorerError
+from tests.tokens import WORD, V
 
 
 @pytest.fixture
@@ -25,15 +26,15 @@ def still_usable(env):
     """One full episode runs after the error."""
     env.reset(seed=1)
     for _ in range(env.max_new_tokens):
-        *_, terminated, _, _ = env.step(300)
+        *_, terminated, _, _ = env.step(WORD)
         if terminated:
             return True
     return False
 
 
 def test_action_out_of_range(env):
-    with pytest.raises(ValueError, match=r"Expects action in \[0, 936\], actual 5000 \(int\)"):
-        env.step(5000)
+    with pytest.raises(ValueError, match=rf"Expects action in \[0, {V - 1}\], actual {V} \(int\)"):
+        env.step(V)
     with pytest.raises(ValueError, match=r"actual -1"):
         env.step(np.int64(-1))
     assert env.generated_ids == [] and still_usable(env)
@@ -41,7 +42,7 @@ def test_action_out_of_range(env):
 
 @pytest.mark.parametrize("action", [3.0, np.float32(2), np.array([1, 2]), None, "7", True])
 def test_action_of_wrong_type(env, action):
-    with pytest.raises(TypeError, match=r"Expects an integer action in \[0, 936\], actual"):
+    with pytest.raises(TypeError, match=rf"Expects an integer action in \[0, {V - 1}\], actual"):
         env.step(action)
     assert env.generated_ids == [] and still_usable(env)
 
@@ -60,9 +61,9 @@ def test_step_before_reset():
 
 def test_step_after_episode_end(env):
     for _ in range(4):
-        env.step(300)
+        env.step(WORD)
     with pytest.raises(ResetNeeded, match="episode has ended"):
-        env.step(300)
+        env.step(WORD)
     assert still_usable(env)
 
 
@@ -149,7 +150,7 @@ def test_scorer_returning_non_finite(bad):
     with pytest.raises(
         ScorerError, match=r"Scorer '<lambda>' returned .* \(not finite\) for completion"
     ):
-        env.step(300)
+        env.step(WORD)
     assert env.generated_ids == []
 
 
@@ -166,18 +167,16 @@ def test_scorer_returning_wrong_shape_or_type():
         ScorerError,
         match=r"'two' must return shape \(1,\) for 1 completions, returned shape \(2,\)",
     ):
-        env.step(300)
+        env.step(WORD)
     env2 = gym.make("TextGen-v0", scorer=lambda p, c: "good", max_new_tokens=1).unwrapped
     env2.reset(seed=0)
     with pytest.raises(ScorerError, match="must return a float, returned str"):
-        env2.step(300)
+        env2.step(WORD)
 
 
 # -- the bad-input table ----------------------------------------------------------------------------
 # Each row: a call, the error type, and two fragments the message must hold: what was expected
 # and what arrived.
-
-V = len(gym_textgen.load_tokenizer("default"))
 
 
 def _env(**kwargs):

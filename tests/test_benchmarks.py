@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.mark.parametrize(
     "script, args, expect",
     [
+        ("load_speed.py", ["--quick", "--repeats", "1"], "load / read"),
         ("env_overhead.py", ["--steps", "500", "--repeats", "1"], "ratio TextGen/CartPole"),
         ("rollout_speed.py", ["--quick", "--new-tokens", "8", "--repeats", "1"], "fast / generate"),
         ("update_speed.py", ["--quick", "--repeats", "1"], "fast / reference"),

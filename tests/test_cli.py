@@ -94,6 +94,7 @@ def wait_for(path, proc, timeout=120):
     return path.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["before the first checkpoint", "after a checkpoint"])
 def test_resume_after_killed_run(tmp_path, when):
     """kill -9 at two points of a run; --resume finishes it with whole files and metrics."""
@@ -236,24 +237,44 @@ def test_missing_and_corrupt_checkpoint(tmp_path):
     assert r.returncode == 2 and "is corrupt or unreadable" in r.stderr
 
 
+FLOAT = r"(-?\d+\.\d+)"
+
+
 @pytest.mark.parametrize(
-    "script, args",
+    "script, args, pattern, episodes",
     [
-        ("01_random_agent.py", ["--episodes", "2"]),
-        ("02_ppo_synthetic.py", ["--timesteps", "256"]),
+        ("01_random_agent.py", ["--episodes", "2"], rf"mean return of a random agent: {FLOAT}", 2),
+        (
+            "02_ppo_synthetic.py",
+            ["--timesteps", "256"],
+            rf"mean reward over the last \d+ episodes: {FLOAT}",
+            0,
+        ),
         (
             "03_ppo_sentiment.py",
             ["--timesteps", "128", "--eval-episodes", "2", "--max-new-tokens", "8"],
+            rf"mean sentiment reward: before {FLOAT}, after {FLOAT}",
+            2,
         ),
     ],
 )
-def test_examples_smoke(script, args):
+def test_examples_smoke(script, args, pattern, episodes):
+    """Each example runs with a tiny budget and reports rewards that are real numbers in [0, 1],
+    with the episodes it shows (prompt«completion»)."""
+    import math
+    import re
+
     path = Path(__file__).resolve().parents[1] / "examples" / script
     result = subprocess.run(
         [sys.executable, str(path), *args], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "mean" in result.stdout
+    found = re.search(pattern, result.stdout)
+    assert found, result.stdout[-2000:]
+    values = [float(v) for v in found.groups()]
+    assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), values
+    shown = [line for line in result.stdout.splitlines() if "«" in line and line.endswith("»")]
+    assert len(shown) >= episodes
 
 
 def test_make_train_config_is_valid():

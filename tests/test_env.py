@@ -12,6 +12,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import gym_textgen
 from gym_textgen import ENV_IDS
+from tests.tokens import WORD, V
 
 IDS = sorted(ENV_IDS)
 
@@ -123,18 +124,18 @@ def test_episode_ends_on_eos_and_at_max_new_tokens():
     env = gym.make("TextGen-v0", max_new_tokens=5)
     eos = env.unwrapped.core.eos_id
     env.reset(seed=0, options={"prompt": "The plot was"})
-    obs, reward, terminated, truncated, info = env.step(300)
+    obs, reward, terminated, truncated, info = env.step(WORD)
     assert not terminated and reward == 0.0 and info == {}
     obs, reward, terminated, _, info = env.step(eos)
     assert terminated and info["new_tokens"] == 2
     # EOS is in the observation but not in the scored completion
     n = int(obs["attention_mask"].sum())
     assert obs["input_ids"][n - 1] == eos
-    assert info["completion"] == env.unwrapped.core.decode([300])
+    assert info["completion"] == env.unwrapped.core.decode([WORD])
 
     env.reset(seed=0)
     for i in range(5):
-        obs, _, terminated, _, info = env.step(300)
+        obs, _, terminated, _, info = env.step(WORD)
         assert terminated == (i == 4)
     assert info["new_tokens"] == 5
 
@@ -222,8 +223,8 @@ def test_action_masks():
     assert mask[core.eos_id] and not mask[core.pad_id]  # EOS allowed, padding not
     narrowed = gym.make("TextGen-v0", allowed_tokens=[core.eos_id, 5, 6, core.pad_id]).unwrapped
     assert np.flatnonzero(narrowed.action_masks()).tolist() == sorted([core.eos_id, 5, 6])
-    with pytest.raises(ValueError, match=r"allowed_tokens in \[0, 936\], got \[5000\]"):
-        gym.make("TextGen-v0", allowed_tokens=[5000])
+    with pytest.raises(ValueError, match=rf"allowed_tokens in \[0, {V - 1}\], got \[{V + 1}\]"):
+        gym.make("TextGen-v0", allowed_tokens=[V + 1])
 
 
 def test_maskable_ppo_sees_action_masks():

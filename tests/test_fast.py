@@ -168,7 +168,7 @@ def test_rollout_cache_is_fresh_after_an_update_by_a_fused_optimizer():
     assert max(check.errors) < 1e-5, check.errors
 
 
-def random_walk_batches(rng, tok_range=(2, 900), width=24, b=4, steps=60, p_unrelated=0.1):
+def random_walk_batches(rng, tok_range=(2, V), width=24, b=4, steps=60, p_unrelated=0.1):
     """Batches as SB3 and users produce them: extensions, restarts, repeats, other batch sizes."""
     rows = [list(rng.integers(*tok_range, size=rng.integers(1, 6))) for _ in range(b)]
     for _ in range(steps):
@@ -263,12 +263,12 @@ def test_grouped_forward_any_minibatch():
     model = make(PPO, fast=True)
     trunk = model.policy.features_extractor.trunk
     rng = np.random.default_rng(1)
-    episode = list(rng.integers(2, 900, size=3))
+    episode = list(rng.integers(2, V, size=3))
     rows = []
     for _ in range(6):
-        episode = episode + [int(rng.integers(2, 900))]
+        episode = episode + [int(rng.integers(2, V))]
         rows.append(list(episode))
-    other = [list(rng.integers(2, 900, size=5))]
+    other = [list(rng.integers(2, V, size=5))]
     for batch in (rows, rows[::-1], rows[:2] + other + rows[2:], other + rows + other):
         ids, lengths = as_batch(batch)
         with th.no_grad():

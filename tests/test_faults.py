@@ -16,6 +16,8 @@ from stable_baselines3 import PPO
 
 from agents.callbacks import read_metrics
 
+pytestmark = pytest.mark.slow
+
 # A reward that misbehaves from its N-th call on, as FLAKY_MODE says: a service that goes down,
 # a bug that returns NaN, a call that never returns.
 FLAKY = """

