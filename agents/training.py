@@ -202,7 +202,10 @@ def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
     """
     run = RunDir(run)
     if not run.config.is_file():
-        raise RunError(f"Cannot resume {run.path}: no {run.config.name} there")
+        raise RunError(
+            f"Cannot resume {run.path}: it holds no run (no {run.config.name}); "
+            f"start one with textgen train --out {run.path}"
+        )
     saved = load_config(run.config)
     given = {k: v for k, v in overrides.items() if v is not None}
     fixed = {
