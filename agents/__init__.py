@@ -35,13 +35,13 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    if importlib.util.find_spec(f"agents.{name}") is not None:  # a submodule: agents.kl, ...
-        return importlib.import_module(f"agents.{name}")
+    if name.isidentifier() and importlib.util.find_spec(f"agents.{name}") is not None:
+        return importlib.import_module(f"agents.{name}")  # a submodule: agents.kl, ...
     raise AttributeError(f"module 'agents' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted(_EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

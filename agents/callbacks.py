@@ -64,8 +64,9 @@ class AtomicCheckpointCallback(BaseCallback):
     Unlike SB3's `CheckpointCallback`, which writes a new file in place each time, this keeps one
     file that is always complete, so `textgen train --resume` can trust it. It saves between a
     rollout's update and the next rollout (and when training ends), never inside a rollout: a
-    checkpoint at step T holds the weights updated on every step up to T, so a resume continues
-    exactly where the run was.
+    checkpoint at step T holds the weights updated on every step up to T. A resume continues
+    from those weights, the optimizer state, the step count and (with the KL callback) beta;
+    the episodes that were open and the random streams start afresh.
     """
 
     def __init__(self, save_freq: int, path: Path, verbose: int = 0) -> None:

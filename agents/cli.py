@@ -13,6 +13,7 @@ traceback. Anything else is a bug and shows its traceback.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -30,30 +31,46 @@ def _version() -> str:
         return "unknown"
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expects an integer >= 1, got {value}")
+    return value
+
+
 def parser() -> ArgumentParser:
     """The `textgen` command line."""
     p = ArgumentParser(prog="textgen", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"textgen (gym-textgen) {_version()}")
+    debug = ArgumentParser(add_help=False)  # accepted before or after the command
+    debug.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks of expected errors too",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors too")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a policy (a new run, or --resume one)")
+    t = sub.add_parser("train", parents=[debug], help="train a policy (a new run, or --resume one)")
     t.add_argument("--config", type=Path, help="a YAML file with TrainConfig keys")
     t.add_argument(
         "--resume",
         type=Path,
         help="a run folder to continue from its last checkpoint (only --timesteps, "
-        "--checkpoint-every, --eval-episodes, --device and --progress-bar may change)",
+        "--checkpoint-every, --device and --progress-bar may change)",
     )
     add_dataclass_flags(t, TrainConfig)
-    e = sub.add_parser("eval", help="mean reward of a run's policy on the task's eval prompts")
+    e = sub.add_parser(
+        "eval", parents=[debug], help="mean reward of a run's policy on the task's eval prompts"
+    )
     e.add_argument("run", type=Path)
-    e.add_argument("--episodes", type=int)
+    e.add_argument("--episodes", type=positive_int)
     e.add_argument("--split", choices=["train", "eval"], default="eval")
     e.add_argument("--seed", type=int, default=0)
-    g = sub.add_parser("generate", help="complete prompts with a run's policy")
+    g = sub.add_parser("generate", parents=[debug], help="complete prompts with a run's policy")
     g.add_argument("run", type=Path)
     g.add_argument("--prompt", action="append", required=True, help="repeat for several prompts")
-    g.add_argument("-n", type=int, default=1, help="samples per prompt")
+    g.add_argument("-n", type=positive_int, default=1, help="samples per prompt")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
     return p

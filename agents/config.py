@@ -21,6 +21,8 @@ import dataclasses
 import difflib
 import inspect
 import json
+import math
+import re
 import textwrap
 import types
 import typing
@@ -99,10 +101,22 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
-        for name in ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TextGenValueError(f"Expects {f.name} to be a finite number, got {value}")
+        for name in ("timesteps", "n_envs", "n_steps", "n_epochs"):
             at_least(name, getattr(self, name), 1)
         for name in ("checkpoint_every", "eval_episodes"):
             at_least(name, getattr(self, name), 1)
+        at_least("batch_size", self.batch_size, 2)  # PPO normalises advantages per minibatch
+        if self.n_steps * self.n_envs < 2:
+            raise TextGenValueError(
+                "Expects n_steps * n_envs >= 2 (a rollout of one step has no advantage to "
+                f"normalise), got {self.n_steps} * {self.n_envs}"
+            )
+        if not 0 <= self.seed < 2**32:
+            raise TextGenValueError(f"Expects seed in [0, 2**32 - 1], got {self.seed}")
         if self.algo not in ALGO_NAMES:
             raise TextGenValueError(
                 f"Unknown algorithm {self.algo!r}; expected one of {list(ALGO_NAMES)}"
@@ -183,6 +197,24 @@ def unknown_keys_error(unknown: list[str], valid: list[str], what: str = "config
     return f"Unknown {what}(s) {unknown}{maybe}; valid keys: {valid}"
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading `1e-4` as a float (YAML 1.2) rather than a string (1.1)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """A `TrainConfig` from a YAML file and overrides (None values are "not given").
 
@@ -193,11 +225,15 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise TextGenValueError(f"Config file {path} does not exist")
+            why = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise TextGenValueError(f"Config file {path} {why}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.load(path.read_text(), Loader=_Loader) or {}
         except yaml.YAMLError as e:
-            raise TextGenValueError(f"Config file {path} is not valid YAML: {e}") from e
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise TextGenValueError(f"Config file {path} is not valid YAML{at}: {problem}") from e
         if not isinstance(data, dict):
             raise TextGenValueError(
                 f"Expects {path} to hold a mapping of config keys, got {type(data).__name__}"

@@ -47,7 +47,9 @@ class KLPenaltyCallback(BaseCallback):
 
     The adaptive beta is part of the run: it is stored on the model (`model.textgen_kl_state`),
     so it is saved with every checkpoint, and a callback with the same settings continues from
-    it after `load`. Logs `textgen/kl_ref` (mean KL estimate per episode),
+    it after `load`. The default reference is a copy of the policy when `learn` starts, which
+    after a `load` is the trained policy: to keep penalising against the initial model, pass it
+    (`reference=load_model(name)`), as `textgen train --resume` does. Logs `textgen/kl_ref` (mean KL estimate per episode),
     `textgen/kl_per_token` and `textgen/beta`.
     """
 
@@ -59,9 +61,9 @@ class KLPenaltyCallback(BaseCallback):
         reference: Any = None,
     ) -> None:
         super().__init__()
-        if not beta >= 0:
-            raise TextGenValueError(f"Expects beta >= 0, got {beta}")
-        if target_kl is not None and not target_kl > 0:
+        if not 0 <= beta < float("inf"):
+            raise TextGenValueError(f"Expects beta >= 0 (finite), got {beta}")
+        if target_kl is not None and not 0 < target_kl < float("inf"):
             raise TextGenValueError(f"Expects target_kl > 0 or None, got {target_kl}")
         if target_kl is not None and beta == 0:
             raise TextGenValueError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import sys
 import time
 import zipfile
@@ -28,8 +29,19 @@ from typing import Any
 from agents.config import TrainConfig, config_yaml, load_config
 from gym_textgen.errors import TextGenError, TextGenValueError
 
-#: Settings a resumed run may change; every other setting is fixed by the saved run.
-RESUMABLE = ("timesteps", "checkpoint_every", "eval_episodes", "device", "progress_bar", "out")
+#: Settings a resumed run may change; every other setting is fixed by the saved run. (Not
+#: eval_episodes: the "before" samples were drawn with the saved count.)
+RESUMABLE = ("timesteps", "checkpoint_every", "device", "progress_bar")
+#: The files an atomic write may leave half-written (as `<name>.<random>.tmp`) when killed.
+ATOMIC_FILES = (
+    "config.yaml",
+    "metrics.csv",
+    "samples_before.json",
+    "samples.md",
+    "curve.png",
+    "model.zip",
+    "latest.zip",
+)
 
 
 class RunError(TextGenError, RuntimeError):
@@ -60,13 +72,26 @@ class RunDir:
         return self.checkpoint.is_file() or self.model.is_file()
 
     def remove_partial_writes(self) -> list[Path]:
-        """Delete temporary files that an interrupted atomic write left behind."""
+        """Delete the temporary files that an interrupted atomic write of ours left behind
+        (`<one of ATOMIC_FILES>.<random>.tmp` in the folder or `checkpoints/`), nothing else."""
         removed = []
-        for tmp in self.path.rglob("*.tmp"):
-            if tmp.is_file():
-                tmp.unlink()
-                removed.append(tmp)
+        for folder in (self.path, self.checkpoint.parent):
+            for name in ATOMIC_FILES:
+                for tmp in folder.glob(f"{name}.*.tmp"):
+                    if tmp.is_file():
+                        tmp.unlink()
+                        removed.append(tmp)
         return removed
+
+    def failed_start(self) -> bool:
+        """Whether the folder holds a textgen run's config but no checkpoint or model yet."""
+        if not self.config.is_file() or self.has_progress():
+            return False
+        try:
+            load_config(self.config)
+        except TextGenError:
+            return False
+        return True
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -74,10 +99,10 @@ class RunDir:
         try:
             yield
         except OSError as e:
-            inside = e.filename is None or str(Path(e.filename).resolve()).startswith(
+            # only errors on a file inside the folder (not a broken stdout pipe, say)
+            if e.filename is None or not str(Path(e.filename).resolve()).startswith(
                 str(self.path.resolve())
-            )
-            if not inside:
+            ):
                 raise
             raise RunError(
                 f"Cannot write to run folder {self.path}: {e.strerror or e} "
@@ -93,27 +118,40 @@ def env_kwargs_for(cfg: TrainConfig) -> dict[str, Any]:
     return kwargs
 
 
+ALGO_SETTINGS = (
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "target_kl",
+    "seed",
+    "device",
+)
+
+
 def algo_kwargs(cfg: TrainConfig, algo_class: type) -> dict[str, Any]:
     """The config fields that `algo_class.__init__` accepts."""
     import inspect
 
     accepted = inspect.signature(algo_class.__init__).parameters
-    names = [
-        "learning_rate",
-        "n_steps",
-        "batch_size",
-        "n_epochs",
-        "gamma",
-        "gae_lambda",
-        "clip_range",
-        "ent_coef",
-        "vf_coef",
-        "max_grad_norm",
-        "target_kl",
-        "seed",
-        "device",
+    return {n: getattr(cfg, n) for n in ALGO_SETTINGS if n in accepted}
+
+
+def unused_settings(cfg: TrainConfig, algo_class: type) -> list[str]:
+    """Settings changed from their defaults that `algo_class` has no use for (A2C: batch_size...)."""
+    import inspect
+
+    accepted = inspect.signature(algo_class.__init__).parameters
+    defaults = TrainConfig()
+    return [
+        n for n in ALGO_SETTINGS if n not in accepted and getattr(cfg, n) != getattr(defaults, n)
     ]
-    return {n: getattr(cfg, n) for n in names if n in accepted}
 
 
 def check_device(device: str) -> None:
@@ -141,20 +179,26 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
 
     check_device(cfg.device)
     algo_class = ALGOS[cfg.algo]
+    unused = unused_settings(cfg, algo_class)
+    if unused:
+        print(f"note: {cfg.algo} does not use {', '.join(unused)} (set in the config)")
     env = make_env(cfg)
-    model = make_algo(
-        algo_class,
-        env,
-        {
-            "model": cfg.model,
-            "lora": cfg.lora,
-            "separate_value_trunk": cfg.separate_value_trunk,
-            "fast": cfg.fast,
-        },
-        tensorboard_log=str(run.tensorboard),
-        verbose=0,
-        **algo_kwargs(cfg, algo_class),
-    )
+    try:
+        model = make_algo(
+            algo_class,
+            env,
+            {
+                "model": cfg.model,
+                "lora": cfg.lora,
+                "separate_value_trunk": cfg.separate_value_trunk,
+                "fast": cfg.fast,
+            },
+            tensorboard_log=str(run.tensorboard),
+            verbose=0,
+            **algo_kwargs(cfg, algo_class),
+        )
+    except AssertionError as e:  # stable-baselines3 checks its arguments with asserts
+        raise TextGenValueError(f"{algo_class.__name__} refused the settings: {e}") from e
     return model, env
 
 
@@ -187,18 +231,32 @@ def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: st
     device = device or cfg.device
     check_device(device)
     try:
-        return ALGOS[cfg.algo].load(path, env=env, device=device)
-    except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError) as e:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()  # the CRC of every member: a torn or damaged file shows here
+        if bad is not None:
+            raise zipfile.BadZipFile(f"member {bad} fails its CRC check")
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
         raise RunError(
             f"Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})"
         ) from e
+    try:
+        return ALGOS[cfg.algo].load(path, env=env, device=device)
+    except TextGenError:  # e.g. the run's model folder has moved: that error says so
+        raise
+    except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as e:
+        raise RunError(
+            f"Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})"
+        ) from e
+    except (RuntimeError, ValueError) as e:
+        raise RunError(f"Cannot load checkpoint {path} ({type(e).__name__}: {e})") from e
 
 
 def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
-    """The saved config of `run`, with the overrides a resumed run may change.
+    """The saved config of `run`, with the overrides a resumed run may change (`RESUMABLE`).
 
     A flag that would change anything else (the algorithm, the model, the env, the
-    hyperparameters saved in the checkpoint) is refused with the list of those that can change.
+    hyperparameters saved in the checkpoint, the folder) is refused with the list of those that
+    can change; repeating a saved value is fine.
     """
     run = RunDir(run)
     if not run.config.is_file():
@@ -208,6 +266,8 @@ def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
         )
     saved = load_config(run.config)
     given = {k: v for k, v in overrides.items() if v is not None}
+    if "out" in given and Path(given.pop("out")).resolve() != run.path.resolve():
+        raise RunError("--out does not apply to --resume: a resumed run stays in its folder")
     fixed = {
         k: (getattr(saved, k), v)
         for k, v in given.items()
@@ -219,7 +279,8 @@ def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
             f"A resumed run keeps its settings; these differ from {run.config} ({shown}). "
             f"Only {', '.join(RESUMABLE)} can change on --resume; start a new run to change others"
         )
-    return load_config(run.config, **{k: v for k, v in given.items() if k in RESUMABLE})
+    changes = {k: v for k, v in given.items() if k in RESUMABLE}
+    return dataclasses.replace(saved, out=str(run.path), **changes)
 
 
 def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
@@ -229,9 +290,16 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
     else:
         default = f"runs/{cfg.algo}-{cfg.env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = RunDir(cfg.out or default)
-        if run.config.exists() and run.has_progress():
+        if run.path.exists() and not run.path.is_dir():
+            raise RunError(f"--out {run.path} is a file, not a folder; choose another --out")
+        if run.has_progress():
             raise RunError(
                 f"{run.path} already holds a run; use --resume {run.path} or another --out"
+            )
+        if run.config.exists() and not run.failed_start():
+            raise RunError(
+                f"{run.path} holds a {run.config.name} that is not a textgen run's; "
+                "choose another --out"
             )
         cfg = dataclasses.replace(cfg, out=str(run.path))
     with run.writing():
@@ -259,6 +327,9 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         model = load_run_model(run.path, env=env, prefer="checkpoint", device=cfg.device)
         print(f"resuming {run.path} at {model.num_timesteps} of {cfg.timesteps} steps")
         truncate_metrics(run.metrics, model.num_timesteps)  # rows after it are redone
+        # the new target (and the other changes) are the run's settings from now on, so a
+        # plain --resume after another interruption continues towards them
+        atomic_write_bytes(run.config, config_yaml(cfg).encode())
     else:
         if resume:
             print(f"{run.path} has no checkpoint yet (its start failed): starting it from step 0")

@@ -140,7 +140,14 @@ def make_vec_env(
                 "use stable_baselines3.common.env_util.make_vec_env('TextGen-v0', ...) with "
                 "per-env wrappers instead"
             )
-    venv = TextGenVecEnv(env_id, n_envs, **{**(env_kwargs or {}), **kwargs})
+    env_kwargs = dict(env_kwargs or {})
+    clash = sorted(k for k in set(env_kwargs) & set(kwargs) if env_kwargs[k] != kwargs[k])
+    if clash:
+        raise TextGenValueError(
+            f"Env argument(s) {clash} given twice with different values: in env_kwargs "
+            f"{ {k: env_kwargs[k] for k in clash} } and as keywords { {k: kwargs[k] for k in clash} }"
+        )
+    venv = TextGenVecEnv(env_id, n_envs, **{**env_kwargs, **kwargs})
     if seed is not None:
         venv.seed(seed + start_index)
     filename = None

@@ -247,7 +247,9 @@ BAD_INPUTS = [
     ("scorer module missing", lambda t: _env(scorer="no_such_module_xyz:fn"), TextGenValueError, "Cannot import module", "'no_such_module_xyz'"),
     ("scorer attribute missing", lambda t: _env(scorer="math:no_such_fn"), TextGenValueError, "Module 'math' has no attribute", "'no_such_fn'"),
     ("scorer of wrong type", lambda t: _env(scorer=3.5), TextGenTypeError, "Expects a scorer name, function", "got float: 3.5"),
-    ("scorer_timeout", lambda t: _env(scorer_timeout=0), TextGenValueError, "seconds > 0 or None", "got 0"),
+    ("scorer_timeout", lambda t: _env(scorer_timeout=0), TextGenValueError, "seconds in \\(0, .*\\] or None", "got 0"),
+    ("scorer_timeout infinite", lambda t: _env(scorer_timeout=float("inf")), TextGenValueError, "seconds in \\(0, ", "got inf"),
+    ("tokenizer of wrong type", lambda t: _env(tokenizer=5), TextGenTypeError, "a model name, a folder or a transformers tokenizer", "got int: 5"),
     ("length target", lambda t: _env(scorer="length", scorer_kwargs={"target": 0}), TextGenValueError, "target > 0", "got 0"),
     ("length unit", lambda t: _env(scorer="length", scorer_kwargs={"unit": "lines"}), TextGenValueError, "'words' or 'chars'", "got 'lines'"),
     ("unknown env argument", lambda t: _env(max_tokens=3), TextGenTypeError, "valid names: .*'max_new_tokens'", "\\['max_tokens'\\]"),
@@ -274,6 +276,7 @@ BAD_INPUTS = [
     ("policy on CartPole", lambda t: _policy_on(gym.make("CartPole-v1")), TextGenValueError, "expects a text observation space", "got Box"),
     ("make_vec_env id", lambda t: __import__("agents").make_vec_env("CartPole-v1"), TextGenValueError, "Expects a TextGen env id", "got 'CartPole-v1'"),
     ("make_vec_env wrapper", lambda t: __import__("agents").make_vec_env(wrapper_class=object), TextGenValueError, "use stable_baselines3", "wrapper_class does not apply"),
+    ("make_vec_env clash", lambda t: __import__("agents").make_vec_env(env_kwargs={"max_new_tokens": 2}, max_new_tokens=7), TextGenValueError, "given twice with different values", "\\['max_new_tokens'\\]"),
     ("make_algo name", lambda t: __import__("agents").make_algo("dqn", None), TextGenValueError, "expected one of", "'dqn'"),
     # config files
     ("config key", lambda t: _config(t, "learning_rte: 0.1\n"), TextGenValueError, "valid keys", "\\['learning_rte'\\]"),
@@ -283,11 +286,16 @@ BAD_INPUTS = [
     ("config algo", lambda t: _config(t, "algo: dqn\n"), TextGenValueError, "expected one of \\['a2c'", "'dqn'"),
     ("config gamma", lambda t: _config(t, "gamma: 1.5\n"), TextGenValueError, "gamma in \\[0, 1\\]", "got 1.5"),
     ("config kl_target alone", lambda t: _config(t, "kl_target: 2.0\n"), TextGenValueError, "starting kl_coef > 0", "kl_target=2.0"),
+    ("config batch_size", lambda t: _config(t, "batch_size: 1\n"), TextGenValueError, "batch_size >= 2", "got 1"),
+    ("config one-step rollout", lambda t: _config(t, "n_steps: 1\nn_envs: 1\n"), TextGenValueError, "n_steps \\* n_envs >= 2", "got 1 \\* 1"),
+    ("config seed", lambda t: _config(t, "seed: -1\n"), TextGenValueError, "seed in \\[0, 2\\*\\*32 - 1\\]", "got -1"),
+    ("config infinite", lambda t: _config(t, "learning_rate: .inf\n"), TextGenValueError, "a finite number", "got inf"),
     ("config file missing", lambda t: __import__("agents.config").config.load_config(t / "nope.yaml"), TextGenValueError, "Config file", "does not exist"),
     # checkpoints and KL
     ("checkpoint not a zip", lambda t: _run_folder(t, b"PK\x03\x04 not a zip"), gym_textgen.TextGenError, "corrupt or unreadable", "model.zip"),
     ("checkpoint truncated", _truncated_zip, gym_textgen.TextGenError, "corrupt or unreadable", "model.zip"),
     ("KL beta", lambda t: __import__("agents.kl").kl.KLPenaltyCallback(beta=-1), TextGenValueError, "beta >= 0", "got -1"),
+    ("KL beta infinite", lambda t: __import__("agents.kl").kl.KLPenaltyCallback(beta=float("inf")), TextGenValueError, "beta >= 0 \\(finite\\)", "got inf"),
 ]  # fmt: skip
 
 

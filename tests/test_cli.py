@@ -196,6 +196,17 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch,
         cli.main(["eval", "somewhere"])
 
 
+def test_small_cli_arguments(capsys):
+    from agents import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["eval", "somewhere", "--episodes", "0"])
+    assert exit_.value.code == 2
+    assert "argument --episodes: expects an integer >= 1, got 0" in capsys.readouterr().err
+    args = cli.parser().parse_args(["eval", "somewhere", "--debug"])  # after the command too
+    assert args.debug
+
+
 def test_version_and_fast_help():
     out = textgen("--version").stdout
     assert out.startswith("textgen (gym-textgen) ")

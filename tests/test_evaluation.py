@@ -44,6 +44,15 @@ def test_random_tiny_leaves_the_global_torch_rng_alone():
     assert not all(th.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
 
 
+def test_random_tiny_without_a_seed_draws_from_the_global_stream():
+    th.manual_seed(5)
+    a, b = load_model("random-tiny", seed=None), load_model("random-tiny", seed=None)
+    assert not all(th.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    th.manual_seed(5)
+    c = load_model("random-tiny", seed=None)
+    assert all(th.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
+
+
 def test_algorithm_seeds_give_different_streams():
     """PPO seeds 1 and 2 sample different actions from the same initial model (bug: loading
     random-tiny re-seeded torch, so every seed shared one stream)."""

@@ -76,7 +76,7 @@ def test_adaptive_beta_moves_towards_target():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="Expects beta >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"Expects beta >= 0 \(finite\), got -1"):
         KLPenaltyCallback(beta=-1)
     with pytest.raises(ValueError, match="Expects target_kl > 0 or None, got 0"):
         KLPenaltyCallback(target_kl=0)

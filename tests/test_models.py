@@ -193,3 +193,7 @@ def test_remote_code_stays_off_unless_asked(tmp_path):
     with pytest.raises(ModelNotFoundError, match="trust_remote_code=True"):
         load_model(tmp_path)
     assert not marker.exists()
+    # asked for, the folder's code runs (and this stand-in model then fails to build)
+    with pytest.raises(ModelNotFoundError):
+        load_model(tmp_path, trust_remote_code=True)
+    assert marker.exists()

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -92,15 +94,25 @@ class TextGenCore:
         self.scorer: Scorer = make_scorer(spec, **(cfg["scorer_kwargs"] or {}))
         timeout = cfg["scorer_timeout"]
         if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout <= threading.TIMEOUT_MAX
         ):
             raise TextGenValueError(
-                f"Expects scorer_timeout to be seconds > 0 or None, got {timeout!r}"
+                f"Expects scorer_timeout to be seconds in (0, {threading.TIMEOUT_MAX:g}] or None "
+                f"(no limit), got {timeout!r}"
             )
         self.scorer_timeout = None if timeout is None else float(timeout)
 
         tok = cfg["tokenizer"]
-        self.tokenizer = load_tokenizer(tok) if isinstance(tok, str) else tok
+        if isinstance(tok, (str, os.PathLike)):
+            tok = load_tokenizer(tok)
+        elif not all(hasattr(tok, a) for a in ("encode", "decode", "eos_token_id")):
+            raise TextGenTypeError(
+                "Expects tokenizer to be a model name, a folder or a transformers tokenizer, "
+                f"got {type(tok).__name__}: {tok!r:.80}"
+            )
+        self.tokenizer = tok
         self.tokenizer_vocab = len(self.tokenizer)
         self.vocab_size = int(cfg["vocab_size"] or self.tokenizer_vocab)
         if self.vocab_size < self.tokenizer_vocab:

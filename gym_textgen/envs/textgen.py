@@ -88,6 +88,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `scorer`            | the task's          | a scorer spec (see `gym_textgen.scorers`)         |
     | `scorer_kwargs`     | `None`              | arguments for a named scorer (`{"target": 10}`)   |
     | `scorer_timeout`    | `None`              | seconds a scoring call may take, else ScorerError |
+    |                     |                     | (the scorer then runs in a worker thread)         |
     | `tokenizer`         | `"default"`         | a model name, folder, or a tokenizer object       |
     | `max_prompt_tokens` | `24`                | longer prompts keep their last tokens             |
     | `max_new_tokens`    | `32`                | episode length limit                              |

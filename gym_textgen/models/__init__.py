@@ -257,7 +257,8 @@ def load_model(
         name: a preset, a local folder, a `.gguf` file or a hub id.
         vocab_size: only for `"random-tiny"`: the output size (defaults to the default tokenizer's).
         dtype: a torch dtype (default float32).
-        seed: only for `"random-tiny"`: the initialisation seed.
+        seed: only for `"random-tiny"`: the initialisation seed (the same seed, the same weights;
+            torch's global RNG is left alone). None draws from torch's global RNG instead.
         trust_remote_code: run Python code shipped with a model folder or hub repository
             (`auto_map` in its config). Off unless you trust the code's author.
         config_overrides: only for `"random-tiny"`: fields of its `LlamaConfig`.
@@ -270,12 +271,14 @@ def load_model(
         if vocab_size is None:
             vocab_size = len(load_tokenizer("default"))
         config = random_tiny_config(vocab_size, **config_overrides)
-        # transformers initialises weights from torch's global RNG: seed it inside a fork, so
-        # the caller's stream (e.g. an RL algorithm's own seed) is left as it was
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+        if seed is None:  # draw from (and advance) the caller's global stream
             model = AutoModelForCausalLM.from_config(config)
+        else:
+            # transformers initialises weights from torch's global RNG: seed it inside a fork,
+            # so the caller's stream (e.g. an RL algorithm's own seed) is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = AutoModelForCausalLM.from_config(config)
     else:
         if vocab_size is not None or config_overrides:
             raise TextGenTypeError(
