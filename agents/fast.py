@@ -3,9 +3,9 @@
 Rollouts (no grad): `RolloutKVCache` keeps the keys/values of every env slot between SB3's
 per-step calls and feeds only the token each slot added.
 
-Updates (grad): `grouped_last_hidden` finds rows that extend the previous row by one token (the
-consecutive steps of one episode, as `agents.buffers.EpisodeDictRolloutBuffer` orders them) and
-computes each such chain with one forward over its longest row.
+Updates (grad): `grouped_last_hidden` finds the rows of a minibatch that are prefixes of another
+row (the earlier steps of one episode, in any order) and computes each group with one forward
+over its longest row.
 
 Both rely on right padding: a token's position never changes as the text grows, and causal
 attention makes the hidden state at position p depend on tokens 0..p only.
@@ -13,6 +13,7 @@ attention makes the hidden state at position p depend on tokens 0..p only.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -36,35 +37,79 @@ def full_last_hidden(trunk: nn.Module, ids: th.Tensor, lengths: th.Tensor) -> th
     return hidden[th.arange(ids.shape[0], device=ids.device), lengths - 1]
 
 
-def prefix_chains(ids: th.Tensor, lengths: th.Tensor) -> th.Tensor:
-    """`(B,)` chain index per row: row j+1 joins row j's chain when it is row j plus one token."""
-    b, width = ids.shape
-    if b == 1:
-        return th.zeros(1, dtype=th.long, device=ids.device)
-    prev_len = lengths[:-1]
-    beyond = th.arange(width, device=ids.device)[None, :] >= prev_len[:, None]  # (B-1, L)
-    same_prefix = ((ids[1:] == ids[:-1]) | beyond).all(dim=1)
-    extends = same_prefix & (lengths[1:] == prev_len + 1)  # (B-1,)
-    starts = th.ones(b, dtype=th.bool, device=ids.device)
-    starts[1:] = ~extends
-    return th.cumsum(starts.long(), dim=0) - 1
+_P1, _P2, _M1, _M2 = 2_147_483_647, 2_147_483_629, 1_000_003, 998_244_353  # primes < 2**31
 
 
-def grouped_last_hidden(trunk: nn.Module, ids: th.Tensor, lengths: th.Tensor) -> th.Tensor:
-    """`full_last_hidden`, computing each chain of one-token extensions with one forward.
+@functools.lru_cache(maxsize=64)
+def _powers(prime: int, base: int, t: int) -> tuple[list[int], list[int]]:
+    """base**p and base**-p modulo prime, for p < t."""
+    inverse = pow(base, prime - 2, prime)
+    up, down = [1], [1]
+    for _ in range(t - 1):
+        up.append(up[-1] * base % prime)
+        down.append(down[-1] * inverse % prime)
+    return up, down
 
-    Any batch is correct: rows that chain with nothing form chains of one (the naive cost).
+
+def _prefix_hash(x: th.Tensor, prime: int, base: int) -> th.Tensor:
+    """`(B, t)`: the polynomial hash of every prefix, sum_j x_j * base**(p - j) mod prime.
+
+    Computed as base**p * cumsum(x_j * base**-j) so that no step loops over positions; every
+    factor is < 2**31, so every product is < 2**62 and nothing overflows int64.
     """
-    chain = prefix_chains(ids, lengths)  # (B,)
-    n_chains = int(chain[-1]) + 1
-    if n_chains == ids.shape[0]:
+    up, down = _powers(prime, base, x.shape[1])
+    up_t = th.tensor(up, dtype=th.long, device=x.device)
+    down_t = th.tensor(down, dtype=th.long, device=x.device)
+    scaled = th.cumsum(x * down_t % prime, dim=1) % prime  # the sum has < 2**31 terms < 2**31
+    return scaled * up_t % prime
+
+
+def prefix_heads(ids: th.Tensor, lengths: th.Tensor) -> th.Tensor:
+    """`(B,)`: for each row, a row of the batch that extends it (or itself) and that no row
+    of the batch extends: computing that head's sequence gives this row's last hidden state.
+
+    Rows are matched by a double polynomial hash of every prefix, then checked token by token
+    (a row whose check fails is its own head), so the result is exact for any batch.
+    """
+    b = ids.shape[0]
+    t = int(lengths.max())
+    x = ids[:, :t] + 1  # (B, t), no zero token
+    keys = _prefix_hash(x, _P1, _M1) * _P2 + _prefix_hash(x, _P2, _M2)  # (B, t) fits in int64
+    valid = th.arange(t, device=ids.device)[None, :] < lengths[:, None]  # (B, t)
+    rows = th.arange(b, device=ids.device)[:, None].expand(b, t)[valid]  # (E,)
+    entry_keys = keys[valid]  # (E,) the key of each prefix of each row
+    # sort prefixes by key, longest owning row first: the first entry of a key is its head
+    order = th.argsort(lengths[rows] * -1, stable=True)
+    order = order[th.argsort(entry_keys[order], stable=True)]
+    sorted_keys, sorted_rows = entry_keys[order], rows[order]
+    first = th.ones_like(sorted_keys, dtype=th.bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    unique_keys, unique_heads = sorted_keys[first], sorted_rows[first]
+    own = keys[th.arange(b, device=ids.device), lengths - 1]  # (B,) each row's whole-row key
+    head = unique_heads[th.searchsorted(unique_keys, own)]
+    # exact check: the row's tokens are the head's first tokens
+    same = ((ids[:, :t] == ids[head, :t]) | ~valid).all(dim=1)
+    return th.where(same, head, th.arange(b, device=ids.device))
+
+
+def grouped_last_hidden(
+    trunk: nn.Module, ids: th.Tensor, lengths: th.Tensor, head: th.Tensor | None = None
+) -> th.Tensor:
+    """`full_last_hidden`, with one forward per head (`prefix_heads`) instead of one per row.
+
+    Any batch in any order is correct; rows that are nobody's prefix are their own heads (the
+    naive cost). A minibatch of SB3's default buffer (random steps of a few episodes) has about
+    one head per episode it touches; `agents.buffers.EpisodeDictRolloutBuffer` (whole episode
+    segments) fewer still.
+    """
+    if head is None:
+        head = prefix_heads(ids, lengths)  # (B,)
+    heads, slot = th.unique(head, return_inverse=True)  # (G,), (B,)
+    if heads.numel() == ids.shape[0]:
         return full_last_hidden(trunk, ids, lengths)
-    is_last = th.ones_like(chain, dtype=th.bool)
-    is_last[:-1] = chain[1:] != chain[:-1]
-    heads = is_last.nonzero().squeeze(1)  # (G,) the longest row of each chain
     t = int(lengths[heads].max())
     hidden = trunk(input_ids=ids[heads, :t], use_cache=False).last_hidden_state  # (G, t, H)
-    return hidden[chain, lengths - 1]  # (B, H)
+    return hidden[slot, lengths - 1]  # (B, H)
 
 
 class RolloutKVCache:

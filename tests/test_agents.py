@@ -275,3 +275,22 @@ def test_vec_env_is_native_and_reports_terminal_observation():
         assert "episode" in info and info["episode"]["l"] == 2
         assert not info["TimeLimit.truncated"]
     assert np.stack(env.env_method("action_masks")).shape == (3, V)
+
+
+def test_scattered_minibatches_warn_once_naming_the_fix():
+    """SB3's default buffer works (grouped, exact) but is slower: say so once, with the fix."""
+    import warnings
+
+    env = make_vec_env("TextGenTargetTokens-v0", n_envs=2, **ENV)
+    model = PPO(TransformerPolicy, env, n_steps=16, batch_size=16, policy_kwargs=TINY, seed=0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.learn(64)
+    scattered = [w for w in record if "scattered order" in str(w.message)]
+    assert len(scattered) == 1
+    assert "rollout_buffer_class=agents.EpisodeDictRolloutBuffer" in str(scattered[0].message)
+    fast = agents.make_algo("ppo", env, TINY, n_steps=16, batch_size=16, seed=0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        fast.learn(64)
+    assert not [w for w in record if "scattered order" in str(w.message)]

@@ -20,7 +20,7 @@ from agents.buffers import (
     MaskableEpisodeDictRolloutBuffer,
     episode_segments,
 )
-from agents.fast import full_last_hidden, grouped_last_hidden, prefix_chains
+from agents.fast import full_last_hidden, grouped_last_hidden, prefix_heads
 from gym_textgen.models import load_tokenizer
 
 # float64: both paths agree to ~1e-12; values stored in SB3's float32 buffer round to within one
@@ -60,6 +60,12 @@ def make(algo, fast, n_envs=4, n_steps=24, seed=0, dtype=th.float64, optimizer_k
     )
     model.policy.to(dtype)
     return model
+
+
+def n_heads(obs):
+    """How many forwards the grouped path runs for a minibatch."""
+    ids, lengths = obs["input_ids"].long(), obs["attention_mask"].long().sum(1)
+    return int(th.unique(prefix_heads(ids, lengths)).numel())
 
 
 def rollout(model):
@@ -102,10 +108,7 @@ def test_rollouts_and_updates_equal_the_naive_path(algo, dtype):
         kw = {"action_masks": data.action_masks} if algo is MaskablePPO else {}
         v1, lp1, e1 = fast.policy.evaluate_actions(obs, actions, **kw)
         v2, lp2, e2 = naive.policy.evaluate_actions(obs, actions, **kw)
-        chains = (
-            int(prefix_chains(obs["input_ids"].long(), obs["attention_mask"].long().sum(1))[-1]) + 1
-        )
-        assert chains < len(actions)  # the fast path really grouped rows
+        assert n_heads(obs) < len(actions)  # the fast path really grouped rows
         th.testing.assert_close(lp1, lp2, **tol)
         th.testing.assert_close(v1, v2, **tol)
         th.testing.assert_close(e1, e2, **tol)
@@ -263,20 +266,62 @@ def test_grouped_forward_any_minibatch():
     model = make(PPO, fast=True)
     trunk = model.policy.features_extractor.trunk
     rng = np.random.default_rng(1)
-    episode = list(rng.integers(2, V, size=3))
-    rows = []
+    prompt = list(rng.integers(2, V, size=3))
+    episode, sibling = list(prompt), list(prompt)  # two completions of one prompt
+    rows, siblings = [], []
     for _ in range(6):
         episode = episode + [int(rng.integers(2, V))]
+        sibling = sibling + [int(rng.integers(2, V))]
         rows.append(list(episode))
+        siblings.append(list(sibling))
     other = [list(rng.integers(2, V, size=5))]
-    for batch in (rows, rows[::-1], rows[:2] + other + rows[2:], other + rows + other):
+    shuffled = [(rows + siblings + other)[i] for i in rng.permutation(13)]
+    for batch, forwards in (
+        (rows, 1),
+        (rows[::-1], 1),
+        (rows[:2] + other + rows[2:], 2),
+        (other + rows + other, 2),  # a repeated row is its own prefix
+        (shuffled, 3),  # any order: SB3's default buffer shuffles steps
+        ([prompt] + rows + siblings, 2),  # the shared prompt belongs to either completion
+    ):
         ids, lengths = as_batch(batch)
+        heads = prefix_heads(ids, lengths)
+        assert int(th.unique(heads).numel()) == forwards
+        assert (lengths[heads] >= lengths).all()
         with th.no_grad():
             got, want = (
                 grouped_last_hidden(trunk, ids, lengths),
                 full_last_hidden(trunk, ids, lengths),
             )
-        assert_same_policy_output(model.policy.action_net, got, want)
+        th.testing.assert_close(got, want, **TOL64)
+
+
+def test_default_sb3_buffer_is_grouped_too():
+    """Without EpisodeDictRolloutBuffer (SB3's shuffled DictRolloutBuffer), updates still run
+    one forward per episode a minibatch touches, and still equal the naive path."""
+    from stable_baselines3.common.buffers import DictRolloutBuffer
+
+    fast, naive = make(PPO, fast=True), make(PPO, fast=False)
+    naive.policy.load_state_dict(fast.policy.state_dict())
+    buffer = DictRolloutBuffer(
+        fast.n_steps,
+        fast.observation_space,
+        fast.action_space,
+        device=fast.device,
+        gamma=fast.gamma,
+        gae_lambda=fast.gae_lambda,
+        n_envs=fast.n_envs,
+    )
+    fast.rollout_buffer = buffer
+    rollout(fast)
+    np.random.seed(0)
+    for data in buffer.get(32):
+        obs, actions = data.observations, data.actions.long().flatten()
+        assert n_heads(obs) < len(actions) / 2
+        v1, lp1, e1 = fast.policy.evaluate_actions(obs, actions)
+        v2, lp2, e2 = naive.policy.evaluate_actions(obs, actions)
+        for a, b in ((v1, v2), (lp1, lp2), (e1, e2)):
+            th.testing.assert_close(a, b, **TOL64)
 
 
 def test_episode_buffer_minibatches():
@@ -288,7 +333,7 @@ def test_episode_buffer_minibatches():
     for data in buffer.get(32):
         ids = data.observations["input_ids"].long()
         lengths = data.observations["attention_mask"].long().sum(1)
-        chains_per_batch.append(int(prefix_chains(ids, lengths)[-1]) + 1)
+        chains_per_batch.append(int(th.unique(prefix_heads(ids, lengths)).numel()))
         seen.append(len(ids))
     assert sum(seen) == 96 and all(n == 32 for n in seen)  # exact batch sizes, every row once
     assert max(chains_per_batch) < 16  # rows come in episode segments
