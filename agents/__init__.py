@@ -1,7 +1,8 @@
 """stable-baselines3 integration for gym-textgen: transformer policies, a batched VecEnv, the CLI.
 
 Names are imported on first use, so `textgen --help` and `import agents.config` do not pay for
-torch and stable-baselines3.
+torch and stable-baselines3. Importing `agents` registers the TextGen env ids (it imports
+`gym_textgen`).
 
 >>> import agents
 >>> sorted(agents.ALGOS)
@@ -13,6 +14,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from typing import Any
+
+import gym_textgen  # noqa: F401  (registers the TextGen env ids; light: no torch)
 
 # name -> the module that defines it
 _EXPORTS = {

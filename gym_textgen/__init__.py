@@ -11,7 +11,7 @@ Importing the package registers its environments:
 
 from gymnasium.envs.registration import register, registry
 
-from gym_textgen.envs import TextGenEnv, TextGenVectorEnv
+from gym_textgen.envs import TextGenConfig, TextGenEnv, TextGenVectorEnv
 from gym_textgen.errors import ScorerError, TextGenError, TextGenTypeError, TextGenValueError
 from gym_textgen.models import list_models, load_model, load_tokenizer
 from gym_textgen.scorers import list_scorers, make_scorer
@@ -38,6 +38,7 @@ __all__ = [
     "ENV_IDS",
     "ScorerError",
     "Task",
+    "TextGenConfig",
     "TextGenEnv",
     "TextGenError",
     "TextGenTypeError",

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -19,32 +21,86 @@ from gym_textgen.models import load_tokenizer
 from gym_textgen.scorers import Scorer, evaluate, make_scorer
 from gym_textgen.tasks import Task, make_task
 
-# Every keyword argument of TextGenEnv, with its default. Unknown names are an error that lists these.
-DEFAULTS: dict[str, Any] = {
-    "task": "movie_sentiment",
-    "scorer": None,
-    "tokenizer": "default",
-    "max_prompt_tokens": 24,
-    "max_new_tokens": 32,
-    "stop_on_eos": True,
-    "dense_reward": False,
-    "render_mode": None,
-    "allowed_tokens": None,
-    "vocab_size": None,
-    "scorer_kwargs": None,
-    "scorer_timeout": None,
-    "split": "train",
-}
 
+@dataclass(frozen=True)
+class TextGenConfig:
+    """Every argument of a TextGen environment, each with its reason (as nanoGPT's `GPTConfig`).
 
-def check_kwargs(kwargs: dict[str, Any], owner: str, extra: Iterable[str] = ()) -> None:
-    """Raise a TypeError naming the valid keyword arguments if `kwargs` has unknown ones."""
-    valid = set(DEFAULTS) | set(extra)
-    unknown = sorted(set(kwargs) - valid)
-    if unknown:
-        raise TextGenTypeError(
-            f"{owner} got unexpected keyword argument(s) {unknown}; valid names: {sorted(valid)}"
-        )
+    `gym.make("TextGen-v0", max_new_tokens=16)` builds one from keywords; unknown names are an
+    error that lists these fields. Values are checked here where they can be without the
+    tokenizer, and by `TextGenCore` where they need it.
+
+    >>> TextGenConfig(max_new_tokens=16).max_new_tokens
+    16
+    >>> TextGenConfig.from_kwargs(max_tokens=16)
+    Traceback (most recent call last):
+    ...
+    gym_textgen.errors.TextGenTypeError: TextGenEnv got unexpected keyword argument(s) ['max_tokens'] (did you mean 'max_new_tokens'?); valid names: ['allowed_tokens', 'dense_reward', 'max_new_tokens', 'max_prompt_tokens', 'scorer', 'scorer_kwargs', 'scorer_timeout', 'split', 'stop_on_eos', 'task', 'tokenizer', 'vocab_size']
+    """
+
+    task: Any = "movie_sentiment"
+    """a task name (`list_tasks()`), a `Task`, or a list of prompts: what the episodes are about"""
+    scorer: Any = None
+    """a scorer spec (`gym_textgen.scorers.make_scorer`); None uses the task's own scorer"""
+    scorer_kwargs: dict[str, Any] | None = None
+    """arguments for a named scorer, e.g. {"target": 10} for `length`"""
+    scorer_timeout: float | None = None
+    """seconds one scoring call may take (a hung remote scorer becomes a ScorerError); None: no
+    limit, and the scorer runs in the caller's thread"""
+    tokenizer: Any = "default"
+    """a model name, folder or tokenizer object: it must be the policy model's tokenizer"""
+    max_prompt_tokens: int = 24
+    """longer prompts keep their last tokens; 24 holds every bundled movie-review opening"""
+    max_new_tokens: int = 32
+    """the episode length limit: 32 tokens is about two short sentences"""
+    stop_on_eos: bool = True
+    """end the episode when the agent writes EOS, as a language model ends its text"""
+    dense_reward: bool = False
+    """reward each step with the change in score (sums to the sparse reward); off, because most
+    scorers judge finished text only"""
+    allowed_tokens: Iterable[int] | None = None
+    """ids the action mask allows (narrows the tokenizer's ids): a smaller effective action
+    space for MaskablePPO"""
+    vocab_size: int | None = None
+    """V, the action space size, when the policy model's output is larger than the tokenizer"""
+    split: str = "train"
+    """which prompts `reset` draws: "train" or the held-out "eval" ones"""
+
+    def __post_init__(self) -> None:
+        for key in ("max_prompt_tokens", "max_new_tokens"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise TextGenValueError(f"Expects {key} to be an int >= 1, got {value!r}")
+        if self.split not in ("train", "eval"):
+            raise TextGenValueError(f"Expects split 'train' or 'eval', got {self.split!r}")
+        timeout = self.scorer_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout <= threading.TIMEOUT_MAX
+        ):
+            raise TextGenValueError(
+                f"Expects scorer_timeout to be seconds in (0, {threading.TIMEOUT_MAX:g}] or None "
+                f"(no limit), got {timeout!r}"
+            )
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The valid argument names."""
+        return sorted(f.name for f in fields(cls))
+
+    @classmethod
+    def from_kwargs(cls, owner: str = "TextGenEnv", **kwargs: Any) -> TextGenConfig:
+        """A config from keyword arguments; unknown names are an error listing the valid ones."""
+        unknown = sorted(set(kwargs) - set(cls.names()))
+        if unknown:
+            near = [m for k in unknown for m in difflib.get_close_matches(k, cls.names(), n=1)]
+            maybe = f" (did you mean {', '.join(repr(m) for m in near)}?)" if near else ""
+            raise TextGenTypeError(
+                f"{owner} got unexpected keyword argument(s) {unknown}{maybe}; "
+                f"valid names: {cls.names()}"
+            )
+        return cls(**kwargs)
 
 
 def as_text(prompt: str | bytes) -> str:
@@ -67,44 +123,33 @@ def as_text(prompt: str | bytes) -> str:
 
 
 class TextGenCore:
-    """The validated configuration of a TextGen environment and the work it shares.
+    """What the episodes of one configuration share: tokenizer, task, scorer, spaces, mask.
 
-    Args: see `TextGenEnv`.
+    Single envs made with `TextGenEnv.from_core(core)` share one core, as the slots of
+    `TextGenVectorEnv` do, so a batch is tokenized and scored in one call.
+
+    Args:
+        config: the environment's `TextGenConfig`.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        check_kwargs(kwargs, "TextGenEnv")
-        cfg = {**DEFAULTS, **kwargs}
-        for key in ("max_prompt_tokens", "max_new_tokens"):
-            value = cfg[key]
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise TextGenValueError(f"Expects {key} to be an int >= 1, got {value!r}")
-        if cfg["split"] not in ("train", "eval"):
-            raise TextGenValueError(f"Expects split 'train' or 'eval', got {cfg['split']!r}")
-        self.max_prompt_tokens = int(cfg["max_prompt_tokens"])
-        self.max_new_tokens = int(cfg["max_new_tokens"])
+    def __init__(self, config: TextGenConfig | None = None) -> None:
+        self.config = config = config if config is not None else TextGenConfig()
+        cfg = config
+        self.max_prompt_tokens = int(cfg.max_prompt_tokens)
+        self.max_new_tokens = int(cfg.max_new_tokens)
         self.max_length = self.max_prompt_tokens + self.max_new_tokens
-        self.stop_on_eos = bool(cfg["stop_on_eos"])
-        self.dense_reward = bool(cfg["dense_reward"])
-        self.split = cfg["split"]
+        self.stop_on_eos = bool(cfg.stop_on_eos)
+        self.dense_reward = bool(cfg.dense_reward)
+        self.split = cfg.split
 
-        self.task: Task = make_task(cfg["task"])
+        self.task: Task = make_task(cfg.task)
         self.prompts = self.task.prompts if self.split == "train" else self.task.eval_prompts
-        spec = cfg["scorer"] if cfg["scorer"] is not None else self.task.scorer
-        self.scorer: Scorer = make_scorer(spec, **(cfg["scorer_kwargs"] or {}))
-        timeout = cfg["scorer_timeout"]
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout <= threading.TIMEOUT_MAX
-        ):
-            raise TextGenValueError(
-                f"Expects scorer_timeout to be seconds in (0, {threading.TIMEOUT_MAX:g}] or None "
-                f"(no limit), got {timeout!r}"
-            )
+        spec = cfg.scorer if cfg.scorer is not None else self.task.scorer
+        self.scorer: Scorer = make_scorer(spec, **(cfg.scorer_kwargs or {}))
+        timeout = cfg.scorer_timeout
         self.scorer_timeout = None if timeout is None else float(timeout)
 
-        tok = cfg["tokenizer"]
+        tok = cfg.tokenizer
         if isinstance(tok, (str, os.PathLike)):
             tok = load_tokenizer(tok)
         elif not all(hasattr(tok, a) for a in ("encode", "decode", "eos_token_id")):
@@ -114,7 +159,7 @@ class TextGenCore:
             )
         self.tokenizer = tok
         self.tokenizer_vocab = len(self.tokenizer)
-        self.vocab_size = int(cfg["vocab_size"] or self.tokenizer_vocab)
+        self.vocab_size = int(cfg.vocab_size or self.tokenizer_vocab)
         if self.vocab_size < self.tokenizer_vocab:
             raise TextGenValueError(
                 f"Expects vocab_size >= the tokenizer's {self.tokenizer_vocab} tokens, "
@@ -134,7 +179,7 @@ class TextGenCore:
             }
         )
         self.action_space = spaces.Discrete(self.vocab_size)
-        self.mask = self._build_mask(cfg["allowed_tokens"])
+        self.mask = self._build_mask(cfg.allowed_tokens)
         self._encoded: dict[str, tuple[np.ndarray, str]] = {}
         self._warned_truncation = False
 

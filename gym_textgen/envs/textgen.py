@@ -7,19 +7,30 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import logger
 from gymnasium.error import ResetNeeded
 
-from gym_textgen.envs.core import TextGenCore
+from gym_textgen.envs.core import TextGenConfig, TextGenCore
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 
 
-@dataclass
-class _Pending:
-    """A validated step whose reward is not computed yet (see `TextGenEnv._begin_step`)."""
+@dataclass(frozen=True)
+class PreparedStep:
+    """A checked step that changes nothing until `TextGenEnv.commit_step` applies it.
+
+    Attributes:
+        action: the token id.
+        terminated: whether this step ends the episode.
+        score_ids: the completion's ids to score now, or None when the step needs no score.
+        prompt: the episode's prompt text (what the scorer receives).
+        reference: the prompt's reference, or None.
+    """
 
     action: int
     terminated: bool
-    score_ids: list[int] | None  # the completion to score, or None when no score is needed
+    score_ids: list[int] | None
+    prompt: str
+    reference: Any
 
 
 class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
@@ -69,6 +80,9 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     Truncation: never set by the environment; it is left to wrappers such as `TimeLimit`.
 
     ## Arguments
+    Keywords (as below), or one `TextGenConfig` (`TextGenEnv(config=...)`), whose fields are
+    documented with their reasons; `render_mode` is Gymnasium's.
+
     >>> import gymnasium as gym
     >>> import gym_textgen
     >>> env = gym.make("TextGen-v0", max_new_tokens=8)
@@ -94,30 +108,51 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `max_new_tokens`    | `32`                | episode length limit                              |
     | `stop_on_eos`       | `True`              | end the episode when EOS is chosen                |
     | `dense_reward`      | `False`             | per-step score differences instead of one reward  |
-    | `render_mode`       | `None`              | `"ansi"` or `"human"`                             |
     | `allowed_tokens`    | `None`              | ids the action mask allows (narrows it)           |
     | `vocab_size`        | tokenizer size      | V, to match a model whose output is larger        |
     | `split`             | `"train"`           | `"train"` or `"eval"` prompts                     |
+    | `render_mode`       | `None`              | `"ansi"` or `"human"` (others: a warning, none)   |
 
     ## Vectorized environment
     `gym.make_vec("TextGen-v0", num_envs=N, vectorization_mode="vector_entry_point")` returns
     `TextGenVectorEnv`: N slots that share one tokenizer and score all episodes that end in a
-    step with one scorer call. Its trajectories equal those of N single environments seeded
+    step with one scorer call. It uses this class's public halves of a step: `prepare_step`
+    (check the action, change nothing) and `commit_step` (apply it with its score). Its trajectories equal those of N single environments seeded
     `seed, seed + 1, ...` (and of `vectorization_mode="sync"`).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Arguments became the fields of `TextGenConfig` (same names); an
+      unsupported `render_mode` now warns instead of raising, as Gymnasium's own envs do.
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
 
-    def __init__(self, *, _core: TextGenCore | None = None, **kwargs: Any) -> None:
-        self.core = _core if _core is not None else TextGenCore(**kwargs)
-        render_mode = kwargs.get("render_mode")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise TextGenValueError(
-                f"Expects render_mode in {self.metadata['render_modes']} or None, got {render_mode!r}"
+    def __init__(
+        self, config: TextGenConfig | None = None, render_mode: str | None = None, **kwargs: Any
+    ) -> None:
+        if config is not None and kwargs:
+            raise TextGenTypeError(
+                f"Pass either config=TextGenConfig(...) or keyword arguments, got both "
+                f"(config and {sorted(kwargs)})"
             )
+        self._setup(TextGenCore(config or TextGenConfig.from_kwargs(**kwargs)), render_mode)
+
+    @classmethod
+    def from_core(cls, core: TextGenCore, render_mode: str | None = None) -> TextGenEnv:
+        """An env that shares `core` (tokenizer, task, scorer) with other envs."""
+        env = cls.__new__(cls)
+        env._setup(core, render_mode)
+        return env
+
+    def _setup(self, core: TextGenCore, render_mode: str | None) -> None:
+        self.core = core
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and render_mode not in modes:
+            logger.warn(
+                f"render_mode {render_mode!r} is not supported (expected one of {modes} or None); "
+                "rendering is off"
+            )
+            render_mode = None
         self.render_mode = render_mode
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
@@ -179,14 +214,14 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def step(
         self, action: int | np.integer
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        pending = self._begin_step(action)
-        if pending.score_ids is None:
-            return self._finish_step(pending, 0.0, None, "")
+        prepared = self.prepare_step(action)
+        if prepared.score_ids is None:
+            return self.commit_step(prepared)
         total, comps, texts = self.core.score(
-            [self._prompt], [pending.score_ids], [self._reference]
+            [prepared.prompt], [prepared.score_ids], [prepared.reference]
         )
-        return self._finish_step(
-            pending, float(total[0]), {k: float(v[0]) for k, v in comps.items()}, texts[0]
+        return self.commit_step(
+            prepared, float(total[0]), {k: float(v[0]) for k, v in comps.items()}, texts[0]
         )
 
     def action_masks(self) -> np.ndarray:
@@ -206,8 +241,13 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return text
 
     # -- the two halves of a step (the vector env batches the scoring in between) ---------------
-    def _begin_step(self, action: Any) -> _Pending:
-        """Validate `action` and decide whether the step ends the episode; changes nothing."""
+    def prepare_step(self, action: Any) -> PreparedStep:
+        """Check `action` and decide whether the step ends the episode; changes nothing.
+
+        `step(a)` is `commit_step(prepare_step(a), *score)` where the score is the scorer's
+        value of `prepared.score_ids` (when not None): a batched caller scores many prepared
+        steps in one call, and a scorer error leaves every env as it was.
+        """
         if type(action) is int or isinstance(action, np.integer):
             a = int(action)
         elif isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
@@ -228,12 +268,19 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         score_ids = None
         if terminated or self.dense_reward:
             score_ids = self._generated if eos else [*self._generated, a]
-        return _Pending(a, terminated, score_ids)
+        return PreparedStep(a, terminated, score_ids, self._prompt, self._reference)
 
-    def _finish_step(
-        self, p: _Pending, score: float, components: dict[str, float] | None, completion: str
+    def commit_step(
+        self,
+        p: PreparedStep,
+        score: float = 0.0,
+        components: dict[str, float] | None = None,
+        completion: str = "",
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        """Apply a validated step once its score (if any) is known."""
+        """Apply a prepared step with its score (when `p.score_ids` asked for one).
+
+        Returns what `step` returns.
+        """
         assert self._generated is not None
         pos = self._prompt_len + len(self._generated)
         self._ids[pos] = p.action

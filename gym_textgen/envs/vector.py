@@ -8,9 +8,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from gym_textgen.envs.core import TextGenCore
+from gym_textgen.envs.core import TextGenConfig, TextGenCore
 from gym_textgen.envs.textgen import TextGenEnv
-from gym_textgen.errors import TextGenValueError
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
 
 
 class TextGenVectorEnv(VectorEnv):
@@ -26,7 +26,9 @@ class TextGenVectorEnv(VectorEnv):
         autoreset_mode: `"NextStep"` (Gymnasium's default: the step after an episode ends resets
             that slot, ignoring its action) or `"SameStep"` (the slot resets in the step that
             ends it; `info["final_obs"]` and `info["final_info"]` hold what it ended with).
-        **kwargs: `TextGenEnv`'s arguments.
+        config: a `TextGenConfig`, or
+        **kwargs: its fields as keywords (`TextGenEnv`'s arguments).
+        render_mode: `"ansi"` or `"human"` for every slot.
 
     >>> import gymnasium as gym, gym_textgen
     >>> envs = gym.make_vec("TextGen-v0", num_envs=4, vectorization_mode="vector_entry_point")
@@ -39,6 +41,8 @@ class TextGenVectorEnv(VectorEnv):
         self,
         num_envs: int = 1,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        config: TextGenConfig | None = None,
+        render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -48,8 +52,14 @@ class TextGenVectorEnv(VectorEnv):
             raise TextGenValueError(
                 "autoreset_mode 'Disabled' is not supported; use NextStep or SameStep"
             )
-        self.core = TextGenCore(**kwargs)
-        self.envs = [TextGenEnv(_core=self.core, **kwargs) for _ in range(num_envs)]
+        if config is not None and kwargs:
+            raise TextGenTypeError(
+                f"Pass either config=TextGenConfig(...) or keyword arguments, got both "
+                f"(config and {sorted(kwargs)})"
+            )
+        config = config or TextGenConfig.from_kwargs("TextGenVectorEnv", **kwargs)
+        self.core = TextGenCore(config)
+        self.envs = [TextGenEnv.from_core(self.core, render_mode) for _ in range(num_envs)]
         self.num_envs = int(num_envs)
         self.autoreset_mode = mode
         self.metadata = {**TextGenEnv.metadata, "autoreset_mode": mode}
@@ -119,9 +129,9 @@ class TextGenVectorEnv(VectorEnv):
                 f"Expects actions of shape ({self.num_envs},), got {actions.shape} ({actions.dtype})"
             )
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
-        # 1. validate every slot's step (nothing changes yet)
+        # 1. check every slot's step (nothing changes yet)
         pending = [
-            None if self._needs_reset[i] else env._begin_step(actions[i])
+            None if self._needs_reset[i] else env.prepare_step(actions[i])
             for i, env in enumerate(self.envs)
         ]
         # 2. one scorer call for every slot that needs a score
@@ -129,9 +139,9 @@ class TextGenVectorEnv(VectorEnv):
         scores: dict[int, tuple[float, dict[str, float], str]] = {}
         if to_score:
             total, comps, texts = self.core.score(
-                [self.envs[i]._prompt for i in to_score],
+                [pending[i].prompt for i in to_score],
                 [pending[i].score_ids for i in to_score],
-                [self.envs[i]._reference for i in to_score],
+                [pending[i].reference for i in to_score],
             )
             for j, i in enumerate(to_score):
                 scores[i] = (float(total[j]), {k: float(v[j]) for k, v in comps.items()}, texts[j])
@@ -145,7 +155,7 @@ class TextGenVectorEnv(VectorEnv):
             if p is None:  # NextStep autoreset: this step resets the slot
                 o, info = env.reset()
             else:
-                o, rewards[i], terminated[i], truncated[i], info = env._finish_step(
+                o, rewards[i], terminated[i], truncated[i], info = env.commit_step(
                     p, *scores.get(i, (0.0, None, ""))
                 )
                 if same_step and (terminated[i] or truncated[i]):
