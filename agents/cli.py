@@ -89,7 +89,7 @@ def run_command(args) -> None:
             cfg = load_config(args.config, **overrides)
         training.train(cfg, resume=args.resume)
     elif args.command == "eval":
-        training.evaluate(args.run, args.episodes, args.split, args.seed)
+        training.evaluate_run(args.run, args.episodes, args.split, args.seed)
     elif args.command == "generate":
         training.generate(args.run, args.prompt, args.n, args.seed, args.greedy)
 

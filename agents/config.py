@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.errors import TextGenTypeError, TextGenValueError, deprecated
 
 #: The algorithm names `textgen train --algo` accepts (`agents.ALGOS` maps them to classes).
 ALGO_NAMES = ("a2c", "maskable_ppo", "ppo")
@@ -81,15 +81,18 @@ class TrainConfig:
     target_kl: float | None = None
     """PPO: stop an epoch early when the update's KL to the rollout policy exceeds this"""
     kl_coef: float = 0.0
-    """per-token penalty beta * log(pi / pi_ref) against the initial model (0: none)"""
-    kl_target: float | None = None
-    """adapt kl_coef so the KL to the initial model per episode stays near this (nats)"""
+    """per-token penalty kl_coef * log(pi / pi_ref) against the initial model (0: none)"""
+    kl_coef_target: float | None = None
+    """adapt kl_coef (from its start value) so the KL to the initial model per episode stays
+    near this many nats; not PPO's target_kl"""
     lora: dict[str, Any] | None = None
     """LoRA settings, e.g. {"r": 8}; None trains every weight"""
     separate_value_trunk: bool = False
     """give the value function its own copy of the LM trunk"""
-    fast: bool = True
-    """KV-cached rollouts and one forward per episode segment; False: the naive reference"""
+    kv_cache: bool = True
+    """rollouts feed only each slot's new token to a per-slot KV cache (False: full forwards)"""
+    group_sequences: bool = True
+    """updates run one forward per episode in a minibatch (False: one per step, the reference)"""
     checkpoint_every: int = 2048
     """environment steps between atomic checkpoints"""
     eval_episodes: int = 16
@@ -130,14 +133,15 @@ class TrainConfig:
         for name in ("kl_coef", "ent_coef", "vf_coef"):
             if not getattr(self, name) >= 0:
                 raise TextGenValueError(f"Expects {name} >= 0, got {getattr(self, name)}")
-        for name in ("target_kl", "kl_target"):
+        for name in ("target_kl", "kl_coef_target"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise TextGenValueError(f"Expects {name} > 0 or null, got {value}")
-        if self.kl_target is not None and self.kl_coef == 0:
+        if self.kl_coef_target is not None and self.kl_coef == 0:
             raise TextGenValueError(
-                f"kl_target={self.kl_target} adapts kl_coef multiplicatively, so it never moves "
-                "from kl_coef=0; give a starting kl_coef > 0 as well (e.g. --kl-coef 0.05)"
+                f"kl_coef_target={self.kl_coef_target} adapts kl_coef multiplicatively, so it "
+                "never moves from kl_coef=0; give a starting kl_coef > 0 as well "
+                "(e.g. --kl-coef 0.05)"
             )
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise TextGenValueError(
@@ -183,6 +187,28 @@ def check_types(obj: Any) -> None:
             )
         if hints[f.name] is float and isinstance(value, int):
             object.__setattr__(obj, f.name, float(value))
+
+
+#: Config keys renamed in 0.2 (old -> new); old configs still load, with a FutureWarning.
+RENAMED_KEYS = {"kl_target": "kl_coef_target"}
+#: Keys split in 0.2: `fast` set both of these.
+SPLIT_KEYS = {"fast": ("kv_cache", "group_sequences")}
+
+
+def upgrade_keys(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """`data` with renamed and split keys in their new form (a FutureWarning for each)."""
+    data = dict(data)
+    for old, new in RENAMED_KEYS.items():
+        if old in data:
+            deprecated(f"config key {old!r} ({where})", repr(new))
+            data.setdefault(new, data.pop(old))
+    for old, new_keys in SPLIT_KEYS.items():
+        if old in data:
+            deprecated(f"config key {old!r} ({where})", " and ".join(map(repr, new_keys)))
+            value = data.pop(old)
+            for new in new_keys:
+                data.setdefault(new, value)
+    return data
 
 
 def config_keys() -> list[str]:
@@ -238,6 +264,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             raise TextGenValueError(
                 f"Expects {path} to hold a mapping of config keys, got {type(data).__name__}"
             )
+    data = upgrade_keys(data, str(path) if path is not None else "arguments")
     data.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(data) - set(config_keys()))
     if unknown:

@@ -10,7 +10,7 @@ import torch as th
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from agents.vec_env import TextGenVecEnv
+from agents.vec_env import TextGenSB3VecEnv
 
 
 @dataclass
@@ -39,7 +39,7 @@ def sample_episodes(
     seed see the same prompts and, for a given policy, draw the same samples.
     """
     kwargs = {**(env_kwargs or {}), "split": split}
-    env = TextGenVecEnv(env_id, n_envs=min(n_envs, n), **kwargs)
+    env = TextGenSB3VecEnv(env_id, n_envs=min(n_envs, n), **kwargs)
     pool = prompts if prompts is not None else list(env.core.prompts)
     options = [
         {"prompt": pool[i % len(pool)]} if prompts is not None else {"prompt_index": i % len(pool)}

@@ -1,15 +1,15 @@
 """KL control to a frozen reference model, as an SB3 callback (stock algorithms, no fork).
 
-Each step's reward gets the per-token penalty `-beta * (log pi_old(a|s) - log pi_ref(a|s))`
+Each step's reward gets the per-token penalty `-kl_coef * (log pi_old(a|s) - log pi_ref(a|s))`
 (Ziegler et al. 2019, "Fine-Tuning Language Models from Human Preferences"; as in TRL and
-RL4LMs). Summed over an episode it is `-beta` times a sample of KL(pi || pi_ref), which keeps
+RL4LMs). Summed over an episode it is `-kl_coef` times a sample of KL(pi || pi_ref), which keeps
 the policy's text close to the pretrained model's instead of collapsing onto a few tokens that
 please the scorer. The penalty is added after the rollout, in one batched pass of the reference
 model over the buffer's episode segments, and advantages are recomputed; the algorithm itself is
 untouched.
 
-With `target_kl`, beta adapts (the proportional controller of Ziegler et al.): it grows when the
-measured KL per episode exceeds the target and shrinks when it falls below.
+With `kl_coef_target`, kl_coef adapts (the proportional controller of Ziegler et al.): it grows
+when the measured KL per episode exceeds the target and shrinks when it falls below.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 
 from agents.fast import grouped_last_hidden
-from gym_textgen.errors import TextGenValueError
+from gym_textgen.errors import TextGenValueError, deprecated
 
 #: The attribute of the SB3 model that carries the controller's state, so that `model.save`
 #: writes it into the checkpoint's JSON and `load` restores it (no file beside the checkpoint).
@@ -31,53 +31,73 @@ STATE_ATTR = "textgen_kl_state"
 
 
 class KLPenaltyCallback(BaseCallback):
-    """Penalise each step by `beta` times the log-ratio of the policy to a frozen reference.
+    """Penalise each step by `kl_coef` times the log-ratio of the policy to a frozen reference.
 
     Args:
-        beta: initial penalty coefficient (0 disables the penalty but still logs the KL).
-        target_kl: KL per episode (nats) to steer towards by adapting beta; None keeps beta.
-            The controller multiplies beta, so a target needs a starting beta > 0.
-        horizon: environment steps over which the controller may change beta by up to 20%;
+        kl_coef: the penalty coefficient (beta in the papers; its start value when adaptive).
+            0 disables the penalty but still logs the KL.
+        kl_coef_target: the KL to the reference per episode (nats) that an adaptive kl_coef
+            steers toward; None keeps kl_coef fixed. (Not PPO's `target_kl`, which stops an
+            update's epochs early.) The controller multiplies kl_coef, so it needs a start > 0.
+        horizon: environment steps over which the controller may change kl_coef by up to 20%;
             one rollout changes it by at most 20% however long it is.
         reference: the reference causal LM; by default a frozen copy of the policy's LM when
             training starts (for a LoRA policy, its frozen base).
+        beta, target_kl: deprecated names of kl_coef and kl_coef_target.
 
     Under action masks (MaskablePPO) the reference's distribution is renormalised over the same
     allowed ids as the policy's, so a policy equal to its reference has zero KL.
 
-    The adaptive beta is part of the run: it is stored on the model (`model.textgen_kl_state`),
-    so it is saved with every checkpoint, and a callback with the same settings continues from
-    it after `load`. The default reference is a copy of the policy when `learn` starts, which
-    after a `load` is the trained policy: to keep penalising against the initial model, pass it
-    (`reference=load_model(name)`), as `textgen train --resume` does. Logs `textgen/kl_ref` (mean KL estimate per episode),
-    `textgen/kl_per_token` and `textgen/beta`.
+    The adaptive kl_coef is part of the run: it is stored on the model
+    (`model.textgen_kl_state`), so it is saved with every checkpoint, and a callback with the
+    same settings continues from it after `load`. The default reference is a copy of the policy
+    when `learn` starts, which after a `load` is the trained policy: to keep penalising against
+    the initial model, pass it (`reference=load_model(name)`), as `textgen train --resume` does.
+
+    Logs `kl/ref_per_episode` (mean KL estimate per episode), `kl/ref_per_token` and
+    `kl/coef`.
     """
 
     def __init__(
         self,
-        beta: float = 0.05,
-        target_kl: float | None = None,
+        kl_coef: float = 0.05,
+        kl_coef_target: float | None = None,
         horizon: int = 10_000,
         reference: Any = None,
+        *,
+        beta: float | None = None,
+        target_kl: float | None = None,
     ) -> None:
         super().__init__()
-        if not 0 <= beta < float("inf"):
-            raise TextGenValueError(f"Expects beta >= 0 (finite), got {beta}")
-        if target_kl is not None and not 0 < target_kl < float("inf"):
-            raise TextGenValueError(f"Expects target_kl > 0 or None, got {target_kl}")
-        if target_kl is not None and beta == 0:
+        if beta is not None:
+            deprecated("KLPenaltyCallback(beta=...)", "KLPenaltyCallback(kl_coef=...)")
+            kl_coef = beta
+        if target_kl is not None:
+            deprecated("KLPenaltyCallback(target_kl=...)", "KLPenaltyCallback(kl_coef_target=...)")
+            kl_coef_target = target_kl
+        if not 0 <= kl_coef < float("inf"):
+            raise TextGenValueError(f"Expects kl_coef >= 0 (finite), got {kl_coef}")
+        if kl_coef_target is not None and not 0 < kl_coef_target < float("inf"):
+            raise TextGenValueError(f"Expects kl_coef_target > 0 or None, got {kl_coef_target}")
+        if kl_coef_target is not None and kl_coef == 0:
             raise TextGenValueError(
-                f"target_kl={target_kl} adapts beta multiplicatively, so it never moves from "
-                "beta=0; give a starting beta > 0 (e.g. beta=0.05)"
+                f"kl_coef_target={kl_coef_target} adapts kl_coef multiplicatively, so it never "
+                "moves from kl_coef=0; give a starting kl_coef > 0 (e.g. kl_coef=0.05)"
             )
         if not horizon > 0:
             raise TextGenValueError(f"Expects horizon > 0 environment steps, got {horizon}")
-        self.beta, self.target_kl, self.horizon = float(beta), target_kl, horizon
-        self.initial_beta = self.beta
+        self.kl_coef, self.kl_coef_target, self.horizon = float(kl_coef), kl_coef_target, horizon
+        self.initial_kl_coef = self.kl_coef
         self.reference: Any = reference
 
+    @property
+    def beta(self) -> float:
+        """Deprecated name of `kl_coef`."""
+        deprecated("KLPenaltyCallback.beta", "KLPenaltyCallback.kl_coef")
+        return self.kl_coef
+
     def _settings(self) -> dict[str, Any]:
-        return {"initial_beta": self.initial_beta, "target_kl": self.target_kl}
+        return {"initial_kl_coef": self.initial_kl_coef, "kl_coef_target": self.kl_coef_target}
 
     def _on_training_start(self) -> None:
         policy = self.model.policy
@@ -85,11 +105,11 @@ class KLPenaltyCallback(BaseCallback):
             self.reference = copy.deepcopy(policy.lm).eval().requires_grad_(False)
         saved = getattr(self.model, STATE_ATTR, None)
         if isinstance(saved, dict) and saved.get("settings") == self._settings():
-            self.beta = float(saved["beta"])  # a resumed run continues its controller
+            self.kl_coef = float(saved["kl_coef"])  # a resumed run continues its controller
         self._save_state()
 
     def _save_state(self) -> None:
-        setattr(self.model, STATE_ATTR, {"beta": self.beta, "settings": self._settings()})
+        setattr(self.model, STATE_ATTR, {"kl_coef": self.kl_coef, "settings": self._settings()})
 
     def _on_step(self) -> bool:
         return True
@@ -139,7 +159,7 @@ class KLPenaltyCallback(BaseCallback):
         ref = self.reference_log_probs(ids, lengths, actions, masks)
         ref = ref.cpu().numpy().reshape(n_envs, n_steps).T
         log_ratio = buf.log_probs - ref  # (n_steps, n_envs): a sample of the per-token KL
-        buf.rewards -= self.beta * log_ratio
+        buf.rewards -= self.kl_coef * log_ratio
         # The value of the observation after the rollout and whether it starts a new episode, as
         # the algorithm computed them (sb3-contrib's MaskablePPO leaves self.locals stale here).
         with th.no_grad():
@@ -148,13 +168,13 @@ class KLPenaltyCallback(BaseCallback):
 
         episodes = max(1.0, float(buf.episode_starts.sum()))
         kl_episode = float(log_ratio.sum()) / episodes
-        self.logger.record("textgen/kl_ref", kl_episode)
-        self.logger.record("textgen/kl_per_token", float(log_ratio.mean()))
-        self.logger.record("textgen/beta", self.beta)
-        if self.target_kl is not None:
+        self.logger.record("kl/ref_per_episode", kl_episode)
+        self.logger.record("kl/ref_per_token", float(log_ratio.mean()))
+        self.logger.record("kl/coef", self.kl_coef)
+        if self.kl_coef_target is not None:
             # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the
-            # steps this rollout covers, and at most one horizon's worth per rollout, so beta
+            # steps this rollout covers, and at most one horizon's worth per rollout, so kl_coef
             # stays positive however long the rollout is.
-            error = float(np.clip(kl_episode / self.target_kl - 1.0, -0.2, 0.2))
-            self.beta *= 1.0 + error * min(1.0, n_steps * n_envs / self.horizon)
+            error = float(np.clip(kl_episode / self.kl_coef_target - 1.0, -0.2, 0.2))
+            self.kl_coef *= 1.0 + error * min(1.0, n_steps * n_envs / self.horizon)
             self._save_state()

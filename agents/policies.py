@@ -30,7 +30,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden, prefix_heads
-from gym_textgen.errors import TextGenValueError
+from gym_textgen.errors import TextGenValueError, deprecated
 from gym_textgen.models import disable_dropout, load_model, quiet_progress
 
 _LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
@@ -236,9 +236,14 @@ class _TransformerPolicyMixin:
         lora: dict[str, Any] | None = None,
         separate_value_trunk: bool = False,
         model_kwargs: dict[str, Any] | None = None,
-        fast: bool = True,
+        kv_cache: bool = True,
+        group_sequences: bool = True,
+        fast: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        if fast is not None:  # the one switch for both, until 0.2
+            deprecated("policy_kwargs['fast']", "'kv_cache' and 'group_sequences'")
+            kv_cache = group_sequences = fast
         if not isinstance(action_space, spaces.Discrete):
             raise TextGenValueError(
                 f"TransformerPolicy expects a Discrete action space, got {action_space}"
@@ -255,15 +260,15 @@ class _TransformerPolicyMixin:
         self.lora = lora
         self.separate_value_trunk = separate_value_trunk
         self.model_kwargs = model_kwargs
-        self.fast = fast
+        self.kv_cache, self.group_sequences = kv_cache, group_sequences
         kwargs["features_extractor_class"] = TransformerExtractor
         kwargs["features_extractor_kwargs"] = {
             "model": model,
             "vocab_size": int(action_space.n),
             "lora": lora,
             "model_kwargs": model_kwargs,
-            "kv_cache": fast,
-            "group_sequences": fast,
+            "kv_cache": kv_cache,
+            "group_sequences": group_sequences,
         }
         kwargs["net_arch"] = []  # the LM head reads the trunk's hidden state directly
         kwargs["ortho_init"] = False  # orthogonal init would overwrite pretrained weights
@@ -292,7 +297,7 @@ class _TransformerPolicyMixin:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        for key in (  # derived from model/lora/separate_value_trunk/fast in __init__
+        for key in (  # derived from the arguments below in __init__
             "features_extractor_class",
             "features_extractor_kwargs",
             "net_arch",
@@ -305,7 +310,8 @@ class _TransformerPolicyMixin:
             lora=self.lora,
             separate_value_trunk=self.separate_value_trunk,
             model_kwargs=self.model_kwargs,
-            fast=self.fast,
+            kv_cache=self.kv_cache,
+            group_sequences=self.group_sequences,
         )
         return data
 
@@ -352,8 +358,12 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
         lora: LoRA settings (e.g. `{"r": 8}`), or None to train every weight.
         separate_value_trunk: give the value function its own copy of the LM trunk.
         model_kwargs: extra arguments for `gym_textgen.models.load_model`.
-        fast: KV-cached rollouts and one forward per episode segment in updates (see
-            `agents.fast`); False runs the naive reference path (a full forward per row).
+        kv_cache: during rollouts, keep each env slot's keys/values and feed only the new token
+            (`agents.fast.RolloutKVCache`); False: a full forward per observation.
+        group_sequences: in updates, compute the rows of a minibatch that are prefixes of one
+            another with one forward (`agents.fast.grouped_last_hidden`); False: one per row.
+            Both False is the naive reference path that the fast one must match.
+        fast: deprecated; sets both of the above.
         **kwargs: `ActorCriticPolicy`'s arguments (optimizer, ...).
     """
 

@@ -191,7 +191,8 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
                 "model": cfg.model,
                 "lora": cfg.lora,
                 "separate_value_trunk": cfg.separate_value_trunk,
-                "fast": cfg.fast,
+                "kv_cache": cfg.kv_cache,
+                "group_sequences": cfg.group_sequences,
             },
             tensorboard_log=str(run.tensorboard),
             verbose=0,
@@ -211,7 +212,7 @@ def kl_callback(cfg: TrainConfig, model: Any) -> Any:
     if not cfg.lora:  # a LoRA policy's frozen base is its reference
         kwargs = {"vocab_size": model.action_space.n} if cfg.model == "random-tiny" else {}
         reference = load_model(cfg.model, **kwargs).to(model.device).requires_grad_(False)
-    return KLPenaltyCallback(cfg.kl_coef, cfg.kl_target, reference=reference)
+    return KLPenaltyCallback(cfg.kl_coef, cfg.kl_coef_target, reference=reference)
 
 
 def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: str = "") -> Any:
@@ -358,7 +359,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
             AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint),
             MetricsCallback(run.metrics),
         ]
-        if cfg.kl_coef > 0 or cfg.kl_target is not None:
+        if cfg.kl_coef > 0 or cfg.kl_coef_target is not None:
             # first, so the checkpoint and metrics callbacks run after the rewards are penalised
             steps.insert(0, kl_callback(cfg, model))
         try:
@@ -426,7 +427,9 @@ def run_samples(run: Path, **kwargs: Any) -> list[Any]:
     return sample_episodes(model, cfg.env_id, env_kwargs_for(cfg), **kwargs)
 
 
-def evaluate(run: Path, episodes: int | None = None, split: str = "eval", seed: int = 0) -> float:
+def evaluate_run(
+    run: Path, episodes: int | None = None, split: str = "eval", seed: int = 0
+) -> float:
     """Print and return the mean reward of the run's model on `split` prompts."""
     from agents.evaluation import mean_reward
 
@@ -456,7 +459,7 @@ __all__ = [
     "RunDir",
     "RunError",
     "build",
-    "evaluate",
+    "evaluate_run",
     "generate",
     "load_run_model",
     "resume_config",

@@ -12,11 +12,14 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import gym_textgen  # noqa: F401  (registers the env ids)
 from gym_textgen.envs import TextGenVectorEnv
-from gym_textgen.errors import TextGenValueError
+from gym_textgen.errors import TextGenValueError, deprecated
 
 
-class TextGenVecEnv(VecEnv):
-    """SB3's VecEnv API on `TextGenVectorEnv` (SameStep autoreset, as SB3 expects).
+class TextGenSB3VecEnv(VecEnv):
+    """SB3's VecEnv API on Gymnasium's `TextGenVectorEnv` (SameStep autoreset, as SB3 expects).
+
+    (Named for what it adapts to: Gymnasium's vector env is `gym_textgen.TextGenVectorEnv`;
+    this was `TextGenVecEnv` before 0.2.)
 
     A finished slot resets in the same step; its last observation is in
     `infos[i]["terminal_observation"]`. `env_method`, `get_attr` and `set_attr` reach the slots'
@@ -147,7 +150,7 @@ def make_vec_env(
             f"Env argument(s) {clash} given twice with different values: in env_kwargs "
             f"{ {k: env_kwargs[k] for k in clash} } and as keywords { {k: kwargs[k] for k in clash} }"
         )
-    venv = TextGenVecEnv(env_id, n_envs, **{**env_kwargs, **kwargs})
+    venv = TextGenSB3VecEnv(env_id, n_envs, **{**env_kwargs, **kwargs})
     if seed is not None:
         venv.seed(seed + start_index)
     filename = None
@@ -159,12 +162,19 @@ def make_vec_env(
     return VecMonitor(venv, filename=filename, **(monitor_kwargs or {}))
 
 
-def unwrap_textgen(env: VecEnv) -> TextGenVecEnv:
-    """The `TextGenVecEnv` inside SB3 VecEnv wrappers."""
-    while not isinstance(env, TextGenVecEnv):
+def unwrap_textgen(env: VecEnv) -> TextGenSB3VecEnv:
+    """The `TextGenSB3VecEnv` inside SB3 VecEnv wrappers."""
+    while not isinstance(env, TextGenSB3VecEnv):
         if not hasattr(env, "venv"):
             raise TextGenValueError(
                 f"Expects a VecEnv made by agents.make_vec_env, got {type(env).__name__}"
             )
         env = env.venv
     return env
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TextGenVecEnv":  # the name until 0.2, too close to TextGenVectorEnv
+        deprecated("agents.vec_env.TextGenVecEnv", "agents.TextGenSB3VecEnv")
+        return TextGenSB3VecEnv
+    raise AttributeError(f"module 'agents.vec_env' has no attribute {name!r}")

@@ -52,7 +52,13 @@ def ppo_model(
         env_kwargs["tokenizer"] = model
     env = agents.make_vec_env("TextGen-v0", n_envs=n_envs, **env_kwargs)
     return agents.make_algo(
-        PPO, env, {"model": model, "fast": fast}, n_steps=n_steps, seed=0, device="cpu", **kwargs
+        PPO,
+        env,
+        {"model": model, "kv_cache": fast, "group_sequences": fast},
+        n_steps=n_steps,
+        seed=0,
+        device="cpu",
+        **kwargs,
     )
 
 

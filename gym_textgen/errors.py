@@ -32,4 +32,15 @@ class ScorerError(TextGenError, RuntimeError):
     """A scorer raised, timed out, or returned something other than one finite float per text."""
 
 
-__all__ = ["ScorerError", "TextGenError", "TextGenTypeError", "TextGenValueError"]
+def deprecated(old: str, new: str, stacklevel: int = 3) -> None:
+    """Warn (FutureWarning, shown by default) that `old` is renamed `new` and goes in 0.3."""
+    import warnings
+
+    warnings.warn(
+        f"{old} is deprecated and will be removed in gym-textgen 0.3; use {new}",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+
+
+__all__ = ["ScorerError", "TextGenError", "TextGenTypeError", "TextGenValueError", "deprecated"]

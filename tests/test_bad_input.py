@@ -285,7 +285,7 @@ BAD_INPUTS = [
     ("config not YAML", lambda t: _config(t, "algo: [ppo\n"), TextGenValueError, "valid YAML", "c.yaml"),
     ("config algo", lambda t: _config(t, "algo: dqn\n"), TextGenValueError, "expected one of \\['a2c'", "'dqn'"),
     ("config gamma", lambda t: _config(t, "gamma: 1.5\n"), TextGenValueError, "gamma in \\[0, 1\\]", "got 1.5"),
-    ("config kl_target alone", lambda t: _config(t, "kl_target: 2.0\n"), TextGenValueError, "starting kl_coef > 0", "kl_target=2.0"),
+    ("config kl_coef_target alone", lambda t: _config(t, "kl_coef_target: 2.0\n"), TextGenValueError, "starting kl_coef > 0", "kl_coef_target=2.0"),
     ("config batch_size", lambda t: _config(t, "batch_size: 1\n"), TextGenValueError, "batch_size >= 2", "got 1"),
     ("config one-step rollout", lambda t: _config(t, "n_steps: 1\nn_envs: 1\n"), TextGenValueError, "n_steps \\* n_envs >= 2", "got 1 \\* 1"),
     ("config seed", lambda t: _config(t, "seed: -1\n"), TextGenValueError, "seed in \\[0, 2\\*\\*32 - 1\\]", "got -1"),
@@ -294,8 +294,8 @@ BAD_INPUTS = [
     # checkpoints and KL
     ("checkpoint not a zip", lambda t: _run_folder(t, b"PK\x03\x04 not a zip"), gym_textgen.TextGenError, "corrupt or unreadable", "model.zip"),
     ("checkpoint truncated", _truncated_zip, gym_textgen.TextGenError, "corrupt or unreadable", "model.zip"),
-    ("KL beta", lambda t: __import__("agents.kl").kl.KLPenaltyCallback(beta=-1), TextGenValueError, "beta >= 0", "got -1"),
-    ("KL beta infinite", lambda t: __import__("agents.kl").kl.KLPenaltyCallback(beta=float("inf")), TextGenValueError, "beta >= 0 \\(finite\\)", "got inf"),
+    ("KL beta", lambda t: __import__("agents.kl").kl.KLPenaltyCallback(kl_coef=-1), TextGenValueError, "kl_coef >= 0", "got -1"),
+    ("KL beta infinite", lambda t: __import__("agents.kl").kl.KLPenaltyCallback(kl_coef=float("inf")), TextGenValueError, "kl_coef >= 0 \\(finite\\)", "got inf"),
 ]  # fmt: skip
 
 

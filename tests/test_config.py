@@ -24,10 +24,10 @@ TINY = dict(
 def test_yaml_exponents_are_floats(tmp_path):
     """PyYAML's YAML 1.1 reads `1e-4` as a string; configs read it as the number it is."""
     path = tmp_path / "c.yaml"
-    path.write_text("learning_rate: 1e-4\nkl_coef: 5E-2\nkl_target: 3e0\nclip_range: .2\n")
+    path.write_text("learning_rate: 1e-4\nkl_coef: 5E-2\nkl_coef_target: 3e0\nclip_range: .2\n")
     cfg = load_config(path)
-    assert (cfg.learning_rate, cfg.kl_coef, cfg.kl_target, cfg.clip_range) == (1e-4, 0.05, 3.0, 0.2)
-    assert type(cfg.kl_target) is float
+    assert (cfg.learning_rate, cfg.kl_coef, cfg.kl_coef_target, cfg.clip_range) == (1e-4, 0.05, 3.0, 0.2)
+    assert type(cfg.kl_coef_target) is float
 
 
 def test_ints_for_floats_become_floats():
@@ -119,3 +119,11 @@ def test_a_moved_model_folder_is_not_called_a_corrupt_checkpoint(finished_run, t
     with pytest.raises(ModelNotFoundError, match="my-model") as info:
         load_run_model(run)
     assert "corrupt" not in str(info.value)
+
+
+def test_old_config_keys_load_with_a_warning(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("kl_coef: 0.1\nkl_target: 4.0\nfast: false\n")
+    with pytest.warns(FutureWarning, match="config key 'kl_target'"):
+        cfg = load_config(path)
+    assert cfg.kl_coef_target == 4.0 and not cfg.kv_cache and not cfg.group_sequences

@@ -39,7 +39,7 @@ V = len(TOKENIZER)
 def make(algo, fast, n_envs=4, n_steps=24, seed=0, dtype=th.float64, optimizer_kwargs=None):
     env = agents.make_vec_env("TextGen-v0", n_envs=n_envs, **ENV)
     maskable = algo is MaskablePPO
-    policy_kwargs = {"model": "default", "fast": fast}
+    policy_kwargs = {"model": "default", "kv_cache": fast, "group_sequences": fast}
     if optimizer_kwargs is not None:
         policy_kwargs["optimizer_kwargs"] = optimizer_kwargs
     kwargs = dict(

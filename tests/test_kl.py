@@ -42,7 +42,7 @@ def make(lr=1e-4, **kw):
 
 def test_penalty_is_beta_times_log_ratio_and_zero_at_start():
     model = make()
-    before, kl, after = Snapshot(), KLPenaltyCallback(beta=0.5), Snapshot()
+    before, kl, after = Snapshot(), KLPenaltyCallback(kl_coef=0.5), Snapshot()
     model.learn(80, callback=[before, kl, after])
     # at the first rollout the policy is the reference: log-ratio ~ 0, rewards unchanged
     np.testing.assert_allclose(after.rewards, before.rewards, atol=1e-4)
@@ -61,25 +61,25 @@ def test_penalty_is_beta_times_log_ratio_and_zero_at_start():
     np.testing.assert_allclose(after.rewards, expected, atol=1e-4)
     assert np.abs(before.log_probs - ref_lp).max() > 1e-3  # the policy did move
     assert not np.allclose(after.advantages, before.advantages)  # advantages were recomputed
-    assert kl.beta == 0.5  # no target: beta stays
+    assert kl.kl_coef == 0.5  # no target: beta stays
 
 
 def test_adaptive_beta_moves_towards_target():
     model = make(lr=3e-3)
-    kl = KLPenaltyCallback(beta=0.1, target_kl=1e-6, horizon=100)
+    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, horizon=100)
     model.learn(80 * 4, callback=kl)
-    assert kl.beta > 0.1  # KL above a tiny target: beta grows
+    assert kl.kl_coef > 0.1  # KL above a tiny target: beta grows
     model2 = make()
-    kl2 = KLPenaltyCallback(beta=0.1, target_kl=1e6, horizon=100)
+    kl2 = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e6, horizon=100)
     model2.learn(80 * 2, callback=kl2)
-    assert kl2.beta < 0.1  # far below the target: beta shrinks
+    assert kl2.kl_coef < 0.1  # far below the target: beta shrinks
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match=r"Expects beta >= 0 \(finite\), got -1"):
-        KLPenaltyCallback(beta=-1)
-    with pytest.raises(ValueError, match="Expects target_kl > 0 or None, got 0"):
-        KLPenaltyCallback(target_kl=0)
+    with pytest.raises(ValueError, match=r"Expects kl_coef >= 0 \(finite\), got -1"):
+        KLPenaltyCallback(kl_coef=-1)
+    with pytest.raises(ValueError, match="Expects kl_coef_target > 0 or None, got 0"):
+        KLPenaltyCallback(kl_coef_target=0)
 
 
 # -- regressions (issue 8) -------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_zero_beta_leaves_advantages_unchanged(algo):
     model.learn(80)  # the value head moves away from its zero init, so last values matter
     before, after = Snapshot(), Snapshot()
     model.learn(
-        80, callback=[before, KLPenaltyCallback(beta=0.0), after], reset_num_timesteps=False
+        80, callback=[before, KLPenaltyCallback(kl_coef=0.0), after], reset_num_timesteps=False
     )
     assert not model._last_episode_starts.all()  # episodes were open at the rollout's end
     np.testing.assert_allclose(after.advantages, before.advantages, atol=1e-6, rtol=0)
@@ -112,7 +112,7 @@ def test_masked_policy_equal_to_reference_has_zero_kl():
     tok = gym_textgen_tokenizer()
     model = make_algo("maskable_ppo", allowed_tokens=range(len(tok) // 3))
     before, after = Snapshot(), Snapshot()
-    model.learn(80, callback=[before, KLPenaltyCallback(beta=0.1), after])  # policy == reference
+    model.learn(80, callback=[before, KLPenaltyCallback(kl_coef=0.1), after])  # policy == reference
     log_ratio = (before.rewards - after.rewards) / 0.1  # the penalty is beta * log(pi / pi_ref)
     assert np.abs(log_ratio).max() < 1e-4, np.abs(log_ratio).max()
 
@@ -124,8 +124,10 @@ def gym_textgen_tokenizer():
 
 
 def test_adaptive_beta_needs_a_starting_beta():
-    with pytest.raises(ValueError, match=r"target_kl=2.0 adapts beta multiplicatively.*beta=0"):
-        KLPenaltyCallback(beta=0.0, target_kl=2.0)
+    with pytest.raises(
+        ValueError, match=r"kl_coef_target=2.0 adapts kl_coef multiplicatively.*kl_coef=0"
+    ):
+        KLPenaltyCallback(kl_coef=0.0, kl_coef_target=2.0)
 
 
 class BetaProbe(BaseCallback):
@@ -139,17 +141,17 @@ class BetaProbe(BaseCallback):
         return True
 
     def _on_rollout_start(self):
-        self.betas.append(self.kl.beta)
+        self.betas.append(self.kl.kl_coef)
 
 
 @pytest.mark.parametrize("target", [1e-6, 1e6])
 def test_adaptive_beta_is_bounded_per_rollout(target):
     """A rollout far longer than the horizon changes beta by at most 20% (bug: it went negative)."""
     model = make_algo("ppo")
-    kl = KLPenaltyCallback(beta=0.1, target_kl=target, horizon=1)  # a rollout = 80 horizons
+    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=target, horizon=1)  # a rollout = 80 horizons
     probe = BetaProbe(kl)
     model.learn(80 * 4, callback=[kl, probe])
-    betas = np.array([*probe.betas, kl.beta])
+    betas = np.array([*probe.betas, kl.kl_coef])
     assert (betas > 0).all()
     ratios = betas[1:] / betas[:-1]
     assert ((ratios >= 0.8 - 1e-12) & (ratios <= 1.2 + 1e-12)).all(), ratios
@@ -162,17 +164,25 @@ def test_adaptive_beta_survives_save_and_load(tmp_path):
     from stable_baselines3 import PPO
 
     model = make_algo("ppo")
-    kl = KLPenaltyCallback(beta=0.1, target_kl=1e-6, horizon=100)
+    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, horizon=100)
     model.learn(80 * 4, callback=kl)
-    assert kl.beta != 0.1
+    assert kl.kl_coef != 0.1
     model.save(tmp_path / "run.zip")
     loaded = PPO.load(tmp_path / "run.zip", env=model.get_env())
-    resumed = KLPenaltyCallback(beta=0.1, target_kl=1e-6, horizon=100)
+    resumed = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, horizon=100)
     probe = BetaProbe(resumed)
     loaded.learn(80, callback=[resumed, probe], reset_num_timesteps=False)
-    assert probe.betas[0] == kl.beta
+    assert probe.betas[0] == kl.kl_coef
     # a callback with other settings starts from its own beta
-    fresh = KLPenaltyCallback(beta=0.3, target_kl=5.0, horizon=100)
+    fresh = KLPenaltyCallback(kl_coef=0.3, kl_coef_target=5.0, horizon=100)
     probe = BetaProbe(fresh)
     loaded.learn(80, callback=[fresh, probe], reset_num_timesteps=False)
     assert probe.betas[0] == 0.3
+
+
+def test_old_argument_names_still_work_with_a_warning():
+    with pytest.warns(FutureWarning, match=r"KLPenaltyCallback\(beta=...\) is deprecated"):
+        kl = KLPenaltyCallback(beta=0.2, target_kl=3.0)
+    assert (kl.kl_coef, kl.kl_coef_target) == (0.2, 3.0)
+    with pytest.warns(FutureWarning, match="use KLPenaltyCallback.kl_coef"):
+        assert kl.beta == 0.2

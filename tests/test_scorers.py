@@ -14,9 +14,9 @@ from gym_textgen.scorers import (
     ScorerError,
     TargetTokensScorer,
     WeightedScorer,
-    evaluate,
     list_scorers,
     make_scorer,
+    score_batch,
 )
 
 P = ["The film was"]
@@ -50,7 +50,7 @@ def test_function_scorer_with_reference():
 
 def test_weighted_components_and_total():
     mix = make_scorer({"length": 2.0, "keywords": -1.0}, target=4, keywords=["fun"])
-    total, comps = evaluate(mix, P * 2, ["so much fun today", "no"])
+    total, comps = score_batch(mix, P * 2, ["so much fun today", "no"])
     assert comps["length"].tolist() == [1.0, 0.25]
     assert comps["keywords"].tolist() == [1.0, 0.0]
     np.testing.assert_allclose(total, [2.0 - 1.0, 0.5])
@@ -80,7 +80,7 @@ def test_keywords_scorer_whole_words_any_case_and_references():
         P * 2, ["the music", "music and story"], [["music", "story"], "music, story"]
     ).tolist() == [0.5, 1.0]
     with pytest.raises(ScorerError, match="needs keywords"):
-        evaluate(by_ref, P, ["x"])
+        score_batch(by_ref, P, ["x"])
 
 
 def test_overlap_scorer_safe_for_empty_and_gameable():
@@ -129,5 +129,5 @@ def test_custom_scorer_subclass_batches():
         def score(self, prompts, completions, references=None, *, completion_ids=None):
             return np.array([len(c) for c in completions], dtype=float)
 
-    total, comps = evaluate(Batch(), P * 2, ["ab", "abcd"])
+    total, comps = score_batch(Batch(), P * 2, ["ab", "abcd"])
     assert total.tolist() == [2.0, 4.0] and list(comps) == ["batch"]

@@ -18,7 +18,7 @@ from gymnasium import logger, spaces
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.models import load_tokenizer
-from gym_textgen.scorers import Scorer, evaluate, make_scorer
+from gym_textgen.scorers import Scorer, make_scorer, score_batch
 from gym_textgen.tasks import Task, make_task
 
 
@@ -250,7 +250,7 @@ class TextGenCore:
         """Rewards, reward components and completion texts for a batch of generated ids."""
         completions = [self.decode(x) for x in ids]
         refs = None if all(r is None for r in references) else list(references)
-        total, comps = evaluate(
+        total, comps = score_batch(
             self.scorer,
             list(prompts),
             completions,

@@ -33,6 +33,7 @@ from gym_textgen.scorers.base import (
     WeightedScorer,
     check_scores,
     evaluate,
+    score_batch,
 )
 from gym_textgen.scorers.builtin import (
     BUILTIN,
@@ -134,4 +135,5 @@ __all__ = [
     "list_scorers",
     "make_scorer",
     "register_scorer",
+    "score_batch",
 ]

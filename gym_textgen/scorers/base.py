@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gym_textgen.errors import ScorerError, TextGenValueError
+from gym_textgen.errors import ScorerError, TextGenValueError, deprecated
 
 
 class Scorer:
@@ -152,7 +152,7 @@ def check_scores(scorer: Scorer, values: Any, completions: Sequence[str]) -> np.
     return arr
 
 
-def evaluate(
+def score_batch(
     scorer: Scorer,
     prompts: Sequence[str],
     completions: Sequence[str],
@@ -171,12 +171,12 @@ def evaluate(
             finishes in a background thread and its result is dropped.
     """
     if timeout is None:
-        return _evaluate(scorer, prompts, completions, references, completion_ids)
+        return _score_batch(scorer, prompts, completions, references, completion_ids)
     result: list[Any] = []
 
     def work() -> None:
         try:
-            result.append(_evaluate(scorer, prompts, completions, references, completion_ids))
+            result.append(_score_batch(scorer, prompts, completions, references, completion_ids))
         except BaseException as e:  # handed to the caller's thread
             result.append(e)
 
@@ -195,7 +195,7 @@ def evaluate(
     return result[0]
 
 
-def _evaluate(
+def _score_batch(
     scorer: Scorer,
     prompts: Sequence[str],
     completions: Sequence[str],
@@ -215,3 +215,9 @@ def _evaluate(
             f"completion {shown!r:.300}"
         ) from e
     return total, comps
+
+
+def evaluate(*args: Any, **kwargs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Deprecated name of `score_batch` (one `evaluate` per meaning: `textgen eval` evaluates)."""
+    deprecated("gym_textgen.scorers.evaluate", "gym_textgen.scorers.score_batch")
+    return score_batch(*args, **kwargs)
