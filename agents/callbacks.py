@@ -16,12 +16,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from gym_textgen.errors import TextGenValueError
 
+#: The columns every metrics.csv has; `reward/<component>` and `kl/*` columns follow when the
+#: run has them. A column holds the same figure as the TensorBoard key of the same name.
 METRIC_KEYS = [
     "timesteps",
-    "rollout_reward",
-    "rollout_episodes",
-    "ep_rew_mean",
-    "ep_len_mean",
+    "reward/total",
+    "rollout/episodes",
+    "rollout/ep_rew_mean",
+    "rollout/ep_len_mean",
     "train/approx_kl",
     "train/entropy_loss",
     "train/value_loss",
@@ -29,6 +31,7 @@ METRIC_KEYS = [
     "train/clip_fraction",
     "train/explained_variance",
 ]
+KL_KEYS = ["kl/ref_per_episode", "kl/ref_per_token", "kl/coef"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -101,22 +104,33 @@ class AtomicCheckpointCallback(BaseCallback):
 
 
 class MetricsCallback(BaseCallback):
-    """Appends one row per rollout to `metrics.csv` and logs `textgen/rollout_reward`.
+    """Appends one row per rollout to `metrics.csv` and logs the reward figures.
 
-    `rollout_reward` is the mean return of the episodes that finished during that rollout (the
-    learning curve); `ep_rew_mean` is SB3's mean over the last 100 episodes. `train/*` columns
-    hold the previous update's statistics.
+    `reward/total` is the mean return of the episodes that finished during that rollout (the
+    learning curve) and `reward/<name>` the mean of each of the scorer's components on those
+    episodes (from `info["reward_components"]`, as TRL logs `rewards/<func>/mean`); both go to
+    the logger (TensorBoard) too. `rollout/ep_rew_mean` is SB3's mean over the last 100
+    episodes. `train/*` columns hold the previous update's statistics and `kl/*` the KL
+    penalty's, when the run has one.
+
+    Args:
+        path: the CSV file (appended to; a file from an earlier run keeps its columns).
+        columns: the columns after `METRIC_KEYS`, e.g. `["reward/sentiment", *KL_KEYS]`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: list[str] | tuple[str, ...] = ()) -> None:
         super().__init__()
         self.path = Path(path)
+        self.columns = [*METRIC_KEYS, *(c for c in columns if c not in METRIC_KEYS)]
         self._returns: list[float] = []
+        self._components: dict[str, list[float]] = {}
 
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", ()):
             if "episode" in info:
                 self._returns.append(float(info["episode"]["r"]))
+                for name, value in (info.get("reward_components") or {}).items():
+                    self._components.setdefault(name, []).append(float(value))
         return True
 
     def _on_rollout_end(self) -> None:
@@ -124,37 +138,52 @@ class MetricsCallback(BaseCallback):
         buffer = self.model.ep_info_buffer or []
         row: dict[str, Any] = {
             "timesteps": self.num_timesteps,
-            "rollout_reward": float(np.mean(self._returns)) if self._returns else "",
-            "rollout_episodes": len(self._returns),
-            "ep_rew_mean": float(np.mean([e["r"] for e in buffer])) if buffer else "",
-            "ep_len_mean": float(np.mean([e["l"] for e in buffer])) if buffer else "",
+            "reward/total": float(np.mean(self._returns)) if self._returns else "",
+            "rollout/episodes": len(self._returns),
+            "rollout/ep_rew_mean": float(np.mean([e["r"] for e in buffer])) if buffer else "",
+            "rollout/ep_len_mean": float(np.mean([e["l"] for e in buffer])) if buffer else "",
         }
-        for key in METRIC_KEYS[5:]:
-            row[key] = values.get(key, "")
         if self._returns:
-            self.logger.record("textgen/rollout_reward", row["rollout_reward"])
-        self._returns = []
+            self.logger.record("reward/total", row["reward/total"])
+        for name, scores in self._components.items():
+            row[f"reward/{name}"] = float(np.mean(scores))
+            self.logger.record(f"reward/{name}", row[f"reward/{name}"])
+        for key in self.columns:
+            if key not in row:
+                row[key] = values.get(key, "")
+        self._returns, self._components = [], {}
+        header = self.columns
+        if self.path.exists():
+            with self.path.open(newline="") as f:
+                header = next(csv.reader(f), None) or self.columns  # an older file's columns
         new = not self.path.exists()
         with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_KEYS)
+            writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore", restval="")
             if new:
                 writer.writeheader()
             writer.writerow(row)
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:
-    """The rows of a `metrics.csv`."""
+    """The complete rows of a `metrics.csv` (a row cut short by a crash is left out)."""
     with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if None not in r and None not in r.values()]
 
 
 def truncate_metrics(path: Path, timesteps: int) -> None:
-    """Drop the rows of `metrics.csv` logged after `timesteps` (atomically; no file: nothing)."""
+    """Drop the rows of `metrics.csv` logged after `timesteps`, and any row a crash cut short
+    (atomically; no file: nothing). The file keeps its columns."""
     path = Path(path)
     if not path.exists():
         return
+    with path.open(newline="") as f:
+        header = next(csv.reader(f), None)
+    if not header:
+        path.unlink()
+        return
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_KEYS)
+    writer = csv.DictWriter(out, fieldnames=header)
     writer.writeheader()
     writer.writerows(r for r in read_metrics(path) if int(r["timesteps"]) <= timesteps)
     atomic_write_bytes(path, out.getvalue().encode())
@@ -167,9 +196,13 @@ def plot_curve(metrics: Path, out: Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in read_metrics(metrics) if r["rollout_reward"] not in ("", None)]
+    key = "reward/total"
+    rows = read_metrics(metrics)
+    if rows and key not in rows[0]:
+        key = "rollout_reward"  # the column's name in metrics.csv files before 0.2
+    rows = [r for r in rows if r.get(key) not in ("", None)]
     steps = [int(r["timesteps"]) for r in rows]
-    reward = [float(r["rollout_reward"]) for r in rows]
+    reward = [float(r[key]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.plot(steps, reward, marker="o", markersize=3, label="rollout reward")
     if len(reward) >= 5:

@@ -18,7 +18,13 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from agents.config import ArgumentParser, TrainConfig, add_dataclass_flags, load_config
+from agents.config import (
+    ArgumentParser,
+    TrainConfig,
+    add_dataclass_flags,
+    json_value,
+    load_config,
+)
 from gym_textgen.errors import TextGenError
 
 
@@ -61,10 +67,17 @@ def parser() -> ArgumentParser:
     )
     add_dataclass_flags(t, TrainConfig)
     e = sub.add_parser(
-        "eval", parents=[debug], help="mean reward of a run's policy on the task's eval prompts"
+        "eval",
+        parents=[debug],
+        help="mean reward of a run's policy (or of a model name, untrained) on eval prompts",
     )
-    e.add_argument("run", type=Path)
+    e.add_argument(
+        "run", help="a run folder, or a model name/folder to evaluate untrained (the baseline)"
+    )
     e.add_argument("--episodes", type=positive_int)
+    e.add_argument("--env-id", help="for a model name: the env (default TextGen-v0)")
+    e.add_argument("--env-kwargs", type=json_value, help="for a model name: JSON env arguments")
+    e.add_argument("--json", type=Path, help="also write the figures and samples here")
     e.add_argument("--split", choices=["train", "eval"], default="eval")
     e.add_argument("--seed", type=int, default=0)
     g = sub.add_parser("generate", parents=[debug], help="complete prompts with a run's policy")
@@ -89,7 +102,15 @@ def run_command(args) -> None:
             cfg = load_config(args.config, **overrides)
         training.train(cfg, resume=args.resume)
     elif args.command == "eval":
-        training.evaluate_run(args.run, args.episodes, args.split, args.seed)
+        training.evaluate_run(
+            args.run,
+            args.episodes,
+            args.split,
+            args.seed,
+            env_id=args.env_id,
+            env_kwargs=args.env_kwargs,
+            json_path=args.json,
+        )
     elif args.command == "generate":
         training.generate(args.run, args.prompt, args.n, args.seed, args.greedy)
 

@@ -332,7 +332,7 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _json_value(text: str) -> Any:
+def json_value(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -356,7 +356,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         elif isinstance(default, (int, float, str)):
             parser.add_argument(flag, type=type(default), help=help_)
         else:
-            parser.add_argument(flag, type=_json_value, help="JSON: " + help_)
+            parser.add_argument(flag, type=json_value, help="JSON: " + help_)
 
 
 def parse_dataclass_args(cls: type, argv: list[str] | None = None, description: str = "") -> Any:

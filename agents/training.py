@@ -311,6 +311,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
     from stable_baselines3.common.callbacks import CallbackList
 
     from agents.callbacks import (
+        KL_KEYS,
         AtomicCheckpointCallback,
         MetricsCallback,
         atomic_write_bytes,
@@ -355,11 +356,14 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
     remaining = cfg.timesteps - start
     t0 = time.time()
     if remaining > 0:
+        with_kl = cfg.kl_coef > 0 or cfg.kl_coef_target is not None
+        scorer = unwrap_textgen(env).core.scorer
+        columns = [f"reward/{name}" for name in scorer.component_names()]
         steps = [
             AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint),
-            MetricsCallback(run.metrics),
+            MetricsCallback(run.metrics, columns + (KL_KEYS if with_kl else [])),
         ]
-        if cfg.kl_coef > 0 or cfg.kl_coef_target is not None:
+        if with_kl:
             # first, so the checkpoint and metrics callbacks run after the rewards are penalised
             steps.insert(0, kl_callback(cfg, model))
         try:
@@ -416,6 +420,24 @@ def _load_samples(path: Path) -> list[Any] | None:
         return None
 
 
+def policy_and_env(target: Path | str, env_id: str | None = None, env_kwargs: dict | None = None):
+    """`(model, env_id, env_kwargs)` for a run folder (its saved policy, on its own env) or for
+    a bare model name (an untrained policy of that model: the baseline a run starts from)."""
+    rd = RunDir(target)
+    if rd.config.is_file():
+        if env_id is not None or env_kwargs is not None:
+            raise RunError(f"{rd.path} is a run: it is evaluated on its own env; drop --env-*")
+        cfg = load_config(rd.config)
+        return load_run_model(rd.path), cfg.env_id, env_kwargs_for(cfg)
+    if Path(target).is_dir() and not (Path(target) / "config.json").is_file():
+        raise RunError(
+            f"{target} is neither a run folder (no config.yaml) nor a model folder (no config.json)"
+        )
+    cfg = TrainConfig(model=str(target), env_id=env_id or "TextGen-v0", env_kwargs=env_kwargs or {})
+    model, _ = build(cfg, RunDir(Path("unused-untrained-baseline")))
+    return model, cfg.env_id, env_kwargs_for(cfg)
+
+
 def run_samples(run: Path, **kwargs: Any) -> list[Any]:
     """Episodes of the run's saved policy on its env (`kwargs` go to `sample_episodes`)."""
     from agents.evaluation import sample_episodes
@@ -428,18 +450,51 @@ def run_samples(run: Path, **kwargs: Any) -> list[Any]:
 
 
 def evaluate_run(
-    run: Path, episodes: int | None = None, split: str = "eval", seed: int = 0
-) -> float:
-    """Print and return the mean reward of the run's model on `split` prompts."""
-    from agents.evaluation import mean_reward
+    target: Path | str,
+    episodes: int | None = None,
+    split: str = "eval",
+    seed: int = 0,
+    env_id: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    json_path: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's policy, or a bare model name as the untrained baseline, on `split`.
 
-    kwargs = {"n": episodes} if episodes else {}
-    samples = run_samples(run, split=split, seed=seed, **kwargs)
+    Prints some samples and `mean reward: M ± S over N episodes`; returns (and with
+    `json_path` writes) the figures with every sample.
+    """
+    import numpy as np
+
+    from agents.evaluation import sample_episodes
+
+    model, env_id, env_kwargs = policy_and_env(target, env_id, env_kwargs)
+    if episodes is None:
+        rd = RunDir(target)
+        episodes = load_config(rd.config).eval_episodes if rd.config.is_file() else 16
+    samples = sample_episodes(model, env_id, env_kwargs, n=episodes, split=split, seed=seed)
+    rewards = np.array([s.reward for s in samples])
     for s in samples[:8]:
         print(f"[{s.reward:.3f}] {s.prompt}«{s.completion}»")
-    value = mean_reward(samples)
-    print(f"mean reward: {value:.3f} over {len(samples)} episodes ({split} prompts)")
-    return value
+    result = {
+        "target": str(target),
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "split": split,
+        "seed": seed,
+        "episodes": len(samples),
+        "mean": float(rewards.mean()),
+        "std": float(rewards.std()),
+        "samples": [dataclasses.asdict(s) for s in samples],
+    }
+    print(
+        f"mean reward: {result['mean']:.3f} ± {result['std']:.3f} (std) over "
+        f"{len(samples)} episodes ({split} prompts)"
+    )
+    if json_path is not None:
+        from agents.callbacks import atomic_write_bytes
+
+        atomic_write_bytes(Path(json_path), json.dumps(result, indent=2).encode())
+    return result
 
 
 def generate(

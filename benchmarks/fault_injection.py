@@ -46,8 +46,8 @@ def textgen(*args: str) -> subprocess.CompletedProcess:
 
 
 def final_reward(run: Path) -> float:
-    rows = [r for r in read_metrics(run / "metrics.csv") if r["rollout_reward"]]
-    return float(np.mean([float(r["rollout_reward"]) for r in rows[-3:]]))
+    rows = [r for r in read_metrics(run / "metrics.csv") if r["reward/total"]]
+    return float(np.mean([float(r["reward/total"]) for r in rows[-3:]]))
 
 
 def check(run: Path, target: int) -> list[str]:

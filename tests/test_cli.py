@@ -309,3 +309,51 @@ def test_train_other_algorithms(tmp_path, algo):
     ).stdout
     assert "mean reward after training" in out and (run / "model.zip").is_file()
     assert "over 4 episodes" in textgen("eval", run, "--episodes", 4).stdout
+
+
+def test_logs_hold_reward_components_and_kl(tmp_path):
+    """metrics.csv and TensorBoard get reward/<component> and kl/* figures, one row per rollout."""
+    import json
+    import math
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "logged"
+    scorer = {"target_tokens": 1.0, "length": 0.5}
+    env_kwargs = json.dumps({"max_new_tokens": 6, "stop_on_eos": False, "scorer": scorer})
+    textgen(
+        "train", *TINY, "--env-kwargs", env_kwargs, "--kl-coef", 0.05, "--timesteps", 128,
+        "--out", run,
+    )  # fmt: skip
+    rows = read_metrics(run / "metrics.csv")
+    assert [int(r["timesteps"]) for r in rows] == [64, 128]
+    for row in rows:
+        for key in ("reward/total", "reward/target_tokens", "reward/length", "kl/ref_per_episode"):
+            assert math.isfinite(float(row[key])), (key, row)
+        assert float(row["kl/coef"]) == 0.05
+        # the total is the weighted sum of the components' means
+        expected = float(row["reward/target_tokens"]) + 0.5 * float(row["reward/length"])
+        assert abs(float(row["reward/total"]) - expected) < 1e-5
+    (events,) = (run / "tb").rglob("events.out.tfevents.*")
+    tags = EventAccumulator(str(events)).Reload().Tags()["scalars"]
+    assert {"reward/total", "reward/target_tokens", "reward/length", "kl/coef"} <= set(tags)
+
+
+def test_eval_mean_std_json_and_untrained_baseline(tmp_path):
+    import json
+
+    run = tmp_path / "r"
+    textgen("train", *TINY, "--timesteps", 64, "--out", run)
+    out = textgen("eval", run, "--episodes", 4, "--json", tmp_path / "run.json").stdout
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert f"mean reward: {result['mean']:.3f} ± {result['std']:.3f} (std) over 4 episodes" in out
+    assert len(result["samples"]) == 4 and result["env_id"] == "TextGenTargetTokens-v0"
+    # a bare model name: the untrained policy, on the env given
+    out = textgen(
+        "eval", "random-tiny", "--env-id", "TextGenTargetTokens-v0",
+        "--env-kwargs", '{"max_new_tokens": 6, "stop_on_eos": false}',
+        "--episodes", 4, "--json", tmp_path / "base.json",
+    ).stdout  # fmt: skip
+    base = json.loads((tmp_path / "base.json").read_text())
+    assert base["target"] == "random-tiny" and base["episodes"] == 4
+    assert 0.0 <= base["mean"] <= 1.0 and "mean reward:" in out

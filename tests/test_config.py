@@ -26,7 +26,12 @@ def test_yaml_exponents_are_floats(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("learning_rate: 1e-4\nkl_coef: 5E-2\nkl_coef_target: 3e0\nclip_range: .2\n")
     cfg = load_config(path)
-    assert (cfg.learning_rate, cfg.kl_coef, cfg.kl_coef_target, cfg.clip_range) == (1e-4, 0.05, 3.0, 0.2)
+    assert (cfg.learning_rate, cfg.kl_coef, cfg.kl_coef_target, cfg.clip_range) == (
+        1e-4,
+        0.05,
+        3.0,
+        0.2,
+    )
     assert type(cfg.kl_coef_target) is float
 
 

@@ -49,6 +49,10 @@ class Scorer:
             self.name: self.score(prompts, completions, references, completion_ids=completion_ids)
         }
 
+    def component_names(self) -> list[str]:
+        """The keys `components` returns (and `info["reward_components"]` holds)."""
+        return [self.name]
+
     def combine(self, components: dict[str, np.ndarray]) -> np.ndarray:
         """The reward from the output of `components`."""
         (value,) = components.values()
@@ -118,6 +122,9 @@ class WeightedScorer(Scorer):
             )
             for name, (_, scorer) in self.parts.items()
         }
+
+    def component_names(self) -> list[str]:
+        return list(self.parts)
 
     def combine(self, components: dict[str, np.ndarray]) -> np.ndarray:
         return sum(w * components[name] for name, (w, _) in self.parts.items())
