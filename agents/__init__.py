@@ -30,6 +30,7 @@ _EXPORTS = {
     "make_vec_env": "agents.vec_env",
     "KLPenaltyCallback": "agents.kl",
     "TrainConfig": "agents.config",
+    "check_env": "agents.env_checker",
 }
 
 
