@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
 import sys
 import time
@@ -429,6 +430,12 @@ def policy_and_env(target: Path | str, env_id: str | None = None, env_kwargs: di
             raise RunError(f"{rd.path} is a run: it is evaluated on its own env; drop --env-*")
         cfg = load_config(rd.config)
         return load_run_model(rd.path), cfg.env_id, env_kwargs_for(cfg)
+    looks_like_a_path = os.sep in str(target) or str(target).startswith((".", "~"))
+    if looks_like_a_path and not Path(target).expanduser().exists():
+        raise RunError(
+            f"{target} does not exist: expected a run folder (with config.yaml), a model "
+            "folder or a model name"
+        )
     if Path(target).is_dir() and not (Path(target) / "config.json").is_file():
         raise RunError(
             f"{target} is neither a run folder (no config.yaml) nor a model folder (no config.json)"

@@ -235,7 +235,7 @@ def test_unknown_algorithm_and_config_key(tmp_path):
 
 def test_missing_and_corrupt_checkpoint(tmp_path):
     r = textgen("eval", tmp_path / "nowhere", check=False)
-    assert r.returncode == 2 and "is not a run folder" in r.stderr
+    assert r.returncode == 2 and "nowhere does not exist: expected a run folder" in r.stderr
     run = tmp_path / "corrupt"
     run.mkdir()
     (run / "config.yaml").write_text("algo: ppo\nmodel: random-tiny\n")
@@ -292,7 +292,7 @@ def test_make_train_config_is_valid():
     """`make train` reads configs/default.yaml: every key valid, the headline settings in place."""
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
     assert (cfg.algo, cfg.model, cfg.env_id) == ("ppo", "default", "TextGen-v0")
-    assert cfg.kl_coef > 0 and cfg.fast and cfg.out == ""
+    assert cfg.kl_coef > 0 and cfg.kv_cache and cfg.group_sequences and cfg.out == ""
 
 
 def test_help_lists_every_config_key():
