@@ -32,6 +32,16 @@ METRIC_KEYS = [
     "train/explained_variance",
 ]
 KL_KEYS = ["kl/ref_per_episode", "kl/ref_per_token", "kl/coef"]
+#: metrics.csv columns renamed in 0.2 (old -> new); an older file is upgraded on resume
+RENAMED_COLUMNS = {
+    "rollout_reward": "reward/total",
+    "rollout_episodes": "rollout/episodes",
+    "ep_rew_mean": "rollout/ep_rew_mean",
+    "ep_len_mean": "rollout/ep_len_mean",
+    "textgen/kl_ref": "kl/ref_per_episode",
+    "textgen/kl_per_token": "kl/ref_per_token",
+    "textgen/beta": "kl/coef",
+}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -68,7 +78,7 @@ class AtomicCheckpointCallback(BaseCallback):
     file that is always complete, so `textgen train --resume` can trust it. It saves between a
     rollout's update and the next rollout (and when training ends), never inside a rollout: a
     checkpoint at step T holds the weights updated on every step up to T. A resume continues
-    from those weights, the optimizer state, the step count and (with the KL callback) beta;
+    from those weights, the optimizer state, the step count and (with the KL callback) kl_coef;
     the episodes that were open and the random streams start afresh.
     """
 
@@ -125,6 +135,10 @@ class MetricsCallback(BaseCallback):
         self._returns: list[float] = []
         self._components: dict[str, list[float]] = {}
 
+    def _on_training_start(self) -> None:
+        if self.path.exists():  # a resumed run: one header for old rows and new ones
+            upgrade_metrics(self.path, self.columns)
+
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", ()):
             if "episode" in info:
@@ -152,13 +166,9 @@ class MetricsCallback(BaseCallback):
             if key not in row:
                 row[key] = values.get(key, "")
         self._returns, self._components = [], {}
-        header = self.columns
-        if self.path.exists():
-            with self.path.open(newline="") as f:
-                header = next(csv.reader(f), None) or self.columns  # an older file's columns
         new = not self.path.exists()
         with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore", restval="")
+            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore", restval="")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -169,6 +179,23 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
     with Path(path).open(newline="") as f:
         rows = list(csv.DictReader(f))
     return [r for r in rows if None not in r and None not in r.values()]
+
+
+def upgrade_metrics(path: Path, columns: list[str]) -> None:
+    """Rewrite `metrics.csv` (atomically) with `columns` first, old column names renamed, and
+    any other column it had kept after them, so rows written from now on line up."""
+    path = Path(path)
+    rows = [{RENAMED_COLUMNS.get(k, k): v for k, v in r.items()} for r in read_metrics(path)]
+    with path.open(newline="") as f:
+        old = [RENAMED_COLUMNS.get(c, c) for c in next(csv.reader(f), None) or []]
+    header = [*columns, *(c for c in old if c not in columns)]
+    if header == old:
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, out.getvalue().encode())
 
 
 def truncate_metrics(path: Path, timesteps: int) -> None:

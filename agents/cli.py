@@ -66,6 +66,9 @@ def parser() -> ArgumentParser:
         "--checkpoint-every, --device and --progress-bar may change)",
     )
     add_dataclass_flags(t, TrainConfig)
+    # names until 0.2, still accepted (with a FutureWarning) and hidden from --help
+    t.add_argument("--kl-target", type=float, help=argparse.SUPPRESS)
+    t.add_argument("--fast", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     e = sub.add_parser(
         "eval",
         parents=[debug],
@@ -94,6 +97,7 @@ def run_command(args) -> None:
 
     if args.command == "train":
         overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+        overrides.update(kl_target=args.kl_target, fast=args.fast)  # old names: upgraded
         if args.resume is not None:
             if args.config is not None:
                 raise training.RunError("--resume takes the run's own config; drop --config")
@@ -129,3 +133,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def __getattr__(name: str):
+    if name == "evaluate":  # agents.cli.evaluate until 0.2
+        from agents import training
+        from gym_textgen.errors import deprecated
+
+        deprecated("agents.cli.evaluate", "agents.training.evaluate_run")
+        return training.evaluate_run
+    raise AttributeError(f"module 'agents.cli' has no attribute {name!r}")

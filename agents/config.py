@@ -264,8 +264,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             raise TextGenValueError(
                 f"Expects {path} to hold a mapping of config keys, got {type(data).__name__}"
             )
-    data = upgrade_keys(data, str(path) if path is not None else "arguments")
     data.update({k: v for k, v in overrides.items() if v is not None})
+    data = upgrade_keys(data, str(path) if path is not None else "arguments")
     unknown = sorted(set(data) - set(config_keys()))
     if unknown:
         raise TextGenValueError(unknown_keys_error(unknown, config_keys()))

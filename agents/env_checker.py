@@ -7,6 +7,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from gym_textgen.errors import TextGenValueError
+
 ADVICE = (
     "TextGen observations are token ids (Dict of integer Box arrays). stable-baselines3's "
     "MultiInputPolicy would cast them to floats and feed them to an MLP: it runs, but it sees "
@@ -21,9 +23,10 @@ def is_textgen(env: Any) -> bool:
     return isinstance(space, gym.spaces.Dict) and {"input_ids", "attention_mask"} <= set(space)
 
 
-def check_env(env: gym.Env, warn: bool = True, skip_render_check: bool = True) -> None:
+def check_env(env: Any, warn: bool = True, skip_render_check: bool = True) -> None:
     """`stable_baselines3.common.env_checker.check_env`, then, for a TextGen env, a warning that
-    names the policy to use instead of SB3's MultiInputPolicy.
+    names the policy to use instead of SB3's MultiInputPolicy. A VecEnv (`agents.make_vec_env`,
+    SB3's `make_vec_env`) is checked through its first slot.
 
     >>> import gymnasium as gym, gym_textgen, warnings
     >>> from agents.env_checker import check_env
@@ -34,7 +37,23 @@ def check_env(env: gym.Env, warn: bool = True, skip_render_check: bool = True) -
     True
     """
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
+    from stable_baselines3.common.vec_env import VecEnv
 
+    if isinstance(env, VecEnv):  # SB3's checker takes one env: check a slot of the batch
+        from agents.vec_env import TextGenSB3VecEnv
+
+        inner = env
+        while hasattr(inner, "venv") and not isinstance(inner, TextGenSB3VecEnv):
+            inner = inner.venv
+        if isinstance(inner, TextGenSB3VecEnv):
+            env = inner.venv.envs[0]
+        elif hasattr(inner, "envs"):  # DummyVecEnv
+            env = inner.envs[0]
+        else:
+            raise TextGenValueError(
+                f"check_env needs a Gymnasium env or a VecEnv that holds them, got "
+                f"{type(inner).__name__}"
+            )
     sb3_check_env(env, warn=warn, skip_render_check=skip_render_check)
     if warn and is_textgen(env):
         warnings.warn(ADVICE, UserWarning, stacklevel=2)

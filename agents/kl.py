@@ -96,6 +96,23 @@ class KLPenaltyCallback(BaseCallback):
         deprecated("KLPenaltyCallback.beta", "KLPenaltyCallback.kl_coef")
         return self.kl_coef
 
+    @beta.setter
+    def beta(self, value: float) -> None:
+        deprecated("KLPenaltyCallback.beta", "KLPenaltyCallback.kl_coef")
+        self.kl_coef = float(value)
+
+    @property
+    def target_kl(self) -> float | None:
+        """Deprecated name of `kl_coef_target`."""
+        deprecated("KLPenaltyCallback.target_kl", "KLPenaltyCallback.kl_coef_target")
+        return self.kl_coef_target
+
+    @property
+    def initial_beta(self) -> float:
+        """Deprecated name of `initial_kl_coef`."""
+        deprecated("KLPenaltyCallback.initial_beta", "KLPenaltyCallback.initial_kl_coef")
+        return self.initial_kl_coef
+
     def _settings(self) -> dict[str, Any]:
         return {"initial_kl_coef": self.initial_kl_coef, "kl_coef_target": self.kl_coef_target}
 
@@ -104,6 +121,15 @@ class KLPenaltyCallback(BaseCallback):
         if self.reference is None and not policy.lora:
             self.reference = copy.deepcopy(policy.lm).eval().requires_grad_(False)
         saved = getattr(self.model, STATE_ATTR, None)
+        if isinstance(saved, dict) and "beta" in saved:  # saved before the 0.2 names
+            old = saved.get("settings") or {}
+            saved = {
+                "kl_coef": saved["beta"],
+                "settings": {
+                    "initial_kl_coef": old.get("initial_beta"),
+                    "kl_coef_target": old.get("target_kl"),
+                },
+            }
         if isinstance(saved, dict) and saved.get("settings") == self._settings():
             self.kl_coef = float(saved["kl_coef"])  # a resumed run continues its controller
         self._save_state()

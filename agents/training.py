@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agents.config import TrainConfig, config_yaml, load_config
-from gym_textgen.errors import TextGenError, TextGenValueError
+from agents.config import TrainConfig, config_yaml, load_config, upgrade_keys
+from gym_textgen.errors import TextGenError, TextGenValueError, deprecated
 
 #: Settings a resumed run may change; every other setting is fixed by the saved run. (Not
 #: eval_episodes: the "before" samples were drawn with the saved count.)
@@ -242,7 +242,12 @@ def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: st
             f"Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})"
         ) from e
     try:
-        return ALGOS[cfg.algo].load(path, env=env, device=device)
+        model = ALGOS[cfg.algo].load(path, env=env, device=device)
+        if "fast" in model.policy_kwargs:  # saved before 0.2: re-save under the new names
+            fast = model.policy_kwargs.pop("fast")
+            model.policy_kwargs.setdefault("kv_cache", fast)
+            model.policy_kwargs.setdefault("group_sequences", fast)
+        return model
     except TextGenError:  # e.g. the run's model folder has moved: that error says so
         raise
     except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as e:
@@ -267,7 +272,7 @@ def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
             f"start one with textgen train --out {run.path}"
         )
     saved = load_config(run.config)
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given = upgrade_keys({k: v for k, v in overrides.items() if v is not None}, "flags")
     if "out" in given and Path(given.pop("out")).resolve() != run.path.resolve():
         raise RunError("--out does not apply to --resume: a resumed run stays in its folder")
     fixed = {
@@ -474,6 +479,8 @@ def evaluate_run(
 
     from agents.evaluation import sample_episodes
 
+    if json_path is not None and (Path(json_path).is_dir() or not Path(json_path).parent.is_dir()):
+        raise RunError(f"--json {json_path}: expects a file path in an existing folder")
     model, env_id, env_kwargs = policy_and_env(target, env_id, env_kwargs)
     if episodes is None:
         rd = RunDir(target)
@@ -500,7 +507,10 @@ def evaluate_run(
     if json_path is not None:
         from agents.callbacks import atomic_write_bytes
 
-        atomic_write_bytes(Path(json_path), json.dumps(result, indent=2).encode())
+        try:
+            atomic_write_bytes(Path(json_path), json.dumps(result, indent=2).encode())
+        except OSError as e:
+            raise RunError(f"Cannot write {json_path}: {e.strerror or e}") from e
     return result
 
 
@@ -528,3 +538,10 @@ __all__ = [
     "run_samples",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "evaluate":  # the name until 0.2 (agents.cli.evaluate before that)
+        deprecated("agents.training.evaluate", "agents.training.evaluate_run")
+        return evaluate_run
+    raise AttributeError(f"module 'agents.training' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from gym_textgen.models import list_models, load_model, load_tokenizer
 from gym_textgen.scorers import list_scorers, make_scorer
 from gym_textgen.tasks import Task, list_tasks, make_task
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 ENV_IDS = {
     "TextGen-v0": {},

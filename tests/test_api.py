@@ -23,8 +23,7 @@ def test_config_object_equals_keywords():
     assert_same(a, c)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.max_new_tokens = 7  # a config does not change under a running env
-    with pytest.raises(gym_textgen.TextGenTypeError, match="either config=TextGenConfig"):
-        TextGenEnv(config=config, max_new_tokens=3)
+    assert TextGenEnv(config=config, max_new_tokens=3).max_new_tokens == 3  # keywords win
 
 
 def test_every_config_field_is_documented():
@@ -75,3 +74,84 @@ def test_old_fast_policy_argument():
     policy = model.policy
     assert (policy.kv_cache, policy.group_sequences) == (False, False)
     assert policy.features_extractor.rollout_cache is None
+
+
+def test_config_on_top_of_a_registered_id():
+    """The id's own arguments (its task) apply on top of a config, as keywords do."""
+    config = TextGenConfig(max_new_tokens=3)
+    env = gym.make("TextGenTargetTokens-v0", config=config).unwrapped
+    assert env.core.task.name == "target_tokens" and env.max_new_tokens == 3
+    vec = gym.make_vec(
+        "TextGenKeywords-v0", num_envs=2, vectorization_mode="vector_entry_point", config=config
+    )
+    assert vec.unwrapped.core.task.name == "keywords"
+    as_dict = TextGenEnv(config={"max_new_tokens": 4})  # a mapping of fields works too
+    assert as_dict.max_new_tokens == 4
+    with pytest.raises(gym_textgen.TextGenTypeError, match="Expects config to be a TextGenConfig"):
+        TextGenEnv(config=4)
+
+
+def test_config_with_a_generator_serves_many_envs():
+    config = TextGenConfig(allowed_tokens=(i for i in range(50)))
+    first, second = TextGenEnv(config=config), TextGenEnv(config=config)
+    assert first.action_masks().sum() == second.action_masks().sum() > 0
+
+
+def test_commit_refuses_steps_prepared_for_another_state():
+    env = gym.make("TextGen-v0", max_new_tokens=3, stop_on_eos=False).unwrapped
+    env.reset(seed=0)
+    step = env.prepare_step(WORD)
+    env.commit_step(step)
+    with pytest.raises(gym_textgen.TextGenValueError, match="prepared for the env's current state"):
+        env.commit_step(step)  # twice
+    stale = env.prepare_step(WORD)
+    env.reset(seed=1)
+    with pytest.raises(gym_textgen.TextGenValueError, match="episode 2, token 0"):
+        env.commit_step(stale)  # across a reset
+    env.step(WORD)
+    env.step(WORD)
+    last = env.prepare_step(WORD)
+    with pytest.raises(gym_textgen.TextGenValueError, match="got score=None"):
+        env.commit_step(last)  # a step that must be scored
+    assert env.generated_ids == [WORD, WORD]
+
+
+def test_weighted_mix_of_two_unnamed_functions_keeps_both():
+    scorer = gym_textgen.make_scorer({(lambda p, c: 1.0): 1.0, (lambda p, c: 0.5): 1.0})
+    total, comps = gym_textgen.scorers.score_batch(scorer, ["p"], ["c"])
+    assert total.tolist() == [1.5] and sorted(comps) == ["<lambda>", "<lambda>#2"]
+
+
+def test_check_env_takes_vec_envs():
+    import warnings
+
+    for env in (
+        agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=3),
+        gym.make("TextGen-v0", max_new_tokens=3).unwrapped,
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            agents.check_env(env)
+        assert any("Use agents.TransformerPolicy" in str(w.message) for w in caught)
+
+
+def test_more_old_names():
+    from agents import cli, training
+    from agents.kl import KLPenaltyCallback
+
+    with pytest.warns(FutureWarning, match="agents.training.evaluate is deprecated"):
+        assert training.evaluate is training.evaluate_run
+    with pytest.warns(FutureWarning, match="agents.cli.evaluate is deprecated"):
+        assert cli.evaluate is training.evaluate_run
+    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=2.0)
+    with pytest.warns(FutureWarning):
+        kl.beta = 0.3
+    with pytest.warns(FutureWarning):
+        assert (kl.kl_coef, kl.target_kl, kl.initial_beta) == (0.3, 2.0, 0.1)
+    args = cli.parser().parse_args(["train", "--kl-coef", "0.1", "--kl-target", "3", "--no-fast"])
+    assert (args.kl_target, args.fast) == (3.0, False)
+    from agents.config import load_config
+
+    with pytest.warns(FutureWarning, match="config key 'kl_target'"):
+        cfg = load_config(None, kl_coef=0.1, kl_target=3.0, fast=False)
+    assert cfg.kl_coef_target == 3.0 and not cfg.kv_cache

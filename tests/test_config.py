@@ -132,3 +132,39 @@ def test_old_config_keys_load_with_a_warning(tmp_path):
     with pytest.warns(FutureWarning, match="config key 'kl_target'"):
         cfg = load_config(path)
     assert cfg.kl_coef_target == 4.0 and not cfg.kv_cache and not cfg.group_sequences
+
+
+def test_resume_upgrades_an_older_metrics_file_and_kl_state(tmp_path):
+    """A run from before 0.2: its metrics.csv keeps its rows under the new column names and its
+    saved KL state (beta) continues as kl_coef."""
+    import csv
+
+    from stable_baselines3 import PPO
+
+    from agents.callbacks import read_metrics
+
+    run = tmp_path / "old"
+    cfg = load_config(None, timesteps=64, out=str(run), kl_coef=0.1, kl_coef_target=1e-6, **TINY)
+    train(cfg)
+    # turn the files into what the code before 0.2 wrote
+    old = ["timesteps", "rollout_reward", "rollout_episodes", "ep_rew_mean", "ep_len_mean"]
+    rows = [
+        {"timesteps": r["timesteps"], "rollout_reward": r["reward/total"]}
+        for r in read_metrics(run / "metrics.csv")
+    ]
+    with (run / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old, restval="0")
+        writer.writeheader()
+        writer.writerows(rows)
+    ckpt = run / "checkpoints" / "latest.zip"
+    model = PPO.load(ckpt)
+    # a saved coefficient far from the start value, so a restart would show
+    model.textgen_kl_state = {"beta": 0.5, "settings": {"initial_beta": 0.1, "target_kl": 1e-6}}
+    model.save(ckpt)
+    train(resume_config(run, {"timesteps": 128}), resume=run)
+    upgraded = read_metrics(run / "metrics.csv")
+    assert [int(r["timesteps"]) for r in upgraded] == [32, 64, 96, 128]
+    assert all(r["reward/total"] != "" for r in upgraded)  # old rows under the new name
+    assert "rollout_reward" not in upgraded[0]
+    resumed = PPO.load(run / "model.zip").textgen_kl_state
+    assert abs(resumed["kl_coef"] - 0.5) < 0.01  # continued from the saved value, not restarted

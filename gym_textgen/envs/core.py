@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -67,6 +68,9 @@ class TextGenConfig:
     """which prompts `reset` draws: "train" or the held-out "eval" ones"""
 
     def __post_init__(self) -> None:
+        if self.allowed_tokens is not None and not isinstance(self.allowed_tokens, tuple):
+            # a generator or range would be used up by the first env made from this config
+            object.__setattr__(self, "allowed_tokens", tuple(int(i) for i in self.allowed_tokens))
         for key in ("max_prompt_tokens", "max_new_tokens"):
             value = getattr(self, key)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -88,6 +92,26 @@ class TextGenConfig:
     def names(cls) -> list[str]:
         """The valid argument names."""
         return sorted(f.name for f in fields(cls))
+
+    @classmethod
+    def resolve(
+        cls, config: TextGenConfig | Mapping[str, Any] | None, owner: str, **kwargs: Any
+    ) -> TextGenConfig:
+        """The config an env gets: `config` (a TextGenConfig or a mapping of its fields) with
+        `kwargs` on top. Keywords win, including those a registered id sets (its `task`)."""
+        if config is None:
+            return cls.from_kwargs(owner, **kwargs)
+        if isinstance(config, Mapping):
+            return cls.from_kwargs(owner, **{**config, **kwargs})
+        if not isinstance(config, cls):
+            raise TextGenTypeError(
+                f"Expects config to be a TextGenConfig or a mapping of its fields, got "
+                f"{type(config).__name__}: {config!r:.80}"
+            )
+        if kwargs:
+            cls.from_kwargs(owner, **kwargs)  # unknown names: the usual error
+            return dataclasses.replace(config, **kwargs)
+        return config
 
     @classmethod
     def from_kwargs(cls, owner: str = "TextGenEnv", **kwargs: Any) -> TextGenConfig:

@@ -31,6 +31,8 @@ class PreparedStep:
     score_ids: list[int] | None
     prompt: str
     reference: Any
+    episode: int = 0  # which episode of the env, and which step of it, this step belongs to
+    position: int = 0
 
 
 class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
@@ -130,12 +132,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def __init__(
         self, config: TextGenConfig | None = None, render_mode: str | None = None, **kwargs: Any
     ) -> None:
-        if config is not None and kwargs:
-            raise TextGenTypeError(
-                f"Pass either config=TextGenConfig(...) or keyword arguments, got both "
-                f"(config and {sorted(kwargs)})"
-            )
-        self._setup(TextGenCore(config or TextGenConfig.from_kwargs(**kwargs)), render_mode)
+        self._setup(TextGenCore(TextGenConfig.resolve(config, "TextGenEnv", **kwargs)), render_mode)
 
     @classmethod
     def from_core(cls, core: TextGenCore, render_mode: str | None = None) -> TextGenEnv:
@@ -164,6 +161,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._ids = np.full(length, self.core.pad_id, dtype=np.int64)
         self._mask = np.zeros(length, dtype=np.int8)
         self._generated: list[int] | None = None  # None until the first reset
+        self._episode = 0  # counts resets, so a step prepared before one is refused after it
         self._done = False
         self._prompt = ""
         self._prompt_len = 0
@@ -207,6 +205,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._mask[:n] = 1
         self._prompt, self._prompt_len, self._reference = text, n, reference
         self._generated, self._done, self._last_score, self._completion = [], False, 0.0, ""
+        self._episode += 1
         if self.render_mode == "human":
             self.render()
         return self._obs(), {"prompt_index": index, "prompt_tokens": n}
@@ -268,20 +267,45 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         score_ids = None
         if terminated or self.dense_reward:
             score_ids = self._generated if eos else [*self._generated, a]
-        return PreparedStep(a, terminated, score_ids, self._prompt, self._reference)
+        return PreparedStep(
+            a,
+            terminated,
+            score_ids,
+            self._prompt,
+            self._reference,
+            self._episode,
+            len(self._generated),
+        )
 
     def commit_step(
         self,
         p: PreparedStep,
-        score: float = 0.0,
+        score: float | None = None,
         components: dict[str, float] | None = None,
         completion: str = "",
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        """Apply a prepared step with its score (when `p.score_ids` asked for one).
+        """Apply a prepared step with its score (required when `p.score_ids` asked for one).
 
-        Returns what `step` returns.
+        A step prepared for another state of the env (committed twice, or across a `reset`) is
+        refused. Returns what `step` returns.
         """
-        assert self._generated is not None
+        if (
+            self._generated is None
+            or self._done
+            or p.episode != self._episode
+            or p.position != len(self._generated)
+        ):
+            raise TextGenValueError(
+                "Expects a step prepared for the env's current state (episode "
+                f"{self._episode}, token {len(self._generated or [])}), got one prepared for "
+                f"episode {p.episode}, token {p.position}: prepare_step again"
+            )
+        if p.score_ids is not None and score is None:
+            raise TextGenValueError(
+                f"Expects the score of completion ids {p.score_ids[:8]}... (score_ids is set), "
+                "got score=None"
+            )
+        score = 0.0 if score is None else score
         pos = self._prompt_len + len(self._generated)
         self._ids[pos] = p.action
         self._mask[pos] = 1

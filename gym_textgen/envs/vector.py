@@ -10,7 +10,7 @@ from gymnasium.vector.utils import batch_space
 
 from gym_textgen.envs.core import TextGenConfig, TextGenCore
 from gym_textgen.envs.textgen import TextGenEnv
-from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.errors import TextGenValueError
 
 
 class TextGenVectorEnv(VectorEnv):
@@ -52,13 +52,7 @@ class TextGenVectorEnv(VectorEnv):
             raise TextGenValueError(
                 "autoreset_mode 'Disabled' is not supported; use NextStep or SameStep"
             )
-        if config is not None and kwargs:
-            raise TextGenTypeError(
-                f"Pass either config=TextGenConfig(...) or keyword arguments, got both "
-                f"(config and {sorted(kwargs)})"
-            )
-        config = config or TextGenConfig.from_kwargs("TextGenVectorEnv", **kwargs)
-        self.core = TextGenCore(config)
+        self.core = TextGenCore(TextGenConfig.resolve(config, "TextGenVectorEnv", **kwargs))
         self.envs = [TextGenEnv.from_core(self.core, render_mode) for _ in range(num_envs)]
         self.num_envs = int(num_envs)
         self.autoreset_mode = mode

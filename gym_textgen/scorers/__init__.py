@@ -104,7 +104,11 @@ def make_scorer(spec: Any, **kwargs: Any) -> Scorer:
                 accepted = inspect.signature(factory).parameters
                 own = {k: v for k, v in kwargs.items() if k in accepted}
             scorer = make_scorer(name, **own)
-            parts[scorer.name] = (float(weight), scorer)
+            key, n = scorer.name, 1
+            while key in parts:  # two functions both named "<lambda>" stay two parts
+                n += 1
+                key = f"{scorer.name}#{n}"
+            parts[key] = (float(weight), scorer)
         return WeightedScorer(parts)
     if isinstance(spec, type) and issubclass(spec, Scorer):
         return spec(**kwargs)
