@@ -28,10 +28,13 @@ class TextGenSB3VecEnv(VecEnv):
     Args:
         env_id: a registered TextGen id (its registered kwargs are the defaults).
         n_envs: number of slots.
+        group_size: slots that share each prompt (see `TextGenVectorEnv`); 1: none share.
         **env_kwargs: `TextGenEnv` arguments.
     """
 
-    def __init__(self, env_id: str = "TextGen-v0", n_envs: int = 8, **env_kwargs: Any) -> None:
+    def __init__(
+        self, env_id: str = "TextGen-v0", n_envs: int = 8, group_size: int = 1, **env_kwargs: Any
+    ) -> None:
         try:
             spec = gym.spec(env_id)
         except gym.error.Error as e:
@@ -45,7 +48,10 @@ class TextGenSB3VecEnv(VecEnv):
         self.env_id = env_id
         self.env_kwargs = {**spec.kwargs, **env_kwargs}
         self.venv = TextGenVectorEnv(
-            num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, **self.env_kwargs
+            num_envs=n_envs,
+            autoreset_mode=AutoresetMode.SAME_STEP,
+            group_size=group_size,
+            **self.env_kwargs,
         )
         self.render_mode = self.venv.render_mode
         super().__init__(n_envs, self.venv.single_observation_space, self.venv.single_action_space)
@@ -121,6 +127,7 @@ def make_vec_env(
     monitor_dir: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
     monitor_kwargs: dict[str, Any] | None = None,
+    group_size: int = 1,
     **kwargs: Any,
 ) -> VecMonitor:
     """A batched TextGen `VecEnv` for any SB3 algorithm, with episode statistics (`VecMonitor`).
@@ -128,7 +135,8 @@ def make_vec_env(
     The arguments follow `stable_baselines3.common.env_util.make_vec_env` where they apply to
     one batched env: `seed` (slot i is seeded `seed + start_index + i` at the next reset),
     `env_kwargs`, `monitor_dir` and `monitor_kwargs` (for `VecMonitor`). Env arguments may also
-    be given directly as keywords. SB3's per-env `wrapper_class` and `vec_env_cls` do not apply
+    be given directly as keywords. `group_size=k` gives k consecutive slots the same prompts, for
+    per-prompt baselines (`agents.algos.REINFORCE` with `baseline="rloo"`). SB3's per-env `wrapper_class` and `vec_env_cls` do not apply
     to a native batched env: use SB3's own `make_vec_env("TextGen-v0", ...)` for those.
 
     >>> import agents
@@ -150,7 +158,7 @@ def make_vec_env(
             f"Env argument(s) {clash} given twice with different values: in env_kwargs "
             f"{ {k: env_kwargs[k] for k in clash} } and as keywords { {k: kwargs[k] for k in clash} }"
         )
-    venv = TextGenSB3VecEnv(env_id, n_envs, **{**env_kwargs, **kwargs})
+    venv = TextGenSB3VecEnv(env_id, n_envs, group_size=group_size, **{**env_kwargs, **kwargs})
     if seed is not None:
         venv.seed(seed + start_index)
     filename = None

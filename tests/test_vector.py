@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-import gym_textgen  # noqa: F401
+import gym_textgen
+from gym_textgen import TextGenVectorEnv
 from gym_textgen.scorers import Scorer, ScorerError
 from tests.test_env import assert_same
 from tests.tokens import WORDS, V
@@ -117,3 +118,50 @@ def test_vector_bad_actions_shape():
         envs.step(np.array([1, 2, 3]))
     with pytest.raises(ValueError, match="Expects num_envs"):
         gym.make_vec("TextGen-v0", num_envs=0)
+
+
+def prompts_per_slot(envs, steps, seed):
+    """Each slot's sequence of prompts over `steps` random steps (EOS ends episodes early)."""
+    rng = np.random.default_rng(seed)
+    envs.reset(seed=seed)
+    seen = [[env.prompt] for env in envs.envs]
+    eos = envs.core.eos_id
+    for _ in range(steps):
+        # a slot-dependent EOS rate: the slots of a group run out of step with each other
+        actions = [eos if rng.random() < 0.1 * (i + 1) else WORDS[0] for i in range(envs.num_envs)]
+        envs.step(np.array(actions))
+        for i, env in enumerate(envs.envs):
+            if env.generated_ids == []:  # reset in this step
+                seen[i].append(env.prompt)
+    return seen
+
+
+def test_group_sampling_gives_a_group_the_same_prompts():
+    envs = TextGenVectorEnv(num_envs=6, group_size=3, max_new_tokens=4)
+    seen = prompts_per_slot(envs, steps=120, seed=7)
+    for g in (0, 3):
+        lengths = [len(seen[i]) for i in range(g, g + 3)]
+        assert len(set(lengths)) > 1  # the slots did finish different numbers of episodes
+        n = min(lengths)
+        assert seen[g][:n] == seen[g + 1][:n] == seen[g + 2][:n]
+    assert seen[0][: len(seen[3])] != seen[3][: len(seen[0])]  # groups draw their own prompts
+    again = prompts_per_slot(TextGenVectorEnv(num_envs=6, group_size=3, max_new_tokens=4), 120, 7)
+    assert again == seen  # seeded
+    assert len(envs._group_draws[0]) <= max(len(s) for s in seen)  # used prompts are forgotten
+
+
+def test_group_sampling_covers_the_task():
+    envs = TextGenVectorEnv(num_envs=2, group_size=2, max_new_tokens=1, stop_on_eos=False)
+    seen = prompts_per_slot(envs, steps=400, seed=0)
+    assert len(set(seen[0])) >= 0.9 * len(envs.core.prompts)
+
+
+def test_sb3_vec_env_groups():
+    import agents
+
+    env = agents.make_vec_env("TextGen-v0", n_envs=4, group_size=2, seed=3, max_new_tokens=3)
+    obs = env.reset()
+    ids = obs["input_ids"]
+    assert (ids[0] == ids[1]).all() and (ids[2] == ids[3]).all() and not (ids[0] == ids[2]).all()
+    with pytest.raises(gym_textgen.TextGenValueError, match="divides num_envs=4, got 3"):
+        agents.make_vec_env("TextGen-v0", n_envs=4, group_size=3)

@@ -21,6 +21,13 @@ class TextGenVectorEnv(VectorEnv):
     scores all the episodes that end in it with one scorer call, and only then applies the step:
     a scorer error leaves every slot as it was.
 
+    Group sampling (`group_size=k`): consecutive slots `0..k-1`, `k..2k-1`, ... form groups whose
+    slots get the same prompts: the n-th episode of every slot of a group continues the group's
+    n-th prompt, whenever each slot reaches it. An algorithm can then compare k completions of one
+    prompt (the per-prompt baseline of RLOO and GRPO). A group's prompts are drawn uniformly with
+    its own generator, seeded from the seed of the group's first slot, so they cover the task and
+    repeat with the seed.
+
     Args:
         num_envs: number of slots.
         autoreset_mode: `"NextStep"` (Gymnasium's default: the step after an episode ends resets
@@ -29,6 +36,7 @@ class TextGenVectorEnv(VectorEnv):
         config: a `TextGenConfig`, or
         **kwargs: its fields as keywords (`TextGenEnv`'s arguments).
         render_mode: `"ansi"` or `"human"` for every slot.
+        group_size: slots per prompt group (a divisor of `num_envs`); 1: every slot draws its own.
 
     >>> import gymnasium as gym, gym_textgen
     >>> envs = gym.make_vec("TextGen-v0", num_envs=4, vectorization_mode="vector_entry_point")
@@ -43,10 +51,17 @@ class TextGenVectorEnv(VectorEnv):
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         config: TextGenConfig | None = None,
         render_mode: str | None = None,
+        group_size: int = 1,
         **kwargs: Any,
     ) -> None:
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise TextGenValueError(f"Expects num_envs to be an int >= 1, got {num_envs!r}")
+        if not isinstance(group_size, (int, np.integer)) or group_size < 1 or num_envs % group_size:
+            raise TextGenValueError(
+                f"Expects group_size to be an int >= 1 that divides num_envs={num_envs}, "
+                f"got {group_size!r}"
+            )
+        self.group_size = int(group_size)
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.DISABLED:
             raise TextGenValueError(
@@ -63,6 +78,34 @@ class TextGenVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self._start_groups([None] * self.num_envs)
+
+    # -- group sampling ----------------------------------------------------------------------
+    def _start_groups(self, seeds: list[int | None]) -> None:
+        """A generator and an empty prompt queue per group; every slot at its first episode."""
+        k = self.group_size
+        self._group_rngs = [np.random.default_rng(seeds[g * k]) for g in range(self.num_envs // k)]
+        self._group_draws: list[list[int]] = [[] for _ in self._group_rngs]
+        self._group_base = [0] * len(self._group_rngs)  # episode number of each queue's head
+        self._slot_episode = np.zeros(self.num_envs, dtype=np.int64)
+
+    def _slot_options(self, i: int, options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Slot i's reset options: with groups, the group's prompt for the slot's next episode
+        (unless `options` names a prompt itself)."""
+        if self.group_size == 1 or (options and ({"prompt", "prompt_index"} & set(options))):
+            return options
+        k, g = self.group_size, i // self.group_size
+        n = int(self._slot_episode[i])
+        self._slot_episode[i] += 1
+        draws = self._group_draws[g]
+        while len(draws) <= n - self._group_base[g]:
+            draws.append(int(self._group_rngs[g].integers(len(self.core.prompts))))
+        index = draws[n - self._group_base[g]]
+        used = int(self._slot_episode[g * k : (g + 1) * k].min()) - self._group_base[g]
+        if used > 0:  # every slot of the group is past these: forget them
+            del draws[:used]
+            self._group_base[g] += used
+        return {**(options or {}), "prompt_index": index}
 
     def reset(
         self,
@@ -80,10 +123,12 @@ class TextGenVectorEnv(VectorEnv):
         per_slot = options if isinstance(options, list) else [options] * self.num_envs
         if len(per_slot) != self.num_envs:
             raise TextGenValueError(f"Expects {self.num_envs} option dicts, got {len(per_slot)}")
+        if self.group_size > 1:
+            self._start_groups(seeds)
         infos: dict[str, Any] = {}
         obs = []
         for i, (env, s) in enumerate(zip(self.envs, seeds, strict=True)):
-            o, info = env.reset(seed=s, options=per_slot[i])
+            o, info = env.reset(seed=s, options=self._slot_options(i, per_slot[i]))
             obs.append(o)
             infos = self._add_info(infos, info, i)
         self._needs_reset[:] = False
@@ -147,14 +192,14 @@ class TextGenVectorEnv(VectorEnv):
         for i, (env, p) in enumerate(zip(self.envs, pending, strict=True)):
             final = None
             if p is None:  # NextStep autoreset: this step resets the slot
-                o, info = env.reset()
+                o, info = env.reset(options=self._slot_options(i))
             else:
                 o, rewards[i], terminated[i], truncated[i], info = env.commit_step(
                     p, *scores.get(i, (0.0, None, ""))
                 )
                 if same_step and (terminated[i] or truncated[i]):
                     final = (o, info)
-                    o, info = env.reset()
+                    o, info = env.reset(options=self._slot_options(i))
             obs.append(o)
             infos.append(info)
             finals.append(final)
