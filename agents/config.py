@@ -35,7 +35,9 @@ import yaml
 from gym_textgen.errors import TextGenTypeError, TextGenValueError, deprecated
 
 #: The algorithm names `textgen train --algo` accepts (`agents.ALGOS` maps them to classes).
-ALGO_NAMES = ("a2c", "maskable_ppo", "ppo")
+ALGO_NAMES = ("a2c", "maskable_ppo", "ppo", "reinforce")
+#: REINFORCE's baselines (`agents.algos.REINFORCE`)
+BASELINES = ("none", "value", "rloo")
 
 
 @dataclass
@@ -43,7 +45,7 @@ class TrainConfig:
     """Everything `textgen train` needs; a YAML config holds the same keys."""
 
     algo: str = "ppo"
-    """ppo, a2c or maskable_ppo"""
+    """ppo, a2c, maskable_ppo or reinforce"""
     env_id: str = "TextGen-v0"
     """a registered TextGen id"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -54,6 +56,8 @@ class TrainConfig:
     """total environment steps"""
     n_envs: int = 8
     """parallel episodes (one batched env)"""
+    group_size: int = 1
+    """env slots that share each prompt, for per-prompt baselines (reinforce's rloo needs >= 2)"""
     seed: int = 0
     """seeds the algorithm, the env's prompt draws and the evaluation samples"""
     out: str = ""
@@ -66,6 +70,12 @@ class TrainConfig:
     """PPO minibatch size"""
     n_epochs: int = 4
     """PPO epochs per rollout"""
+    baseline: str = "rloo"
+    """reinforce: none, value (the value head) or rloo (leave-one-out over a prompt group)"""
+    scale_by_std: bool = False
+    """reinforce: divide rloo advantages by the group's reward std (GRPO's scaling)"""
+    n_rounds: int = 1
+    """reinforce: rounds of episodes (one per env slot) per update"""
     gamma: float = 1.0
     """no discount: episodes are short and the reward comes at the end"""
     gae_lambda: float = 0.95
@@ -108,7 +118,7 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise TextGenValueError(f"Expects {f.name} to be a finite number, got {value}")
-        for name in ("timesteps", "n_envs", "n_steps", "n_epochs"):
+        for name in ("timesteps", "n_envs", "n_steps", "n_epochs", "group_size", "n_rounds"):
             at_least(name, getattr(self, name), 1)
         for name in ("checkpoint_every", "eval_episodes"):
             at_least(name, getattr(self, name), 1)
@@ -120,6 +130,12 @@ class TrainConfig:
             )
         if not 0 <= self.seed < 2**32:
             raise TextGenValueError(f"Expects seed in [0, 2**32 - 1], got {self.seed}")
+        if self.n_envs % self.group_size:
+            raise TextGenValueError(
+                f"Expects group_size to divide n_envs={self.n_envs}, got {self.group_size}"
+            )
+        if self.baseline not in BASELINES:
+            raise TextGenValueError(f"Expects baseline in {list(BASELINES)}, got {self.baseline!r}")
         if self.algo not in ALGO_NAMES:
             raise TextGenValueError(
                 f"Unknown algorithm {self.algo!r}; expected one of {list(ALGO_NAMES)}"

@@ -174,17 +174,23 @@ class KLPenaltyCallback(BaseCallback):
         # SB3's own env-major flattening: consecutive rows are consecutive steps of one env,
         # so each episode segment forms a chain that grouped_last_hidden runs in one pass.
         flat = buf.swap_and_flatten
-        ids = th.as_tensor(flat(buf.observations["input_ids"]), device=device).long()
+        # rows that are real steps: all of them, but for REINFORCE's rounds (agents.algos)
+        valid = flat(getattr(buf, "valid", np.ones((n_steps, n_envs), np.float32)))[:, 0] > 0
+        ids = th.as_tensor(flat(buf.observations["input_ids"])[valid], device=device).long()
         lengths = (
-            th.as_tensor(flat(buf.observations["attention_mask"]), device=device).long().sum(1)
+            th.as_tensor(flat(buf.observations["attention_mask"])[valid], device=device)
+            .long()
+            .sum(1)
         )
-        actions = th.as_tensor(flat(buf.actions)[:, 0], device=device).long()
+        actions = th.as_tensor(flat(buf.actions)[valid, 0], device=device).long()
         masks = None
         if getattr(buf, "action_masks", None) is not None:  # sb3-contrib's maskable buffers
-            masks = th.as_tensor(flat(buf.action_masks), device=device) > 0.5  # (B, V)
-        ref = self.reference_log_probs(ids, lengths, actions, masks)
-        ref = ref.cpu().numpy().reshape(n_envs, n_steps).T
-        log_ratio = buf.log_probs - ref  # (n_steps, n_envs): a sample of the per-token KL
+            masks = th.as_tensor(flat(buf.action_masks)[valid], device=device) > 0.5  # (B, V)
+        ref = np.zeros(n_steps * n_envs, dtype=np.float32)
+        ref[valid] = self.reference_log_probs(ids, lengths, actions, masks).cpu().numpy()
+        ref = ref.reshape(n_envs, n_steps).T
+        # (n_steps, n_envs): a sample of the per-token KL, 0 on rows that are not steps
+        log_ratio = (buf.log_probs - ref) * valid.reshape(n_envs, n_steps).T
         buf.rewards -= self.kl_coef * log_ratio
         # The value of the observation after the rollout and whether it starts a new episode, as
         # the algorithm computed them (sb3-contrib's MaskablePPO leaves self.locals stale here).
@@ -192,10 +198,10 @@ class KLPenaltyCallback(BaseCallback):
             last_values = model.policy.predict_values(obs_as_tensor(model._last_obs, device))
         buf.compute_returns_and_advantage(last_values=last_values, dones=model._last_episode_starts)
 
-        episodes = max(1.0, float(buf.episode_starts.sum()))
+        episodes = max(1.0, float((buf.episode_starts * valid.reshape(n_envs, n_steps).T).sum()))
         kl_episode = float(log_ratio.sum()) / episodes
         self.logger.record("kl/ref_per_episode", kl_episode)
-        self.logger.record("kl/ref_per_token", float(log_ratio.mean()))
+        self.logger.record("kl/ref_per_token", float(log_ratio.sum()) / max(1, int(valid.sum())))
         self.logger.record("kl/coef", self.kl_coef)
         if self.kl_coef_target is not None:
             # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the

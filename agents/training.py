@@ -133,6 +133,9 @@ ALGO_SETTINGS = (
     "target_kl",
     "seed",
     "device",
+    "baseline",
+    "scale_by_std",
+    "n_rounds",
 )
 
 
@@ -171,7 +174,9 @@ def check_device(device: str) -> None:
 def make_env(cfg: TrainConfig) -> Any:
     from agents.vec_env import make_vec_env
 
-    return make_vec_env(cfg.env_id, n_envs=cfg.n_envs, env_kwargs=env_kwargs_for(cfg))
+    return make_vec_env(
+        cfg.env_id, n_envs=cfg.n_envs, group_size=cfg.group_size, env_kwargs=env_kwargs_for(cfg)
+    )
 
 
 def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:

@@ -301,14 +301,24 @@ def test_help_lists_every_config_key():
         assert key in out
 
 
-@pytest.mark.parametrize("algo", ["a2c", "maskable_ppo"])
-def test_train_other_algorithms(tmp_path, algo):
+@pytest.mark.parametrize(
+    "algo, extra",
+    [
+        ("a2c", []),
+        ("maskable_ppo", []),
+        ("reinforce", ["--group-size", "2", "--n-epochs", "1", "--kl-coef", "0.05"]),
+    ],
+)
+def test_train_other_algorithms(tmp_path, algo, extra):
     run = tmp_path / algo
     out = textgen(
-        "train", *TINY, "--algo", algo, "--timesteps", 64, "--out", run, "--lora", '{"r": 4}'
-    ).stdout
+        "train", *TINY, "--algo", algo, "--timesteps", 64, "--out", run, "--lora", '{"r": 4}',
+        *extra,
+    ).stdout  # fmt: skip
     assert "mean reward after training" in out and (run / "model.zip").is_file()
     assert "over 4 episodes" in textgen("eval", run, "--episodes", 4).stdout
+    steps = [int(r["timesteps"]) for r in read_metrics(run / "metrics.csv")]
+    assert steps and steps == sorted(steps) and steps[-1] >= 64
 
 
 def test_logs_hold_reward_components_and_kl(tmp_path):

@@ -2,7 +2,7 @@
 
 >>> from agents.algos import ALGOS
 >>> sorted(ALGOS)
-['a2c', 'maskable_ppo', 'ppo']
+['a2c', 'maskable_ppo', 'ppo', 'reinforce']
 """
 
 from __future__ import annotations
@@ -13,11 +13,17 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from agents.algos.reinforce import REINFORCE
 from agents.buffers import EpisodeDictRolloutBuffer, MaskableEpisodeDictRolloutBuffer
 from agents.policies import MaskableTransformerPolicy, TransformerPolicy
 from gym_textgen.errors import TextGenValueError
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "maskable_ppo": MaskablePPO}
+ALGOS: dict[str, type[BaseAlgorithm]] = {
+    "ppo": PPO,
+    "a2c": A2C,
+    "maskable_ppo": MaskablePPO,
+    "reinforce": REINFORCE,
+}
 
 
 def make_algo(
@@ -43,9 +49,10 @@ def make_algo(
         algo = ALGOS[algo]
     maskable = issubclass(algo, MaskablePPO)
     policy = MaskableTransformerPolicy if maskable else TransformerPolicy
-    buffer = MaskableEpisodeDictRolloutBuffer if maskable else EpisodeDictRolloutBuffer
-    kwargs.setdefault("rollout_buffer_class", buffer)
+    if not issubclass(algo, REINFORCE):  # which keeps its own buffer of episode rounds
+        buffer = MaskableEpisodeDictRolloutBuffer if maskable else EpisodeDictRolloutBuffer
+        kwargs.setdefault("rollout_buffer_class", buffer)
     return algo(policy, env, policy_kwargs=policy_kwargs or {}, **kwargs)
 
 
-__all__ = ["ALGOS", "make_algo"]
+__all__ = ["ALGOS", "REINFORCE", "make_algo"]

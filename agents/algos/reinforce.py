@@ -1,0 +1,410 @@
+"""REINFORCE with baselines, as an SB3 algorithm (same policies, callbacks, logger, save/load).
+
+The policy gradient the field starts from (Williams 1992): sample whole episodes, then push up the
+log-probability of each action in proportion to how much better than a baseline its episode went.
+
+    advantage  A = G - b                      G: the return (to go) of the step's episode
+    loss       = -mean_t ratio_t * A_t        ratio = pi(a|s) / pi_old(a|s) (= 1 on epoch 1)
+
+Baselines (`baseline=`):
+
+* `"none"`: b = 0; A_t is the reward to go (plain REINFORCE).
+* `"value"`: b = V(s_t), the policy's value head, trained alongside (REINFORCE with a critic).
+* `"rloo"`: the leave-one-out mean of the other completions of the same prompt: with k slots
+  per prompt group (`agents.make_vec_env(..., group_size=k)`), episode i of a group gets
+  A_i = R_i - mean_{j != i} R_j on every one of its steps (Kool et al. 2019; Ahmadian et al.
+  2024, "Back to Basics: Revisiting REINFORCE-Style Optimization for Learning from Human
+  Feedback in LLMs"). `scale_by_std=True` divides by the group's reward std, as GRPO does
+  (Shao et al. 2024).
+
+Rollouts are rounds, as `generate()` runs them: every slot starts an episode, the round lasts
+until every slot's episode has ended, and only each slot's first episode in the round is used
+(slots that finish early idle; on a batched model their steps cost little). `n_rounds` rounds
+make one update. With `n_epochs > 1`, `clip_range` clips the ratio as PPO does.
+
+>>> import agents
+>>> from agents.algos import REINFORCE
+>>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=4, group_size=2, max_new_tokens=4)
+>>> model = REINFORCE("TransformerPolicy", env, policy_kwargs={"model": "random-tiny"}, seed=0)
+>>> model.learn(32).num_timesteps >= 32
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, ClassVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictRolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import DictRolloutBufferSamples
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+from torch.nn import functional as F
+
+from agents.buffers import episode_segments
+from agents.policies import TransformerPolicy
+from gym_textgen.errors import TextGenValueError
+
+BASELINES = ("none", "value", "rloo")
+
+
+class EpisodeRoundBuffer(DictRolloutBuffer):
+    """A rollout buffer of `n_rounds` rounds of at most `horizon` steps per env slot.
+
+    Row `r * horizon + t` of slot `e` holds step t of the slot's episode in round r; `valid`
+    marks the rows that are real steps of a used episode (the rest are padding or the steps of
+    a slot that finished early). `compute_returns_and_advantage` computes Monte-Carlo returns
+    and the baseline's advantages (its arguments, SB3's bootstrap values, are not needed), and
+    `get` hands out valid rows only, whole episodes together.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Dict,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1.0,
+        gamma: float = 1.0,
+        n_envs: int = 1,
+        horizon: int = 1,
+        baseline: str = "rloo",
+        group_size: int = 1,
+        scale_by_std: bool = False,
+    ) -> None:
+        self.horizon, self.baseline, self.group_size = horizon, baseline, group_size
+        self.scale_by_std = scale_by_std
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device=device,
+            gae_lambda=gae_lambda,
+            gamma=gamma,
+            n_envs=n_envs,
+        )
+
+    def reset(self) -> None:
+        super().reset()
+        self.valid = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+
+    def add_step(self, valid: np.ndarray, **kwargs: Any) -> None:
+        """`add` one step of every slot; `valid` marks the slots whose step is used."""
+        self.valid[self.pos] = valid
+        self.add(**kwargs)
+
+    def skip_to(self, pos: int) -> None:
+        """Leave rows up to `pos` as padding (a round that ended before its horizon)."""
+        self.pos = pos
+        self.full = self.pos == self.buffer_size
+
+    def episode_returns(self) -> np.ndarray:
+        """`(n_rounds, n_envs)`: each used episode's undiscounted return."""
+        rounds = self.buffer_size // self.horizon
+        rewards = (self.rewards * self.valid).reshape(rounds, self.horizon, self.n_envs)
+        return rewards.sum(axis=1)
+
+    def compute_returns_and_advantage(self, last_values: Any = None, dones: Any = None) -> None:
+        rounds = self.buffer_size // self.horizon
+        shape = (rounds, self.horizon, self.n_envs)
+        rewards = (self.rewards * self.valid).reshape(shape)
+        returns = np.zeros(shape, dtype=np.float32)  # reward to go, discounted by gamma
+        running = np.zeros((rounds, self.n_envs), dtype=np.float32)
+        for t in reversed(range(self.horizon)):
+            running = rewards[:, t] + self.gamma * running
+            returns[:, t] = running
+        self.returns = returns.reshape(self.buffer_size, self.n_envs)
+        if self.baseline == "none":
+            advantages = self.returns.copy()
+        elif self.baseline == "value":
+            advantages = self.returns - self.values
+        else:
+            advantages = np.repeat(
+                rloo_advantages(self.episode_returns(), self.group_size, self.scale_by_std)[
+                    :, None
+                ],
+                self.horizon,
+                axis=1,
+            ).reshape(self.buffer_size, self.n_envs)
+        self.advantages = (advantages * self.valid).astype(np.float32)
+
+    def get(self, batch_size: int | None = None) -> Generator[DictRolloutBufferSamples, None, None]:
+        """Minibatches of valid rows: whole episodes in shuffled order, cut at `batch_size`."""
+        assert self.full, "the rollout buffer is not full yet"
+        if not self.generator_ready:
+            valid = self.swap_and_flatten(self.valid)[:, 0] > 0
+            starts = self.episode_starts.copy()
+            self._segments = [s[valid[s]] for s in episode_segments(starts)]
+            self._segments = [s for s in self._segments if len(s)]
+            for key, obs in self.observations.items():
+                self.observations[key] = self.swap_and_flatten(obs)
+            for name in ("actions", "values", "log_probs", "advantages", "returns", "valid"):
+                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
+            self.generator_ready = True
+        order = np.concatenate(
+            [self._segments[i] for i in np.random.permutation(len(self._segments))]
+        )
+        batch_size = batch_size or len(order)
+        for start in range(0, len(order), batch_size):
+            yield self._get_samples(order[start : start + batch_size])
+
+
+def rloo_advantages(returns: np.ndarray, group_size: int, scale_by_std: bool = False) -> np.ndarray:
+    """Leave-one-out advantages `(n_rounds, n_envs)` from episode returns `(n_rounds, n_envs)`.
+
+    Slots `g*k .. g*k+k-1` form group g; each episode's baseline is the mean return of the
+    other k-1 episodes of its group (`scale_by_std`: then divided by the group's std).
+
+    >>> rloo_advantages(np.array([[1.0, 0.0, 0.5, 0.5]]), 2).tolist()
+    [[1.0, -1.0, 0.0, 0.0]]
+    """
+    rounds, n_envs = returns.shape
+    k = group_size
+    grouped = returns.reshape(rounds, n_envs // k, k)
+    baseline = (grouped.sum(axis=2, keepdims=True) - grouped) / (k - 1)
+    advantages = grouped - baseline
+    if scale_by_std:
+        advantages = advantages / (grouped.std(axis=2, keepdims=True) + 1e-4)
+    return advantages.reshape(rounds, n_envs)
+
+
+def env_group_size(env: VecEnv) -> int:
+    """The prompt group size of a TextGen VecEnv (1 for any other env)."""
+    from agents.vec_env import TextGenSB3VecEnv
+
+    inner = env
+    while hasattr(inner, "venv") and not isinstance(inner, TextGenSB3VecEnv):
+        inner = inner.venv
+    return inner.venv.group_size if isinstance(inner, TextGenSB3VecEnv) else 1
+
+
+def env_horizon(env: VecEnv) -> int:
+    """The longest episode of a TextGen VecEnv (its `max_new_tokens`)."""
+    try:
+        return int(env.get_attr("max_new_tokens")[0])
+    except AttributeError as e:
+        raise TextGenValueError(
+            "REINFORCE needs episodes of a known maximum length: pass max_episode_steps=..."
+        ) from e
+
+
+class REINFORCE(OnPolicyAlgorithm):
+    """REINFORCE with a baseline (none, value head, or leave-one-out over prompt groups).
+
+    Args:
+        policy: `agents.TransformerPolicy` (or `"TransformerPolicy"`).
+        env: a TextGen VecEnv (`agents.make_vec_env`, with `group_size >= 2` for `"rloo"`).
+        learning_rate: Adam step size (or schedule).
+        n_rounds: rounds of episodes per update (each slot gives one episode per round).
+        batch_size: transitions per minibatch (None: the whole batch, one step per epoch).
+        n_epochs: passes over each batch (with `clip_range`, PPO's clipped ratio keeps them
+            near the sampling policy).
+        gamma: discount of the reward to go (1: the episode's return).
+        baseline: `"none"`, `"value"` or `"rloo"`.
+        scale_by_std: divide RLOO advantages by the group's reward std (GRPO's scaling).
+        clip_range: clip the ratio to [1 - c, 1 + c] (None: no clipping).
+        normalize_advantage: standardise advantages per minibatch.
+        ent_coef: entropy bonus.
+        vf_coef: value loss weight (`baseline="value"`).
+        max_grad_norm: gradient clipping.
+        max_episode_steps: the episodes' maximum length (default: the env's max_new_tokens).
+        Others: as stable-baselines3's algorithms.
+    """
+
+    policy_aliases: ClassVar[dict[str, type]] = {"TransformerPolicy": TransformerPolicy}
+
+    def __init__(
+        self,
+        policy: str | type[TransformerPolicy],
+        env: VecEnv,
+        learning_rate: float | Any = 1e-5,
+        n_rounds: int = 1,
+        batch_size: int | None = None,
+        n_epochs: int = 1,
+        gamma: float = 1.0,
+        baseline: str = "rloo",
+        scale_by_std: bool = False,
+        clip_range: float | None = None,
+        normalize_advantage: bool = False,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 1.0,
+        max_episode_steps: int | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if baseline not in BASELINES:
+            raise TextGenValueError(f"Expects baseline in {list(BASELINES)}, got {baseline!r}")
+        for name, value in (("n_rounds", n_rounds), ("n_epochs", n_epochs)):
+            if not isinstance(value, int) or value < 1:
+                raise TextGenValueError(f"Expects {name} to be an int >= 1, got {value!r}")
+        if batch_size is not None and batch_size < 2 and normalize_advantage:
+            raise TextGenValueError(f"normalize_advantage needs batch_size >= 2, got {batch_size}")
+        self.n_rounds, self.batch_size, self.n_epochs = n_rounds, batch_size, n_epochs
+        self.baseline, self.scale_by_std = baseline, scale_by_std
+        self.clip_range, self.normalize_advantage = clip_range, normalize_advantage
+        self.max_episode_steps = max_episode_steps
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=1,  # set in _setup_model: n_rounds x the episodes' maximum length
+            gamma=gamma,
+            gae_lambda=1.0,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=False,
+            sde_sample_freq=-1,
+            rollout_buffer_class=EpisodeRoundBuffer,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Discrete,),
+        )
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        # a loaded model keeps its saved horizon and group size unless an env says otherwise
+        saved_horizon, saved_group = getattr(self, "horizon", None), getattr(self, "group_size", 1)
+        if self.env is not None:
+            self.horizon = self.max_episode_steps or env_horizon(self.env)
+            self.group_size = env_group_size(self.env)
+        else:
+            self.horizon, self.group_size = saved_horizon, saved_group
+        if self.baseline == "rloo" and self.group_size < 2:
+            raise TextGenValueError(
+                "baseline='rloo' compares completions of one prompt: make the env with "
+                f"group_size >= 2 (agents.make_vec_env(..., group_size=4)), got {self.group_size}"
+            )
+        self.n_steps = self.n_rounds * self.horizon
+        self.rollout_buffer_kwargs = {
+            "horizon": self.horizon,
+            "baseline": self.baseline,
+            "group_size": self.group_size,
+            "scale_by_std": self.scale_by_std,
+        }
+        super()._setup_model()
+        if self.clip_range is not None:
+            self.clip_range_schedule = FloatSchedule(self.clip_range)
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: EpisodeRoundBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        """`n_rounds` rounds: every slot starts an episode; each round ends when all have."""
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+        for r in range(self.n_rounds):
+            self._last_obs = env.reset()  # fresh prompts (shared within each group)
+            self._last_episode_starts = np.ones(env.num_envs, dtype=bool)
+            active = np.ones(env.num_envs, dtype=bool)  # slots still in their round's episode
+            for _ in range(self.horizon):
+                with th.no_grad():
+                    actions, values, log_probs = self.policy(
+                        obs_as_tensor(self._last_obs, self.device)
+                    )
+                actions = actions.cpu().numpy()
+                new_obs, rewards, dones, infos = env.step(actions)
+                self.num_timesteps += int(active.sum())  # steps of used episodes only
+                callback.update_locals(locals())
+                if not callback.on_step():
+                    return False
+                self._update_info_buffer(
+                    [i if a else {} for i, a in zip(infos, active, strict=True)], dones
+                )
+                rollout_buffer.add_step(
+                    valid=active.astype(np.float32),
+                    obs=self._last_obs,
+                    action=actions.reshape(-1, 1),
+                    reward=np.where(active, rewards, 0.0),
+                    episode_start=self._last_episode_starts,
+                    value=values,
+                    log_prob=log_probs,
+                )
+                self._last_obs = new_obs
+                self._last_episode_starts = dones
+                active &= ~dones
+                if not active.any():
+                    break
+            rollout_buffer.skip_to((r + 1) * self.horizon)
+        rollout_buffer.compute_returns_and_advantage()
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def train(self) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip = (
+            self.clip_range_schedule(self._current_progress_remaining) if self.clip_range else None
+        )
+        pg_losses, value_losses, entropy_losses, clip_fractions, approx_kls = [], [], [], [], []
+        for _ in range(self.n_epochs):
+            for data in self.rollout_buffer.get(self.batch_size):
+                actions = data.actions.long().flatten()
+                values, log_prob, entropy = self.policy.evaluate_actions(data.observations, actions)
+                advantages = data.advantages
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                ratio = th.exp(log_prob - data.old_log_prob)  # 1 on the first epoch
+                if clip is None:
+                    policy_loss = -(ratio * advantages).mean()
+                else:
+                    clipped = th.clamp(ratio, 1 - clip, 1 + clip)
+                    policy_loss = -th.min(ratio * advantages, clipped * advantages).mean()
+                    clip_fractions.append(float(((ratio - 1).abs() > clip).float().mean()))
+                loss = policy_loss - self.ent_coef * entropy.mean()
+                if self.baseline == "value":
+                    value_loss = F.mse_loss(data.returns, values.flatten())
+                    loss = loss + self.vf_coef * value_loss
+                    value_losses.append(float(value_loss.detach()))
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+                with th.no_grad():
+                    log_ratio = log_prob - data.old_log_prob
+                    approx_kls.append(float(((th.exp(log_ratio) - 1) - log_ratio).mean()))
+                pg_losses.append(float(policy_loss.detach()))
+                entropy_losses.append(float(-entropy.detach().mean()))
+        self._n_updates += self.n_epochs
+        buf = self.rollout_buffer  # flattened env-major by `get`, every array alike
+        valid = buf.valid.flatten() > 0
+        self.logger.record("train/policy_gradient_loss", float(np.mean(pg_losses)))
+        self.logger.record("train/entropy_loss", float(np.mean(entropy_losses)))
+        self.logger.record("train/approx_kl", float(np.mean(approx_kls)))
+        if clip_fractions:
+            self.logger.record("train/clip_fraction", float(np.mean(clip_fractions)))
+        if value_losses:
+            self.logger.record("train/value_loss", float(np.mean(value_losses)))
+            self.logger.record(
+                "train/explained_variance",
+                float(
+                    explained_variance(buf.values.flatten()[valid], buf.returns.flatten()[valid])
+                ),
+            )
+        self.logger.record("train/advantage_std", float(np.std(buf.advantages.flatten()[valid])))
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+
+__all__ = ["BASELINES", "REINFORCE", "EpisodeRoundBuffer", "rloo_advantages"]
