@@ -29,6 +29,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from agents.distributions import FastCategoricalDistribution, FastMaskableCategoricalDistribution
 from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden, prefix_heads
 from gym_textgen.errors import TextGenValueError, deprecated
 from gym_textgen.models import disable_dropout, load_model, quiet_progress
@@ -285,6 +286,13 @@ class _TransformerPolicyMixin:
 
     def _build(self, lr_schedule: Any) -> None:
         self._build_mlp_extractor()  # identity: net_arch=[]
+        # the same categorical law, sampled by inverse CDF (torch.multinomial is slow over a
+        # vocabulary: agents.distributions)
+        n = int(self.action_space.n)
+        masked = isinstance(self, MaskableActorCriticPolicy)
+        self.action_dist = (
+            FastMaskableCategoricalDistribution(n) if masked else FastCategoricalDistribution(n)
+        )
         self.action_net = self.pi_features_extractor.lm.get_output_embeddings()
         self.value_net = nn.Linear(self.features_dim, 1)
         nn.init.zeros_(self.value_net.weight)
