@@ -8,7 +8,8 @@ Two setups (`--setup`):
 * `smollm2`: SmolLM2-135M-Instruct continuing movie-review openings (24 new tokens, EOS ends a
   completion), reward = VADER sentiment in [0, 1].
 
-Methods: TRL's GRPO and RLOO trainers against our REINFORCE-RLOO and PPO through the env, each
+Methods: TRL's GRPO and RLOO trainers against our REINFORCE-RLOO (`ours-reinforce`; with GRPO's
+std scaling, `ours-grpo`) and PPO through the env, each
 for the same wall-clock budget per learning rate of one grid. Both sides get 8 prompts x 4
 completions per update and start from the same initial weights. Every scored completion is
 recorded with its time on both sides (the reward function is wrapped), so the curves are the
@@ -234,7 +235,7 @@ def run_ours(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Reco
     env = agents.make_vec_env(
         "TextGen-v0",
         n_envs=n_envs,
-        group_size=GROUP if method == "reinforce" else 1,
+        group_size=1 if method == "ppo" else GROUP,
         seed=0,
         task=Task(name=setup.name, prompts=tuple(setup.prompts)),
         tokenizer=setup.tokenizer,
@@ -244,9 +245,15 @@ def run_ours(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Reco
         stop_on_eos=setup.stop_on_eos,
     )
     policy_kwargs = {"model": setup.make_model()}
-    if method == "reinforce":
+    if method in ("reinforce", "grpo"):  # RLOO; "grpo": scaled by the group's std
         model = agents.make_algo(
-            "reinforce", env, policy_kwargs, learning_rate=lr, baseline="rloo", seed=0
+            "reinforce",
+            env,
+            policy_kwargs,
+            learning_rate=lr,
+            baseline="rloo",
+            scale_by_std=method == "grpo",
+            seed=0,
         )
     else:  # PPO: one rollout of 32 episodes' worth of steps, 4 epochs of 4 minibatches
         model = agents.make_algo(
@@ -297,7 +304,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60, help="wall-clock budget per run")
     p.add_argument("--lrs", help="comma-separated learning rates (default: the setup's grid)")
     p.add_argument(
-        "--methods", default="trl-grpo,trl-rloo,ours-reinforce,ours-ppo", help="comma-separated"
+        "--methods",
+        default="trl-grpo,trl-rloo,ours-reinforce,ours-grpo,ours-ppo",
+        help="comma-separated",
     )
     a = p.parse_args()
     warnings.filterwarnings("ignore")

@@ -19,7 +19,8 @@ Baselines (`baseline=`):
 
 Rollouts are rounds, as `generate()` runs them: every slot starts an episode, the round lasts
 until every slot's episode has ended, and only each slot's first episode in the round is used
-(slots that finish early idle; on a batched model their steps cost little). `n_rounds` rounds
+(slots that finish early idle: the policy keeps seeing their last observation, which costs its
+KV cache nothing). `n_rounds` rounds
 make one update. With `n_epochs > 1`, `clip_range` clips the ratio as PPO does.
 
 >>> import agents
@@ -341,11 +342,16 @@ class REINFORCE(OnPolicyAlgorithm):
                     value=values,
                     log_prob=log_probs,
                 )
-                self._last_obs = new_obs
                 self._last_episode_starts = dones
                 active &= ~dones
                 if not active.any():
                     break
+                # A finished slot's next episode is not used: the policy keeps seeing the slot's
+                # last observation, which its KV cache already holds, instead of a new prompt
+                # it would have to prefill for nothing.
+                self._last_obs = {
+                    k: np.where(active[:, None], new_obs[k], self._last_obs[k]) for k in new_obs
+                }
             rollout_buffer.skip_to((r + 1) * self.horizon)
         rollout_buffer.compute_returns_and_advantage()
         callback.update_locals(locals())
