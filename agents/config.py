@@ -99,6 +99,9 @@ class TrainConfig:
     """LoRA settings, e.g. {"r": 8}; None trains every weight"""
     separate_value_trunk: bool = False
     """give the value function its own copy of the LM trunk"""
+    value_lr_scale: float = 1.0
+    """the value head's learning rate as a multiple of learning_rate (a pretrained LM's small
+    rate leaves a zero-initialised value head useless for hundreds of updates)"""
     kv_cache: bool = True
     """rollouts feed only each slot's new token to a per-slot KV cache (False: full forwards)"""
     group_sequences: bool = True
@@ -140,7 +143,7 @@ class TrainConfig:
             raise TextGenValueError(
                 f"Unknown algorithm {self.algo!r}; expected one of {list(ALGO_NAMES)}"
             )
-        for name in ("learning_rate", "clip_range", "max_grad_norm"):
+        for name in ("learning_rate", "clip_range", "max_grad_norm", "value_lr_scale"):
             if not getattr(self, name) > 0:
                 raise TextGenValueError(f"Expects {name} > 0, got {getattr(self, name)}")
         for name in ("gamma", "gae_lambda"):

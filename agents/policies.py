@@ -225,6 +225,28 @@ class TransformerExtractor(BaseFeaturesExtractor):
         return plain.eval()
 
 
+def scale_learning_rates(optimizer: th.optim.Optimizer) -> None:
+    """Make param groups' `lr_scale` multiply their learning rate at every step.
+
+    SB3 sets every group's `lr` from the algorithm's schedule before each update; a step
+    pre-hook scales the groups that ask for it and a post-hook puts the schedule's value back,
+    so the schedule, the optimizer state and SB3's logging are untouched.
+    """
+
+    def before(opt: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for group in opt.param_groups:
+            if group.get("lr_scale", 1.0) != 1.0:
+                group["lr"] = group["lr"] * group["lr_scale"]
+
+    def after(opt: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for group in opt.param_groups:
+            if group.get("lr_scale", 1.0) != 1.0:
+                group["lr"] = group["lr"] / group["lr_scale"]
+
+    optimizer.register_step_pre_hook(before)
+    optimizer.register_step_post_hook(after)
+
+
 class _TransformerPolicyMixin:
     """What the SB3 and sb3-contrib transformer policies share."""
 
@@ -240,8 +262,12 @@ class _TransformerPolicyMixin:
         kv_cache: bool = True,
         group_sequences: bool = True,
         fast: bool | None = None,
+        value_lr_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
+        if not 0 < value_lr_scale < float("inf"):
+            raise TextGenValueError(f"Expects value_lr_scale > 0, got {value_lr_scale}")
+        self.value_lr_scale = float(value_lr_scale)
         if fast is not None:  # the one switch for both, until 0.2
             deprecated("policy_kwargs['fast']", "'kv_cache' and 'group_sequences'")
             kv_cache = group_sequences = fast
@@ -274,6 +300,11 @@ class _TransformerPolicyMixin:
         kwargs["net_arch"] = []  # the LM head reads the trunk's hidden state directly
         kwargs["ortho_init"] = False  # orthogonal init would overwrite pretrained weights
         kwargs["share_features_extractor"] = not separate_value_trunk
+        # fused Adam: one kernel for all parameters (measured over SmolLM2's 135M: 0.09 s a step
+        # against 0.66 s for the default); the rollout cache is dropped after every update, so
+        # its version counters not moving does no harm
+        if kwargs.get("optimizer_class", th.optim.Adam) in (th.optim.Adam, th.optim.AdamW):
+            kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5, "fused": True})
         kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
@@ -297,11 +328,13 @@ class _TransformerPolicyMixin:
         self.value_net = nn.Linear(self.features_dim, 1)
         nn.init.zeros_(self.value_net.weight)
         nn.init.zeros_(self.value_net.bias)
-        self.optimizer = self.optimizer_class(
-            [p for p in self.parameters() if p.requires_grad],
-            lr=lr_schedule(1),
-            **self.optimizer_kwargs,
-        )
+        head = {id(p) for p in self.value_net.parameters()}
+        groups = [
+            {"params": [p for p in self.parameters() if p.requires_grad and id(p) not in head]},
+            {"params": list(self.value_net.parameters()), "lr_scale": self.value_lr_scale},
+        ]
+        self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)
+        scale_learning_rates(self.optimizer)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -320,6 +353,7 @@ class _TransformerPolicyMixin:
             model_kwargs=self.model_kwargs,
             kv_cache=self.kv_cache,
             group_sequences=self.group_sequences,
+            value_lr_scale=self.value_lr_scale,
         )
         return data
 
@@ -371,6 +405,9 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
         group_sequences: in updates, compute the rows of a minibatch that are prefixes of one
             another with one forward (`agents.fast.grouped_last_hidden`); False: one per row.
             Both False is the naive reference path that the fast one must match.
+        value_lr_scale: the value head's learning rate as a multiple of the LM's. A value head
+            that starts at zero and learns at a pretrained LM's small rate (1e-5) gives PPO no
+            baseline for hundreds of updates; 100 lets it catch up in a few.
         fast: deprecated; sets both of the above.
         **kwargs: `ActorCriticPolicy`'s arguments (optimizer, ...).
     """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from agents import MaskableTransformerPolicy, TransformerPolicy, make_vec_env
 from gym_textgen.models import ModelNotFoundError
 from tests.tokens import WORDS, V
 
-TINY = {"model": "random-tiny"}
+TINY = MappingProxyType({"model": "random-tiny"})  # read-only: SB3 A2C writes into its dict
 ENV = dict(max_new_tokens=6)
 
 
@@ -27,7 +29,7 @@ def make(algo, env=None, **kwargs):
         policy,
         env,
         n_steps=16,
-        policy_kwargs=kwargs.pop("policy_kwargs", TINY),
+        policy_kwargs=dict(kwargs.pop("policy_kwargs", TINY)),  # A2C writes into the dict
         seed=0,
         **extra,
         **kwargs,
@@ -294,3 +296,28 @@ def test_scattered_minibatches_warn_once_naming_the_fix():
         warnings.simplefilter("always")
         fast.learn(64)
     assert not [w for w in record if "scattered order" in str(w.message)]
+
+
+def test_value_head_learning_rate_scale():
+    """value_lr_scale multiplies the value head's step only; SB3's schedule value stays put."""
+    env = make_vec_env("TextGenTargetTokens-v0", n_envs=2, **ENV)
+    model = PPO(
+        TransformerPolicy,
+        env,
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        learning_rate=1e-4,
+        policy_kwargs={**TINY, "value_lr_scale": 100.0},
+        seed=0,
+    )
+    policy = model.policy
+    bias, lm = (
+        policy.value_net.bias.detach().clone(),
+        [p.detach().clone() for p in policy.lm.parameters()],
+    )
+    model.learn(32)  # one rollout, one Adam step: each weight moves by about lr (x its scale)
+    assert abs(float(policy.value_net.bias - bias)) == pytest.approx(1e-2, rel=0.05)
+    moved = max(float((a - b).abs().max()) for a, b in zip(policy.lm.parameters(), lm, strict=True))
+    assert 1e-5 < moved < 2e-4
+    assert [g["lr"] for g in policy.optimizer.param_groups] == [1e-4, 1e-4]

@@ -52,7 +52,8 @@ def make_algo(
     if not issubclass(algo, REINFORCE):  # which keeps its own buffer of episode rounds
         buffer = MaskableEpisodeDictRolloutBuffer if maskable else EpisodeDictRolloutBuffer
         kwargs.setdefault("rollout_buffer_class", buffer)
-    return algo(policy, env, policy_kwargs=policy_kwargs or {}, **kwargs)
+    # a copy: SB3's A2C writes its optimizer into the dict it is given
+    return algo(policy, env, policy_kwargs=dict(policy_kwargs or {}), **kwargs)
 
 
 __all__ = ["ALGOS", "REINFORCE", "make_algo"]
