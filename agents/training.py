@@ -334,9 +334,10 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
     from agents.evaluation import mean_reward, sample_episodes, samples_markdown
     from agents.vec_env import unwrap_textgen
 
-    if resume and run.has_progress():
+    if resume:  # a killed run (with or without a checkpoint) may have left half-written files
         for tmp in run.remove_partial_writes():
             print(f"removed {tmp} (left by an interrupted write)")
+    if resume and run.has_progress():
         env = make_env(cfg)
         model = load_run_model(run.path, env=env, prefer="checkpoint", device=cfg.device)
         print(f"resuming {run.path} at {model.num_timesteps} of {cfg.timesteps} steps")

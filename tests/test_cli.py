@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,22 @@ def test_resume_after_killed_run(tmp_path, when):
     assert not list(run.rglob("*.tmp"))  # nothing half-written left behind
 
 
+def test_resume_of_a_failed_start_removes_its_half_written_files(tmp_path):
+    """A run killed before its first checkpoint may be mid-write of samples_before.json."""
+    run = tmp_path / "r"
+    textgen("train", *TINY, "--timesteps", 64, "--out", run)
+    (run / "model.zip").unlink()  # as if killed before any checkpoint
+    shutil.rmtree(run / "checkpoints", ignore_errors=True)
+    partial = run / "samples_before.json.k2j4x9.tmp"
+    partial.write_text('{"half": ')
+    foreign = run / "notes.tmp"  # not ours: kept
+    foreign.write_text("mine")
+    out = textgen("train", "--resume", run).stdout
+    assert "its start failed" in out and f"removed {partial}" in out
+    assert not partial.exists() and foreign.read_text() == "mine"
+    assert (run / "model.zip").is_file()
+
+
 def test_abbreviated_and_unknown_flags_are_errors(tmp_path):
     r = textgen("train", "--timestep", 5, "--out", tmp_path / "x", check=False)
     assert r.returncode == 2
@@ -221,7 +238,8 @@ def test_unknown_algorithm_and_config_key(tmp_path):
     r = textgen("train", "--algo", "dqn", "--out", tmp_path / "x", check=False)
     assert (
         r.returncode == 2
-        and "Unknown algorithm 'dqn'; expected one of ['a2c', 'maskable_ppo', 'ppo']" in r.stderr
+        and "Unknown algorithm 'dqn'; expected one of ['a2c', 'maskable_ppo', 'ppo', 'reinforce']"
+        in r.stderr
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text("algo: ppo\nlearning_rte: 0.1\n")
