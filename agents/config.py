@@ -95,6 +95,9 @@ class TrainConfig:
     kl_coef_target: float | None = None
     """adapt kl_coef (from its start value) so the KL to the initial model per episode stays
     near this many nats; not PPO's target_kl"""
+    kl_horizon: int = 10_000
+    """environment steps over which the adaptive kl_coef may change by up to 20% (shorter
+    reacts faster)"""
     lora: dict[str, Any] | None = None
     """LoRA settings, e.g. {"r": 8}; None trains every weight"""
     separate_value_trunk: bool = False
@@ -123,7 +126,7 @@ class TrainConfig:
                 raise TextGenValueError(f"Expects {f.name} to be a finite number, got {value}")
         for name in ("timesteps", "n_envs", "n_steps", "n_epochs", "group_size", "n_rounds"):
             at_least(name, getattr(self, name), 1)
-        for name in ("checkpoint_every", "eval_episodes"):
+        for name in ("checkpoint_every", "eval_episodes", "kl_horizon"):
             at_least(name, getattr(self, name), 1)
         at_least("batch_size", self.batch_size, 2)  # PPO normalises advantages per minibatch
         if self.n_steps * self.n_envs < 2:
@@ -368,6 +371,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         flag = "--" + f.name.replace("_", "-")
         help_ = docs.get(f.name, "") + f" (default: {default!r})"
+        help_ = help_.replace("%", "%%")  # argparse %-formats help strings
         if isinstance(default, bool):
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help_

@@ -219,7 +219,9 @@ def kl_callback(cfg: TrainConfig, model: Any) -> Any:
     if not cfg.lora:  # a LoRA policy's frozen base is its reference
         kwargs = {"vocab_size": model.action_space.n} if cfg.model == "random-tiny" else {}
         reference = load_model(cfg.model, **kwargs).to(model.device).requires_grad_(False)
-    return KLPenaltyCallback(cfg.kl_coef, cfg.kl_coef_target, reference=reference)
+    return KLPenaltyCallback(
+        cfg.kl_coef, cfg.kl_coef_target, horizon=cfg.kl_horizon, reference=reference
+    )
 
 
 def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: str = "") -> Any:
