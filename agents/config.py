@@ -67,9 +67,9 @@ class TrainConfig:
     n_steps: int = 64
     """steps per env per rollout"""
     batch_size: int = 128
-    """PPO minibatch size"""
+    """transitions per minibatch (PPO, reinforce; one optimizer step each)"""
     n_epochs: int = 4
-    """PPO epochs per rollout"""
+    """passes over each rollout (PPO, reinforce)"""
     baseline: str = "rloo"
     """reinforce: none, value (the value head) or rloo (leave-one-out over a prompt group)"""
     scale_by_std: bool = False

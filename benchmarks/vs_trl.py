@@ -9,8 +9,9 @@ Two setups (`--setup`):
   completion), reward = VADER sentiment in [0, 1].
 
 Methods: TRL's GRPO and RLOO trainers against our REINFORCE-RLOO (`ours-reinforce`; with GRPO's
-std scaling, `ours-grpo`) and PPO through the env, each
-for the same wall-clock budget per learning rate of one grid. Both sides get 8 prompts x 4
+std scaling, `ours-grpo`) and PPO through the env (`ours-ppo`: 4 epochs of 4 minibatches a
+rollout; `ours-ppo1`: one update a rollout), each for the same wall-clock budget per learning
+rate of one grid. Both sides get 8 prompts x 4
 completions per update and start from the same initial weights. Every scored completion is
 recorded with its time on both sides (the reward function is wrapped), so the curves are the
 same statistic: the mean of the last 64 rewards. After training, the KL of each final policy to
@@ -18,6 +19,7 @@ the initial model is measured the same way for all (nats per completion, 64 samp
 
     pip install -e ".[compare]"
     python benchmarks/vs_trl.py --setup synthetic --seconds 60
+    python benchmarks/vs_trl.py --setup synthetic --seconds 20 --repeats 3
     python benchmarks/vs_trl.py --setup smollm2 --seconds 600 --lrs 1e-5,5e-5
 """
 
@@ -142,7 +144,9 @@ def smollm2_setup() -> Setup:
 
 
 # -- TRL ----------------------------------------------------------------------------------------
-def run_trl(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Recorder, Any]:
+def run_trl(
+    setup: Setup, method: str, lr: float, seconds: float, seed: int = 0
+) -> tuple[Recorder, Any]:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
@@ -185,7 +189,7 @@ def run_trl(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Recor
         # run down (measured: 1 s per synthetic step with them); float32 as on our side
         bf16=False,
         gradient_checkpointing=False,
-        seed=0,
+        seed=seed,
         temperature=1.0,
         generation_kwargs=generation_kwargs,
         disable_tqdm=True,
@@ -204,7 +208,9 @@ def run_trl(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Recor
 
 
 # -- ours ---------------------------------------------------------------------------------------
-def run_ours(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Recorder, Any]:
+def run_ours(
+    setup: Setup, method: str, lr: float, seconds: float, seed: int = 0
+) -> tuple[Recorder, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
 
     import agents
@@ -236,7 +242,7 @@ def run_ours(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Reco
         "TextGen-v0",
         n_envs=n_envs,
         group_size=1 if method == "ppo" else GROUP,
-        seed=0,
+        seed=seed,
         task=Task(name=setup.name, prompts=tuple(setup.prompts)),
         tokenizer=setup.tokenizer,
         scorer=Recorded(),
@@ -254,19 +260,21 @@ def run_ours(setup: Setup, method: str, lr: float, seconds: float) -> tuple[Reco
             learning_rate=lr,
             baseline="rloo",
             scale_by_std=method == "grpo",
-            seed=0,
+            seed=seed,
         )
     else:  # PPO: one rollout of 32 episodes' worth of steps, 4 epochs of 4 minibatches
+        # ("ppo1": one epoch of one minibatch, a single update per batch as REINFORCE does)
+        minibatches, epochs = (1, 1) if method == "ppo1" else (4, 4)
         model = agents.make_algo(
             "ppo",
             env,
             policy_kwargs,
             learning_rate=lr,
             n_steps=setup.new_tokens,
-            batch_size=n_envs * setup.new_tokens // 4,
-            n_epochs=4,
+            batch_size=n_envs * setup.new_tokens // minibatches,
+            n_epochs=epochs,
             gamma=1.0,
-            seed=0,
+            seed=seed,
         )
     model.learn(10**9, callback=Budget())
     return recorder, model.policy.lm
@@ -309,37 +317,48 @@ def main() -> None:
         default="trl-grpo,trl-rloo,ours-reinforce,ours-grpo,ours-ppo",
         help="comma-separated",
     )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of every method and rate, with seeds 0..N-1, interleaved so that the "
+        "machine's drift falls on all alike; the summary gives medians",
+    )
     a = p.parse_args()
     warnings.filterwarnings("ignore")
     setup = synthetic_setup() if a.setup == "synthetic" else smollm2_setup()
     lrs = [float(x) for x in a.lrs.split(",")] if a.lrs else list(setup.lrs)
     times = [a.seconds * f for f in (0.2, 0.4, 0.6, 1.0)]
-    rows = []
-    for method in a.methods.split(","):
-        side, algo = method.split("-", 1)
-        for lr in lrs:
-            runner = run_trl if side == "trl" else run_ours
-            recorder, trained = runner(setup, algo, lr, a.seconds)
-            elapsed = recorder.times[-1] if recorder.times else float("nan")
-            kl = kl_to_initial(setup, trained.eval())
-            hit = [recorder.time_to(level) for level in LEVELS]
-            at = [recorder.at(t) for t in times]
-            start = float(np.mean(recorder.rewards[:WINDOW])) if recorder.rewards else math.nan
-            rows.append(
-                [
-                    method,
-                    f"{lr:g}",
-                    f"{recorder.tokens / elapsed:.0f}",
-                    f"{start:.2f}",
-                    *[f"{x:.2f}" if x is not None else "-" for x in at],
-                    *[f"{x:.0f} s" if x is not None else "-" for x in hit],
-                    f"{kl:.2f}",
-                ]
-            )
-            print(" | ".join(rows[-1]), flush=True)
+    rows, results = [], {}
+    for seed in range(a.repeats):
+        for method in a.methods.split(","):
+            side, algo = method.split("-", 1)
+            for lr in lrs:
+                runner = run_trl if side == "trl" else run_ours
+                recorder, trained = runner(setup, algo, lr, a.seconds, seed)
+                elapsed = recorder.times[-1] if recorder.times else float("nan")
+                kl = kl_to_initial(setup, trained.eval())
+                hit = [recorder.time_to(level) for level in LEVELS]
+                at = [recorder.at(t) for t in times]
+                start = float(np.mean(recorder.rewards[:WINDOW])) if recorder.rewards else math.nan
+                results.setdefault((method, lr), []).append(hit)
+                rows.append(
+                    [
+                        method,
+                        f"{lr:g}",
+                        str(seed),
+                        f"{recorder.tokens / elapsed:.0f}",
+                        f"{start:.2f}",
+                        *[f"{x:.2f}" if x is not None else "-" for x in at],
+                        *[f"{x:.0f} s" if x is not None else "-" for x in hit],
+                        f"{kl:.2f}",
+                    ]
+                )
+                print(" | ".join(rows[-1]), flush=True)
     header = [
         "method",
         "lr",
+        "seed",
         "tokens/s",
         "reward at start",
         *[f"at {t:.0f} s" for t in times],
@@ -349,6 +368,18 @@ def main() -> None:
     print()
     print(f"setup: {setup.name}, {a.seconds:.0f} s per run, mean of the last {WINDOW} rewards")
     print(markdown_table(header, rows))
+    if a.repeats > 1:
+        print()
+        print(f"median over {a.repeats} seeds (a run that never reached a level counts as never)")
+        summary = []
+        for (method, lr), hits in results.items():
+            medians = []
+            for i in range(len(LEVELS)):
+                values = [h[i] if h[i] is not None else math.inf for h in hits]
+                m = float(np.median(values))
+                medians.append("-" if math.isinf(m) else f"{m:.0f} s")
+            summary.append([method, f"{lr:g}", *medians])
+        print(markdown_table(["method", "lr", *[f"time to {lv}" for lv in LEVELS]], summary))
 
 
 if __name__ == "__main__":
