@@ -121,7 +121,7 @@ class MetricsCallback(BaseCallback):
     episodes (from `info["reward_components"]`, as TRL logs `rewards/<func>/mean`); both go to
     the logger (TensorBoard) too. `rollout/ep_rew_mean` is SB3's mean over the last 100
     episodes. `train/*` columns hold the previous update's statistics and `kl/*` the KL
-    penalty's, when the run has one.
+    penalty's, when the run has one (`kl/exact_per_token`, from the update, the previous one's).
 
     Args:
         path: the CSV file (appended to; a file from an earlier run keeps its columns).

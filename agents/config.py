@@ -95,6 +95,9 @@ class TrainConfig:
     kl_coef_target: float | None = None
     """adapt kl_coef (from its start value) so the KL to the initial model per episode stays
     near this many nats; not PPO's target_kl"""
+    kl_in_loss: bool = False
+    """reinforce: add kl_coef x the exact KL of each step's next-token distribution to the loss
+    instead of a sampled log-ratio penalty to the reward (no sampling noise)"""
     kl_horizon: int = 10_000
     """environment steps over which the adaptive kl_coef may change by up to 20% (shorter
     reacts faster)"""
@@ -165,6 +168,13 @@ class TrainConfig:
                 "never moves from kl_coef=0; give a starting kl_coef > 0 as well "
                 "(e.g. --kl-coef 0.05)"
             )
+        if self.kl_in_loss and self.algo != "reinforce":
+            raise TextGenValueError(
+                f"kl_in_loss needs algo 'reinforce' (its update adds the KL to the loss), got "
+                f"{self.algo!r}; without it, the KL penalty goes into the reward"
+            )
+        if self.kl_in_loss and self.kl_coef == 0:
+            raise TextGenValueError("kl_in_loss needs a kl_coef > 0 (e.g. --kl-coef 0.1)")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise TextGenValueError(
                 f"Expects device 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}"

@@ -43,6 +43,12 @@ class KLPenaltyCallback(BaseCallback):
             one rollout changes it by at most 20% however long it is.
         reference: the reference causal LM; by default a frozen copy of the policy's LM when
             training starts (for a LoRA policy, its frozen base).
+        in_loss: instead of penalising the sampled tokens' log-ratios in the reward, add
+            `kl_coef` times the exact KL of each step's whole next-token distribution to the
+            loss (mean over the update's steps). The sampled penalty adds noise of the order of
+            the reward itself once the policy has moved a few nats; the exact KL has none.
+            Needs an algorithm that asks for it (`agents.algos.REINFORCE`). The sampled KL is
+            still measured, logged and used by the adaptive controller.
         beta, target_kl: deprecated names of kl_coef and kl_coef_target.
 
     Under action masks (MaskablePPO) the reference's distribution is renormalised over the same
@@ -65,6 +71,7 @@ class KLPenaltyCallback(BaseCallback):
         horizon: int = 10_000,
         reference: Any = None,
         *,
+        in_loss: bool = False,
         beta: float | None = None,
         target_kl: float | None = None,
     ) -> None:
@@ -89,6 +96,7 @@ class KLPenaltyCallback(BaseCallback):
         self.kl_coef, self.kl_coef_target, self.horizon = float(kl_coef), kl_coef_target, horizon
         self.initial_kl_coef = self.kl_coef
         self.reference: Any = reference
+        self.in_loss = bool(in_loss)
 
     @property
     def beta(self) -> float:
@@ -114,10 +122,21 @@ class KLPenaltyCallback(BaseCallback):
         return self.initial_kl_coef
 
     def _settings(self) -> dict[str, Any]:
-        return {"initial_kl_coef": self.initial_kl_coef, "kl_coef_target": self.kl_coef_target}
+        settings = {"initial_kl_coef": self.initial_kl_coef, "kl_coef_target": self.kl_coef_target}
+        if self.in_loss:  # (absent otherwise, so states saved before it existed still match)
+            settings["in_loss"] = True
+        return settings
 
     def _on_training_start(self) -> None:
         policy = self.model.policy
+        if self.in_loss:
+            if not hasattr(self.model, "kl_loss"):
+                raise TextGenValueError(
+                    "KLPenaltyCallback(in_loss=True) needs an algorithm that adds the KL to its "
+                    f"loss (agents.algos.REINFORCE), got {type(self.model).__name__}; use "
+                    "in_loss=False to penalise the reward instead"
+                )
+            self.model.kl_loss = self
         if self.reference is None and not policy.lora:
             self.reference = copy.deepcopy(policy.lm).eval().requires_grad_(False)
         saved = getattr(self.model, STATE_ATTR, None)
@@ -140,6 +159,29 @@ class KLPenaltyCallback(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
+    def _on_training_end(self) -> None:
+        if getattr(self.model, "kl_loss", None) is self:
+            self.model.kl_loss = None
+
+    @th.no_grad()
+    def reference_log_softmax(
+        self, ids: th.Tensor, lengths: th.Tensor, masks: th.Tensor | None = None
+    ) -> th.Tensor:
+        """The reference's next-token log-probabilities `(B, V)` for rows in episode order
+        (with `masks`, renormalised over the allowed ids)."""
+        policy = self.model.policy
+        if self.reference is None:  # LoRA: the frozen base is the reference
+            with policy.reference():
+                hidden = grouped_last_hidden(policy.features_extractor.trunk, ids, lengths)
+                logits = policy.action_net(hidden)
+        else:
+            hidden = grouped_last_hidden(self.reference.base_model, ids, lengths)
+            logits = self.reference.get_output_embeddings()(hidden)  # (B, V)
+        logits = logits.float()
+        if masks is not None:
+            logits = logits.masked_fill(~masks, float("-inf"))
+        return th.log_softmax(logits, dim=-1)
+
     @th.no_grad()
     def reference_log_probs(
         self,
@@ -153,18 +195,8 @@ class KLPenaltyCallback(BaseCallback):
         With `masks` (`(B, V)`, True = allowed), the reference is renormalised over the allowed
         ids, as sb3-contrib's masked distribution renormalises the policy.
         """
-        policy = self.model.policy
-        if self.reference is None:  # LoRA: the frozen base is the reference
-            with policy.reference():
-                hidden = grouped_last_hidden(policy.features_extractor.trunk, ids, lengths)
-                logits = policy.action_net(hidden)
-        else:
-            hidden = grouped_last_hidden(self.reference.base_model, ids, lengths)
-            logits = self.reference.get_output_embeddings()(hidden)  # (B, V)
-        logits = logits.float()
-        if masks is not None:
-            logits = logits.masked_fill(~masks, float("-inf"))
-        return th.log_softmax(logits, dim=-1).gather(1, actions[:, None]).squeeze(1)
+        log_probs = self.reference_log_softmax(ids, lengths, masks)
+        return log_probs.gather(1, actions[:, None]).squeeze(1)
 
     def _on_rollout_end(self) -> None:
         model, buf = self.model, self.model.rollout_buffer
@@ -191,12 +223,16 @@ class KLPenaltyCallback(BaseCallback):
         ref = ref.reshape(n_envs, n_steps).T
         # (n_steps, n_envs): a sample of the per-token KL, 0 on rows that are not steps
         log_ratio = (buf.log_probs - ref) * valid.reshape(n_envs, n_steps).T
-        buf.rewards -= self.kl_coef * log_ratio
-        # The value of the observation after the rollout and whether it starts a new episode, as
-        # the algorithm computed them (sb3-contrib's MaskablePPO leaves self.locals stale here).
-        with th.no_grad():
-            last_values = model.policy.predict_values(obs_as_tensor(model._last_obs, device))
-        buf.compute_returns_and_advantage(last_values=last_values, dones=model._last_episode_starts)
+        if not self.in_loss:  # (in_loss: the algorithm adds the exact KL to its loss)
+            buf.rewards -= self.kl_coef * log_ratio
+            # The value of the observation after the rollout and whether it starts a new
+            # episode, as the algorithm computed them (sb3-contrib's MaskablePPO leaves
+            # self.locals stale here).
+            with th.no_grad():
+                last_values = model.policy.predict_values(obs_as_tensor(model._last_obs, device))
+            buf.compute_returns_and_advantage(
+                last_values=last_values, dones=model._last_episode_starts
+            )
 
         episodes = max(1.0, float((buf.episode_starts * valid.reshape(n_envs, n_steps).T).sum()))
         kl_episode = float(log_ratio.sum()) / episodes

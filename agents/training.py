@@ -220,7 +220,11 @@ def kl_callback(cfg: TrainConfig, model: Any) -> Any:
         kwargs = {"vocab_size": model.action_space.n} if cfg.model == "random-tiny" else {}
         reference = load_model(cfg.model, **kwargs).to(model.device).requires_grad_(False)
     return KLPenaltyCallback(
-        cfg.kl_coef, cfg.kl_coef_target, horizon=cfg.kl_horizon, reference=reference
+        cfg.kl_coef,
+        cfg.kl_coef_target,
+        horizon=cfg.kl_horizon,
+        reference=reference,
+        in_loss=cfg.kl_in_loss,
     )
 
 
@@ -376,7 +380,12 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         columns = [f"reward/{name}" for name in scorer.component_names()]
         steps = [
             AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint),
-            MetricsCallback(run.metrics, columns + (KL_KEYS if with_kl else [])),
+            MetricsCallback(
+                run.metrics,
+                columns
+                + (KL_KEYS if with_kl else [])
+                + (["kl/exact_per_token"] if cfg.kl_in_loss else []),
+            ),
         ]
         if with_kl:
             # first, so the checkpoint and metrics callbacks run after the rewards are penalised

@@ -341,7 +341,9 @@ def test_help_lists_every_config_key():
         ("a2c", []),
         ("maskable_ppo", []),
         ("reinforce", ["--group-size", "2", "--n-epochs", "1", "--kl-coef", "0.05"]),
+        ("reinforce", ["--group-size", "2", "--kl-coef", "0.05", "--kl-in-loss"]),
     ],
+    ids=["a2c", "maskable_ppo", "reinforce", "reinforce-kl-in-loss"],
 )
 def test_train_other_algorithms(tmp_path, algo, extra):
     run = tmp_path / algo
@@ -351,8 +353,11 @@ def test_train_other_algorithms(tmp_path, algo, extra):
     ).stdout  # fmt: skip
     assert "mean reward after training" in out and (run / "model.zip").is_file()
     assert "over 4 episodes" in textgen("eval", run, "--episodes", 4).stdout
-    steps = [int(r["timesteps"]) for r in read_metrics(run / "metrics.csv")]
+    rows = read_metrics(run / "metrics.csv")
+    steps = [int(r["timesteps"]) for r in rows]
     assert steps and steps == sorted(steps) and steps[-1] >= 64
+    if "--kl-in-loss" in extra:  # the update's exact KL (LoRA: to the frozen base), from row 2
+        assert [float(r["kl/exact_per_token"]) >= 0 for r in rows[1:]] == [True] * (len(rows) - 1)
 
 
 def test_logs_hold_reward_components_and_kl(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 from agents.config import load_config
 from agents.training import RunDir, RunError, resume_config, train
+from gym_textgen.errors import TextGenValueError
 
 TINY = dict(
     model="random-tiny",
@@ -168,3 +169,14 @@ def test_resume_upgrades_an_older_metrics_file_and_kl_state(tmp_path):
     assert "rollout_reward" not in upgraded[0]
     resumed = PPO.load(run / "model.zip").textgen_kl_state
     assert abs(resumed["kl_coef"] - 0.5) < 0.01  # continued from the saved value, not restarted
+
+
+def test_kl_in_loss_settings():
+    cfg = load_config(None, algo="reinforce", kl_coef=0.1, kl_in_loss=True, kl_horizon=2048)
+    assert cfg.kl_in_loss and cfg.kl_horizon == 2048
+    with pytest.raises(TextGenValueError, match="kl_in_loss needs algo 'reinforce'.*got 'ppo'"):
+        load_config(None, algo="ppo", kl_coef=0.1, kl_in_loss=True)
+    with pytest.raises(TextGenValueError, match="kl_in_loss needs a kl_coef > 0"):
+        load_config(None, algo="reinforce", kl_in_loss=True)
+    with pytest.raises(TextGenValueError, match="Expects kl_horizon >= 1, got 0"):
+        load_config(None, kl_horizon=0)

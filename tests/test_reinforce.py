@@ -155,3 +155,95 @@ def test_bad_settings():
         make("rloo", group_size=1)
     with pytest.raises(TextGenValueError, match=r"baseline in \['none', 'value', 'rloo'\]"):
         make("critic")
+
+
+class LoggedValues(BaseCallback):
+    """Every value the algorithm records, in order (SB3 clears its logger at each dump)."""
+
+    def _on_training_start(self):
+        self.values = {}
+        record = self.model.logger.record
+
+        def spy(key, value, *args, **kwargs):
+            self.values.setdefault(key, []).append(value)
+            return record(key, value, *args, **kwargs)
+
+        self.model.logger.record = spy
+
+    def _on_step(self):
+        return True
+
+
+class Observations(BaseCallback):
+    """The valid rows' observations at the end of a rollout (the policy is the sampling one)."""
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_end(self):
+        buf = self.model.rollout_buffer
+        valid = buf.valid.T.reshape(-1) > 0  # env-major, as the buffer flattens
+        flat = buf.swap_and_flatten
+        self.ids = th.as_tensor(flat(buf.observations["input_ids"])[valid]).long()
+        self.mask = th.as_tensor(flat(buf.observations["attention_mask"])[valid]).long()
+        self.rewards = buf.rewards.copy()
+        if self.reference is not None:  # before the update changes the policy
+            self.kl = exact_kl_by_hand(self.model.policy.lm, self.reference, self.ids, self.mask)
+
+    def __init__(self, reference=None):
+        super().__init__()
+        self.reference = reference
+
+
+def exact_kl_by_hand(policy_lm, reference, ids, mask):
+    """Mean over rows of KL(pi(.|row) || ref(.|row)), each row its own full forward, float64."""
+    total = 0.0
+    for row, m in zip(ids, mask, strict=True):
+        tokens = row[m > 0][None]
+        with th.no_grad():
+            p = policy_lm.double()(tokens).logits[0, -1].log_softmax(-1)
+            q = reference.double()(tokens).logits[0, -1].log_softmax(-1)
+        total += float((p.exp() * (p - q)).sum())
+    policy_lm.float(), reference.float()
+    return total / len(ids)
+
+
+def test_kl_in_loss_is_the_exact_kl_and_leaves_rewards_alone():
+    import copy
+
+    model = make("rloo", n_rounds=1, learning_rate=1e-2)
+    reference = copy.deepcopy(model.policy.lm).eval()
+    model.learn(200)  # move away from the reference
+    kl = KLPenaltyCallback(kl_coef=0.5, reference=reference, in_loss=True)
+    before, logged, after = Observations(), LoggedValues(), Observations(reference)
+    model.learn(1, callback=[before, kl, logged, after], reset_num_timesteps=False)
+    np.testing.assert_array_equal(after.rewards, before.rewards)  # no penalty in the reward
+    # the update's minibatch is the whole round (batch_size None), so its value is the KL of
+    # the policy that sampled it; float32 against float64 on ~30 rows of a tiny model
+    assert after.kl > 1e-3  # the policy did move
+    assert logged.values["kl/exact_per_token"][-1] == pytest.approx(after.kl, rel=1e-3)
+    assert model.kl_loss is None  # the callback unhooks itself when training ends
+
+
+def test_kl_in_loss_holds_the_policy_near_its_reference(tmp_path):
+    def final_kl(kl_coef):
+        model = make("rloo", n_rounds=1, learning_rate=1e-2, seed=1)
+        logged = LoggedValues()
+        model.learn(400, callback=[KLPenaltyCallback(kl_coef=kl_coef, in_loss=True), logged])
+        return model, float(np.mean(logged.values["kl/exact_per_token"][-3:]))
+
+    free_model, free = final_kl(1e-9)
+    held_model, held = final_kl(5.0)
+    assert free > 0.05 and held < 0.3 * free, (free, held)
+    # a checkpoint written while the callback is hooked holds no callback
+    free_model.save(tmp_path / "m.zip")
+    assert REINFORCE.load(tmp_path / "m.zip").kl_loss is None
+
+
+def test_kl_in_loss_needs_an_algorithm_that_uses_it():
+    from stable_baselines3 import PPO
+
+    env = agents.make_vec_env("TextGen-v0", n_envs=2, max_new_tokens=4)
+    model = PPO(agents.TransformerPolicy, env, n_steps=4, batch_size=8, policy_kwargs=TINY)
+    with pytest.raises(TextGenValueError, match=r"in_loss=True\) needs .*REINFORCE.*got PPO"):
+        model.learn(8, callback=KLPenaltyCallback(kl_coef=0.1, in_loss=True))

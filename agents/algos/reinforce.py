@@ -23,6 +23,11 @@ until every slot's episode has ended, and only each slot's first episode in the 
 KV cache nothing). `n_rounds` rounds
 make one update. With `n_epochs > 1`, `clip_range` clips the ratio as PPO does.
 
+A KL penalty to a reference model comes from `agents.KLPenaltyCallback`: in the reward (a
+sampled per-token log-ratio, as for PPO) or, with `in_loss=True`, as `kl_coef` times the exact
+KL of each step's next-token distribution added to the loss (GRPO puts a sampled estimate there;
+the exact one over the vocabulary costs one reference forward per minibatch and adds no noise).
+
 >>> import agents
 >>> from agents.algos import REINFORCE
 >>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=4, group_size=2, max_new_tokens=4)
@@ -174,6 +179,35 @@ def rloo_advantages(returns: np.ndarray, group_size: int, scale_by_std: bool = F
     return advantages.reshape(rounds, n_envs)
 
 
+def evaluate(
+    policy: TransformerPolicy, obs: dict[str, th.Tensor], actions: th.Tensor
+) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """SB3's `ActorCriticPolicy.evaluate_actions`, also returning the whole next-token
+    log-distribution `(B, V)` of each row (one forward for all four)."""
+    features = policy.extract_features(obs)
+    if policy.share_features_extractor:
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+    else:
+        pi_features, vf_features = features
+        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+    distribution = policy._get_action_dist_from_latent(latent_pi)
+    log_probs_all = distribution.distribution.logits  # Categorical keeps them normalised
+    return (
+        policy.value_net(latent_vf),
+        distribution.log_prob(actions),
+        distribution.entropy(),
+        log_probs_all,
+    )
+
+
+def exact_kl(log_p: th.Tensor, log_q: th.Tensor) -> th.Tensor:
+    """KL(p || q) per row of `(B, V)` log-probabilities (0 * log 0 = 0; ids p never picks add
+    nothing, ids that only q rules out make it infinite, as they should)."""
+    p = log_p.exp()
+    return th.where(p > 0, p * (log_p - log_q), th.zeros_like(p)).sum(-1)
+
+
 def env_group_size(env: VecEnv) -> int:
     """The prompt group size of a TextGen VecEnv (1 for any other env)."""
     from agents.vec_env import TextGenSB3VecEnv
@@ -255,6 +289,9 @@ class REINFORCE(OnPolicyAlgorithm):
         self.baseline, self.scale_by_std = baseline, scale_by_std
         self.clip_range, self.normalize_advantage = clip_range, normalize_advantage
         self.max_episode_steps = max_episode_steps
+        #: set by `KLPenaltyCallback(in_loss=True)` while it trains this model: the update then
+        #: adds kl_coef x the exact KL of each step's distribution to the reference
+        self.kl_loss: Any = None
         super().__init__(
             policy,
             env,
@@ -279,6 +316,9 @@ class REINFORCE(OnPolicyAlgorithm):
         )
         if _init_setup_model:
             self._setup_model()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "kl_loss"]  # a callback, not a setting
 
     def _setup_model(self) -> None:
         # a loaded model keeps its saved horizon and group size unless an env says otherwise
@@ -365,10 +405,13 @@ class REINFORCE(OnPolicyAlgorithm):
             self.clip_range_schedule(self._current_progress_remaining) if self.clip_range else None
         )
         pg_losses, value_losses, entropy_losses, clip_fractions, approx_kls = [], [], [], [], []
+        kl_loss, exact_kls = self.kl_loss, []
         for _ in range(self.n_epochs):
             for data in self.rollout_buffer.get(self.batch_size):
                 actions = data.actions.long().flatten()
-                values, log_prob, entropy = self.policy.evaluate_actions(data.observations, actions)
+                values, log_prob, entropy, log_probs_all = evaluate(
+                    self.policy, data.observations, actions
+                )
                 advantages = data.advantages
                 if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -380,6 +423,14 @@ class REINFORCE(OnPolicyAlgorithm):
                     policy_loss = -th.min(ratio * advantages, clipped * advantages).mean()
                     clip_fractions.append(float(((ratio - 1).abs() > clip).float().mean()))
                 loss = policy_loss - self.ent_coef * entropy.mean()
+                if kl_loss is not None:
+                    obs = data.observations
+                    ref = kl_loss.reference_log_softmax(
+                        obs["input_ids"].long(), obs["attention_mask"].long().sum(1)
+                    )
+                    kl = exact_kl(log_probs_all, ref).mean()
+                    loss = loss + kl_loss.kl_coef * kl
+                    exact_kls.append(float(kl.detach()))
                 if self.baseline == "value":
                     value_loss = F.mse_loss(data.returns, values.flatten())
                     loss = loss + self.vf_coef * value_loss
@@ -401,6 +452,8 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/approx_kl", float(np.mean(approx_kls)))
         if clip_fractions:
             self.logger.record("train/clip_fraction", float(np.mean(clip_fractions)))
+        if exact_kls:
+            self.logger.record("kl/exact_per_token", float(np.mean(exact_kls)))
         if value_losses:
             self.logger.record("train/value_loss", float(np.mean(value_losses)))
             self.logger.record(
