@@ -340,7 +340,9 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
     from agents.evaluation import mean_reward, sample_episodes, samples_markdown
     from agents.vec_env import unwrap_textgen
 
-    if resume:  # a killed run (with or without a checkpoint) may have left half-written files
+    # a killed run (resumed, or a failed start run again with --out) may have left half-written
+    # files of ours; a new folder has none
+    if run.path.is_dir():
         for tmp in run.remove_partial_writes():
             print(f"removed {tmp} (left by an interrupted write)")
     if resume and run.has_progress():

@@ -241,7 +241,7 @@ def run_ours(
     env = agents.make_vec_env(
         "TextGen-v0",
         n_envs=n_envs,
-        group_size=1 if method == "ppo" else GROUP,
+        group_size=1 if method.startswith("ppo") else GROUP,
         seed=seed,
         task=Task(name=setup.name, prompts=tuple(setup.prompts)),
         tokenizer=setup.tokenizer,
@@ -325,6 +325,8 @@ def main() -> None:
         "machine's drift falls on all alike; the summary gives medians",
     )
     a = p.parse_args()
+    if a.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {a.repeats}")
     warnings.filterwarnings("ignore")
     setup = synthetic_setup() if a.setup == "synthetic" else smollm2_setup()
     lrs = [float(x) for x in a.lrs.split(",")] if a.lrs else list(setup.lrs)

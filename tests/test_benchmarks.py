@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
         ("env_overhead.py", ["--steps", "500", "--repeats", "1"], "ratio TextGen/CartPole"),
         ("rollout_speed.py", ["--quick", "--new-tokens", "8", "--repeats", "1"], "fast / generate"),
         ("update_speed.py", ["--quick", "--repeats", "1"], "fast / reference"),
+        ("iteration_split.py", ["--model", "random-tiny", "--iterations", "1"], "ratio PPO"),
         (
             "learn_speed.py",
             ["--quick", "--variants", "fast", "--n-epochs", "1"],

@@ -138,6 +138,13 @@ def test_resume_of_a_failed_start_removes_its_half_written_files(tmp_path):
     assert "its start failed" in out and f"removed {partial}" in out
     assert not partial.exists() and foreign.read_text() == "mine"
     assert (run / "model.zip").is_file()
+    # killed while writing its very first file: no config yet, so it is started again with --out
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    partial = fresh / "config.yaml.q8w3e1.tmp"
+    partial.write_text("algo: pp")
+    out = textgen("train", *TINY, "--timesteps", 64, "--out", fresh).stdout
+    assert f"removed {partial}" in out and not partial.exists()
 
 
 def test_abbreviated_and_unknown_flags_are_errors(tmp_path):

@@ -225,7 +225,7 @@ def test_kl_in_loss_is_the_exact_kl_and_leaves_rewards_alone():
     assert model.kl_loss is None  # the callback unhooks itself when training ends
 
 
-def test_kl_in_loss_holds_the_policy_near_its_reference(tmp_path):
+def test_kl_in_loss_holds_the_policy_near_its_reference():
     def final_kl(kl_coef):
         model = make("rloo", n_rounds=1, learning_rate=1e-2, seed=1)
         logged = LoggedValues()
@@ -235,9 +235,82 @@ def test_kl_in_loss_holds_the_policy_near_its_reference(tmp_path):
     free_model, free = final_kl(1e-9)
     held_model, held = final_kl(5.0)
     assert free > 0.05 and held < 0.3 * free, (free, held)
-    # a checkpoint written while the callback is hooked holds no callback
-    free_model.save(tmp_path / "m.zip")
-    assert REINFORCE.load(tmp_path / "m.zip").kl_loss is None
+
+
+class SaveMidway(BaseCallback):
+    """Saves the model before its second rollout, while the KL callback is hooked into it."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.rollouts = path, 0
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_start(self):
+        self.rollouts += 1
+        if self.rollouts == 2:
+            assert self.model.kl_loss is not None
+            self.model.save(self.path)
+
+
+def test_kl_in_loss_with_lora_adapts_saves_and_unhooks(tmp_path):
+    """LoRA: the frozen base is the reference (KL 0 at the start); the coefficient still adapts;
+    a checkpoint written mid-training holds no callback; an interrupted learn unhooks too."""
+    env = agents.make_vec_env(
+        "TextGen-v0", n_envs=4, group_size=2, max_new_tokens=5, scorer="length",
+        scorer_kwargs={"target": 3}, seed=0,
+    )  # fmt: skip
+    model = REINFORCE(
+        "TransformerPolicy", env, learning_rate=3e-2, policy_kwargs={**TINY, "lora": {"r": 4}},
+        seed=0,
+    )  # fmt: skip
+    kl = KLPenaltyCallback(kl_coef=0.5, kl_coef_target=1e-4, horizon=10, in_loss=True)
+    logged = LoggedValues()
+    model.learn(200, callback=[kl, logged, SaveMidway(tmp_path / "mid.zip")])
+    exact = logged.values["kl/exact_per_token"]
+    assert abs(exact[0]) < 1e-6 and max(exact) > 1e-4, exact  # LoRA's B starts at zero
+    assert kl.kl_coef > 0.5  # the KL ran above its tiny target: the coefficient rose
+    loaded = REINFORCE.load(tmp_path / "mid.zip")
+    assert loaded.kl_loss is None and model.kl_loss is None
+
+    class Interrupt(BaseCallback):
+        def _on_step(self):
+            return True
+
+        def _on_rollout_end(self):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.learn(50, callback=[KLPenaltyCallback(0.5, in_loss=True), Interrupt()])
+    assert model.kl_loss is None  # a later plain learn() adds no KL of a finished callback
+    logged = LoggedValues()
+    model.learn(20, callback=logged)
+    assert "kl/exact_per_token" not in logged.values
+
+
+def test_exact_kl_edges():
+    from agents.algos.reinforce import exact_kl
+
+    inf = float("inf")
+    # the policy gives an id no mass that the reference rules out: KL and gradient finite
+    log_p = th.tensor([[0.0, -inf]], requires_grad=True)
+    log_q = th.tensor([[0.0, -inf]])
+    value = exact_kl(log_p, log_q)
+    value.sum().backward()
+    assert value.item() == 0 and th.isfinite(log_p.grad).all()
+    # underflow to zero probability next to a reference -inf: still no NaN gradient
+    log_p = th.tensor([[0.0, -200.0]], requires_grad=True)
+    exact_kl(log_p, th.tensor([[0.0, -inf]])).sum().backward()
+    assert th.isfinite(log_p.grad).all()
+    # mass where the reference has none is infinitely far; a NaN policy is not hidden
+    assert exact_kl(th.tensor([[-0.1, -2.3]]), th.tensor([[0.0, -inf]])).item() == inf
+    assert exact_kl(th.tensor([[float("nan"), 0.0]]), th.tensor([[0.0, 0.0]])).isnan().all()
+    # and the usual case against a hand computation in float64
+    p = th.tensor([[0.2, 0.3, 0.5]], dtype=th.float64)
+    q = th.tensor([[0.4, 0.4, 0.2]], dtype=th.float64)
+    expected = float((p * (p / q).log()).sum())
+    assert exact_kl(p.log(), q.log()).item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_kl_in_loss_needs_an_algorithm_that_uses_it():

@@ -203,9 +203,13 @@ def evaluate(
 
 def exact_kl(log_p: th.Tensor, log_q: th.Tensor) -> th.Tensor:
     """KL(p || q) per row of `(B, V)` log-probabilities (0 * log 0 = 0; ids p never picks add
-    nothing, ids that only q rules out make it infinite, as they should)."""
+    nothing, ids that only q rules out make it infinite, as they should).
+
+    The log-ratio is zeroed where p is 0 before the product, so that neither the value nor the
+    gradient holds 0 * inf (which backpropagates as NaN); a NaN in p stays visible."""
     p = log_p.exp()
-    return th.where(p > 0, p * (log_p - log_q), th.zeros_like(p)).sum(-1)
+    diff = th.where(p == 0, th.zeros_like(log_p), log_p - log_q)
+    return (p * diff).sum(-1)
 
 
 def env_group_size(env: VecEnv) -> int:
@@ -316,6 +320,27 @@ class REINFORCE(OnPolicyAlgorithm):
         )
         if _init_setup_model:
             self._setup_model()
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        log_interval: int = 1,
+        tb_log_name: str = "REINFORCE",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> REINFORCE:
+        try:
+            return super().learn(
+                total_timesteps,
+                callback=callback,
+                log_interval=log_interval,
+                tb_log_name=tb_log_name,
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
+        finally:  # the KL callback unhooks at training end, which SB3 skips when learn raises
+            self.kl_loss = None
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "kl_loss"]  # a callback, not a setting
