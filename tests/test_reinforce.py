@@ -226,15 +226,17 @@ def test_kl_in_loss_is_the_exact_kl_and_leaves_rewards_alone():
 
 
 def test_kl_in_loss_holds_the_policy_near_its_reference():
+    """At a learning rate that moves the free policy far (1.6-5.3 nats a token over seeds 0-5,
+    measured), a large in-loss coefficient keeps it within ~0.03."""
+
     def final_kl(kl_coef):
-        model = make("rloo", n_rounds=1, learning_rate=1e-2, seed=1)
+        model = make("rloo", n_rounds=1, learning_rate=3e-2, seed=1)
         logged = LoggedValues()
         model.learn(400, callback=[KLPenaltyCallback(kl_coef=kl_coef, in_loss=True), logged])
-        return model, float(np.mean(logged.values["kl/exact_per_token"][-3:]))
+        return float(np.mean(logged.values["kl/exact_per_token"][-3:]))
 
-    free_model, free = final_kl(1e-9)
-    held_model, held = final_kl(5.0)
-    assert free > 0.05 and held < 0.3 * free, (free, held)
+    free, held = final_kl(1e-9), final_kl(20.0)
+    assert free > 0.5 and held < 0.2 * free, (free, held)
 
 
 class SaveMidway(BaseCallback):
@@ -322,3 +324,14 @@ def test_kl_in_loss_needs_an_algorithm_that_uses_it():
     model = PPO(agents.TransformerPolicy, env, n_steps=4, batch_size=8, policy_kwargs=TINY)
     with pytest.raises(TextGenValueError, match=r"in_loss=True\) needs .*REINFORCE.*got PPO"):
         model.learn(8, callback=KLPenaltyCallback(kl_coef=0.1, in_loss=True))
+
+
+def test_a_seed_reproduces_a_run():
+    """Two runs with the same seed end with the same weights (rounds reset the env each time)."""
+
+    def weights():
+        model = make("rloo", n_rounds=1, learning_rate=1e-2, seed=3)
+        model.learn(100)
+        return th.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+    th.testing.assert_close(weights(), weights(), rtol=0, atol=0)

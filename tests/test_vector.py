@@ -165,3 +165,21 @@ def test_sb3_vec_env_groups():
     assert (ids[0] == ids[1]).all() and (ids[2] == ids[3]).all() and not (ids[0] == ids[2]).all()
     with pytest.raises(gym_textgen.TextGenValueError, match="divides num_envs=4, got 3"):
         agents.make_vec_env("TextGen-v0", n_envs=4, group_size=3)
+
+
+def test_group_sampling_stays_seeded_across_unseeded_resets():
+    """A grouped env seeded once draws the same prompts after any number of reset() calls
+    without a seed (REINFORCE resets every round): it used to reseed from OS entropy."""
+
+    def prompts(env):
+        env.reset(seed=5)
+        seen = []
+        for _ in range(6):
+            env.reset()
+            seen.append([e.prompt for e in env.envs])
+        return seen
+
+    first = prompts(TextGenVectorEnv(num_envs=4, group_size=2, max_new_tokens=2))
+    second = prompts(TextGenVectorEnv(num_envs=4, group_size=2, max_new_tokens=2))
+    assert first == second
+    assert len({tuple(p) for p in first}) > 1  # and the resets do draw new prompts

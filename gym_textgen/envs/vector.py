@@ -82,9 +82,19 @@ class TextGenVectorEnv(VectorEnv):
 
     # -- group sampling ----------------------------------------------------------------------
     def _start_groups(self, seeds: list[int | None]) -> None:
-        """A generator and an empty prompt queue per group; every slot at its first episode."""
+        """A generator and an empty prompt queue per group; every slot at its first episode.
+
+        A group whose seed is None keeps the generator it has (as a Gymnasium env keeps its
+        `np_random` on `reset(seed=None)`), so a run seeded once stays reproducible however
+        often it resets; only a new env without any seed draws fresh entropy."""
         k = self.group_size
-        self._group_rngs = [np.random.default_rng(seeds[g * k]) for g in range(self.num_envs // k)]
+        old = getattr(self, "_group_rngs", None)
+        self._group_rngs = [
+            old[g]
+            if seeds[g * k] is None and old is not None
+            else np.random.default_rng(seeds[g * k])
+            for g in range(self.num_envs // k)
+        ]
         self._group_draws: list[list[int]] = [[] for _ in self._group_rngs]
         self._group_base = [0] * len(self._group_rngs)  # episode number of each queue's head
         self._slot_episode = np.zeros(self.num_envs, dtype=np.int64)
