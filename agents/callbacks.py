@@ -32,6 +32,8 @@ METRIC_KEYS = [
     "train/explained_variance",
 ]
 KL_KEYS = ["kl/ref_per_episode", "kl/ref_per_token", "kl/coef"]
+#: logged by REINFORCE's update when the KL penalty is in its loss (`kl_in_loss`)
+KL_LOSS_KEY = "kl/exact_per_token"
 #: metrics.csv columns renamed in 0.2 (old -> new); an older file is upgraded on resume
 RENAMED_COLUMNS = {
     "rollout_reward": "reward/total",

@@ -330,6 +330,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
 
     from agents.callbacks import (
         KL_KEYS,
+        KL_LOSS_KEY,
         AtomicCheckpointCallback,
         MetricsCallback,
         atomic_write_bytes,
@@ -384,9 +385,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
             AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint),
             MetricsCallback(
                 run.metrics,
-                columns
-                + (KL_KEYS if with_kl else [])
-                + (["kl/exact_per_token"] if cfg.kl_in_loss else []),
+                columns + (KL_KEYS if with_kl else []) + ([KL_LOSS_KEY] if cfg.kl_in_loss else []),
             ),
         ]
         if with_kl:

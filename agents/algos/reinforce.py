@@ -53,6 +53,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from agents.buffers import episode_segments
+from agents.callbacks import KL_LOSS_KEY
 from agents.policies import TransformerPolicy
 from gym_textgen.errors import TextGenValueError
 
@@ -478,7 +479,7 @@ class REINFORCE(OnPolicyAlgorithm):
         if clip_fractions:
             self.logger.record("train/clip_fraction", float(np.mean(clip_fractions)))
         if exact_kls:
-            self.logger.record("kl/exact_per_token", float(np.mean(exact_kls)))
+            self.logger.record(KL_LOSS_KEY, float(np.mean(exact_kls)))
         if value_losses:
             self.logger.record("train/value_loss", float(np.mean(value_losses)))
             self.logger.record(
