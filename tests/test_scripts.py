@@ -69,3 +69,88 @@ def test_text_fit_equals_a_hand_computation(tmp_path):
     assert got["tokens"] == n and got["bytes"] == n_bytes
     assert got["bits_per_byte"] == pytest.approx(nll / math.log(2) / n_bytes, rel=1e-9)
     assert got["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-9)
+
+
+def test_corpus_sampler_draws_from_the_distribution_generate_uses():
+    from transformers import (
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 300, generator=g, dtype=torch.float64) * 3
+    seen = torch.randint(0, 300, (6, 20), generator=g)
+    hf = LogitsProcessorList(
+        [
+            RepetitionPenaltyLogitsProcessor(1.1),
+            TemperatureLogitsWarper(0.7),
+            TopKLogitsWarper(50),
+            TopPLogitsWarper(0.9),
+        ]
+    )
+    want = hf(seen, logits.clone()).softmax(-1)
+    index, probs = generate_corpus.next_token_distribution(
+        logits.clone(), seen, temperature=0.7, top_k=50, top_p=0.9, repetition_penalty=1.1
+    )
+    got = torch.zeros_like(want).scatter_(1, index, probs)
+    assert (want > 0).sum(-1).min() > 1  # top-p cut somewhere inside the top 50
+    assert (want > 0).sum(-1).max() < 50
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_corpus_sampler_is_seeded_and_stops_at_eos():
+    from gym_textgen.models import load_model, load_tokenizer
+
+    model, tok = load_model("random-tiny", seed=0).eval(), load_tokenizer("random-tiny")
+    tok.padding_side = "left"
+    enc = tok(["The film was", "A long and quiet story about"], return_tensors="pt", padding=True)
+
+    def draw(seed, eos_id):
+        return generate_corpus.sample(
+            model,
+            enc["input_ids"],
+            enc["attention_mask"],
+            temperature=1.0,
+            max_new_tokens=12,
+            eos_id=eos_id,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    a, b = draw(0, tok.eos_token_id), draw(0, tok.eos_token_id)
+    assert torch.equal(a, b) and not torch.equal(a, draw(1, tok.eos_token_id))
+    stop = int(a[0, 3])  # make a token drawn at step 4 the end of text: row 0 ends there
+    c = draw(0, stop)
+    assert torch.equal(c[0, :4], a[0, :4]) and (c[0, 4:] == stop).all()
+
+
+def test_build_default_model_builds_a_loadable_model_from_a_corpus(tmp_path, monkeypatch):
+    import build_default_model as build
+
+    from gym_textgen.models import load_model, load_tokenizer
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    words = PROSE.replace(",", "").replace(".", "").split()
+    with gzip.open(corpus / "shard-00000.jsonl.gz", "wt", encoding="utf-8") as f:
+        for i in range(120):  # distinct shuffles of one sentence's words
+            order = torch.randperm(len(words), generator=rng).tolist()
+            text = "The " + " ".join(words[j] for j in order) + f" and {i}."
+            f.write(json.dumps({"register": "story", "text": text}) + "\n")
+    train, heldout = build.split_corpus(corpus)
+    assert len(train) + len(heldout) == 120 and not set(train) & set(heldout)
+    assert build.split_corpus(corpus) == (train, heldout)  # the split depends on the text only
+    out = tmp_path / "model"
+    argv = ["build", "--corpus", str(corpus), "--out", str(out), "--vocab-size", "300"]
+    argv += ["--hidden", "32", "--layers", "1", "--heads", "2", "--block", "32", "--batch", "4"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--steps", "3"])
+    build.main()
+    tok, model = load_tokenizer(out), load_model(out)
+    assert len(tok) == 300 and model.config.vocab_size == 300
+    assert tok.decode(tok(PROSE)["input_ids"]) == PROSE
+    lines = (out / "TRAINING.txt").read_text().splitlines()
+    assert "steps=3" in lines[0] and any("held-out loss" in line for line in lines[1:])
+    assert "bits per byte" in lines[-1]
