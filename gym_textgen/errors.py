@@ -32,6 +32,23 @@ class ScorerError(TextGenError, RuntimeError):
     """A scorer raised, timed out, or returned something other than one finite float per text."""
 
 
+class MissingDependencyError(TextGenError, ImportError):
+    """An optional library is not installed; the message gives the install command."""
+
+
+def require(module: str, extra: str, what: str):
+    """`import module`, or a `MissingDependencyError` naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"{what} needs the {module!r} package, which is not installed: "
+            f"pip install 'gym-textgen[{extra}]'"
+        ) from e
+
+
 def deprecated(old: str, new: str, stacklevel: int = 3) -> None:
     """Warn (FutureWarning, shown by default) that `old` is renamed `new` and goes in 0.3."""
     import warnings
@@ -43,4 +60,12 @@ def deprecated(old: str, new: str, stacklevel: int = 3) -> None:
     )
 
 
-__all__ = ["ScorerError", "TextGenError", "TextGenTypeError", "TextGenValueError", "deprecated"]
+__all__ = [
+    "MissingDependencyError",
+    "ScorerError",
+    "TextGenError",
+    "TextGenTypeError",
+    "TextGenValueError",
+    "deprecated",
+    "require",
+]

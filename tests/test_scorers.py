@@ -27,7 +27,10 @@ def reward_fn(prompt, completion):
 
 
 def test_list_scorers():
-    assert list_scorers() == ["keywords", "length", "overlap", "sentiment", "target_tokens"]
+    assert list_scorers() == [
+        *("bleu", "chrf", "exact_match", "keywords", "length", "numeric", "overlap"),
+        *("repetition", "rouge", "sentiment", "target_tokens"),
+    ]
 
 
 def test_spec_name_function_path_dict_object():

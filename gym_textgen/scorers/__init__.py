@@ -43,8 +43,17 @@ from gym_textgen.scorers.builtin import (
     SentimentScorer,
     TargetTokensScorer,
 )
+from gym_textgen.scorers.metrics import (
+    METRICS,
+    BLEUScorer,
+    CHRFScorer,
+    ExactMatchScorer,
+    NumericScorer,
+    RepetitionScorer,
+    RougeScorer,
+)
 
-_REGISTRY: dict[str, Callable[..., Scorer]] = dict(BUILTIN)
+_REGISTRY: dict[str, Callable[..., Scorer]] = {**BUILTIN, **METRICS}
 
 
 def register_scorer(name: str, factory: Callable[..., Scorer]) -> None:
@@ -125,10 +134,16 @@ def make_scorer(spec: Any, **kwargs: Any) -> Scorer:
 
 
 __all__ = [
+    "BLEUScorer",
+    "CHRFScorer",
+    "ExactMatchScorer",
     "FunctionScorer",
     "KeywordsScorer",
     "LengthScorer",
+    "NumericScorer",
     "OverlapScorer",
+    "RepetitionScorer",
+    "RougeScorer",
     "Scorer",
     "ScorerError",
     "SentimentScorer",
