@@ -50,6 +50,9 @@ class TrainConfig:
     """a registered TextGen id"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """TextGenEnv arguments, e.g. {"max_new_tokens": 16, "scorer": "length"}"""
+    task: str = ""
+    """a task name (gym_textgen.list_tasks()) or your own prompts file (.txt or .jsonl): sets
+    env_kwargs["task"] (empty: the env id's own task)"""
     model: str = "default"
     """policy LM: default, random-tiny, smollm2-135m, a HF folder or a .gguf file"""
     timesteps: int = 8192
@@ -127,6 +130,11 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise TextGenValueError(f"Expects {f.name} to be a finite number, got {value}")
+        if self.task and self.env_kwargs.get("task", self.task) != self.task:
+            raise TextGenValueError(
+                f"Expects one task, got task={self.task!r} and env_kwargs task="
+                f"{self.env_kwargs['task']!r}"
+            )
         for name in ("timesteps", "n_envs", "n_steps", "n_epochs", "group_size", "n_rounds"):
             at_least(name, getattr(self, name), 1)
         for name in ("checkpoint_every", "eval_episodes", "kl_horizon"):

@@ -114,6 +114,8 @@ class RunDir:
 def env_kwargs_for(cfg: TrainConfig) -> dict[str, Any]:
     """The env arguments, with the tokenizer matching the policy's model unless given."""
     kwargs = dict(cfg.env_kwargs)
+    if cfg.task:
+        kwargs["task"] = cfg.task
     if "tokenizer" not in kwargs and cfg.model not in ("default", "random-tiny"):
         kwargs["tokenizer"] = cfg.model
     return kwargs

@@ -7,6 +7,9 @@ Importing the package registers its environments:
 | `TextGen-v0` | movie-review openings | `sentiment` (VADER, in [0, 1]) |
 | `TextGenKeywords-v0` | movie-review openings | `keywords` (the prompt's required word) |
 | `TextGenTargetTokens-v0` | movie-review openings | `target_tokens` (synthetic, for fast tests) |
+| `TextGenCopy-v0` | `copy: red cat sun ->` (procedural) | `word_match` |
+| `TextGenReverse-v0` | `reverse: red cat sun ->` (procedural) | `word_match` |
+| `TextGenArithmetic-v0` | `12 + 35 =` (procedural) | `numeric` (exact answer) |
 """
 
 from gymnasium.envs.registration import register, registry
@@ -23,6 +26,9 @@ ENV_IDS = {
     "TextGen-v0": {},
     "TextGenKeywords-v0": {"task": "keywords"},
     "TextGenTargetTokens-v0": {"task": "target_tokens"},
+    "TextGenCopy-v0": {"task": "copy", "max_new_tokens": 8},
+    "TextGenReverse-v0": {"task": "reverse", "max_new_tokens": 8},
+    "TextGenArithmetic-v0": {"task": "arithmetic", "max_new_tokens": 4},
 }
 
 for _id, _kwargs in ENV_IDS.items():

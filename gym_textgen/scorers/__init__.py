@@ -51,6 +51,7 @@ from gym_textgen.scorers.metrics import (
     NumericScorer,
     RepetitionScorer,
     RougeScorer,
+    WordMatchScorer,
 )
 
 _REGISTRY: dict[str, Callable[..., Scorer]] = {**BUILTIN, **METRICS}
@@ -149,6 +150,7 @@ __all__ = [
     "SentimentScorer",
     "TargetTokensScorer",
     "WeightedScorer",
+    "WordMatchScorer",
     "check_scores",
     "evaluate",
     "list_scorers",

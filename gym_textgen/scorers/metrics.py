@@ -7,6 +7,7 @@
 | `rouge` | ROUGE F-measure (`rougeL` by default), best over the references | rouge-score (`metrics`) |
 | `exact_match` | 1 if the normalised completion equals a reference, else 0 | none |
 | `numeric` | 1 if the completion's first number equals the reference number, else 0 | none |
+| `word_match` | the share of the reference's words the completion has at the same positions | none |
 | `repetition` | the share of the completion's word n-grams that are distinct (1: no repeats) | none |
 
 A reference is a string or a list of strings (several acceptable answers); the task supplies one
@@ -221,6 +222,26 @@ def _as_text(ref: Any) -> Any:
     return str(ref) if isinstance(ref, (int, float)) and not isinstance(ref, bool) else ref
 
 
+class WordMatchScorer(Scorer):
+    """The share of the reference's words that the completion has at the same positions
+    (words as `words()` splits them, lower case); the best over several references. Dense and
+    exact: the scorer of the procedural `copy` and `reverse` tasks."""
+
+    name = "word_match"
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        refs = reference_list(self.name, references, len(completions))
+        out = np.zeros(len(completions))
+        for i, (c, r) in enumerate(zip(completions, refs, strict=True)):
+            got = words(c)
+            for ref in r:
+                want = words(ref)
+                if want:
+                    hits = sum(a == b for a, b in zip(got, want, strict=False))
+                    out[i] = max(out[i], hits / len(want))
+        return out
+
+
 class RepetitionScorer(Scorer):
     """The share of the completion's word n-grams that are distinct: 1 with no repeats, lower
     the more it loops. Texts shorter than `n` words score 1. Mix it into a reward as a penalty
@@ -254,4 +275,5 @@ METRICS: dict[str, type[Scorer]] = {
     "exact_match": ExactMatchScorer,
     "numeric": NumericScorer,
     "repetition": RepetitionScorer,
+    "word_match": WordMatchScorer,
 }

@@ -1,68 +1,30 @@
 """Tasks: the prompts an environment samples, their references, and a default scorer.
 
-`make_task(spec)` takes a registered name (`list_tasks()`), a `Task`, or a list of prompt
-strings. Data files ship inside the package; nothing is downloaded.
+`make_task(spec)` takes a registered name (`list_tasks()`), a `Task`, a list of prompt strings
+or records, a `.txt`/`.jsonl` file or a `datasets` dataset (`load_task`, for your own data).
+Data files ship inside the package; nothing is downloaded.
+
+| name | prompts | default scorer |
+| --- | --- | --- |
+| `movie_sentiment` | movie-review openings | `sentiment` |
+| `keywords` | movie-review openings + a required word | `keywords` |
+| `target_tokens` | movie-review openings | `target_tokens` (synthetic) |
+| `copy`, `reverse` | `copy: red cat sun ->` (procedural) | `word_match` |
+| `arithmetic` | `12 + 35 =` (procedural) | `numeric` |
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.tasks.loading import is_task_file, load_task
+from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
+from gym_textgen.tasks.task import Task
 
 DATA = Path(__file__).resolve().parent / "data"
-
-
-@dataclass(frozen=True)
-class Task:
-    """Prompts to continue, optional references, and the scorer used when none is given.
-
-    Attributes:
-        name: short identifier, shown in logs.
-        prompts: training prompts; `reset()` draws one uniformly.
-        eval_prompts: held-out prompts for evaluation (defaults to `prompts`).
-        references: one reference per training prompt (a string, a list of keywords, ...) or
-            None; scorers receive it as their third argument.
-        eval_references: the same for `eval_prompts`.
-        scorer: the default scorer spec (see `gym_textgen.scorers.make_scorer`).
-        description: one line for humans.
-    """
-
-    name: str
-    prompts: tuple[str, ...]
-    eval_prompts: tuple[str, ...] = ()
-    references: tuple[Any, ...] | None = None
-    eval_references: tuple[Any, ...] | None = None
-    scorer: Any = "sentiment"
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prompts", tuple(self.prompts))
-        object.__setattr__(self, "eval_prompts", tuple(self.eval_prompts) or self.prompts)
-        if not self.prompts:
-            raise TextGenValueError(f"Task {self.name!r} needs at least one prompt, got none")
-        for prompts, refs, what in (
-            (self.prompts, self.references, "references"),
-            (self.eval_prompts, self.eval_references, "eval_references"),
-        ):
-            if refs is not None and len(refs) != len(prompts):
-                raise TextGenValueError(
-                    f"Task {self.name!r}: expects one of {what} per prompt "
-                    f"({len(prompts)}), got {len(refs)}"
-                )
-        for i, p in enumerate(self.prompts):
-            if not isinstance(p, str):
-                raise TextGenTypeError(
-                    f"Task {self.name!r}: prompt {i} must be a str, got {type(p).__name__}"
-                )
-
-    def reference(self, index: int, split: str = "train") -> Any:
-        """The reference of prompt `index` in `split` ("train" or "eval"), or None."""
-        refs = self.references if split == "train" else self.eval_references
-        return None if refs is None else refs[index]
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -110,6 +72,9 @@ _TASKS: dict[str, Callable[[], Task]] = {
     "movie_sentiment": _movie_sentiment,
     "target_tokens": _target_tokens,
     "keywords": _keywords,
+    "copy": copy_task,
+    "reverse": reverse_task,
+    "arithmetic": arithmetic_task,
 }
 
 
@@ -123,20 +88,35 @@ def list_tasks() -> list[str]:
     return sorted(_TASKS)
 
 
-def make_task(spec: str | Task | Sequence[str]) -> Task:
-    """A `Task` from a registered name, a `Task`, or a list of prompts (scored by sentiment)."""
+def make_task(spec: Any) -> Task:
+    """A `Task` from a registered name, a `Task`, or your own data (`load_task`'s sources:
+    a list of prompts or records, a `.txt`/`.jsonl` path, a `datasets` dataset)."""
     if isinstance(spec, Task):
         return spec
+    if is_task_file(spec):
+        return load_task(spec)
     if isinstance(spec, str):
         if spec not in _TASKS:
-            raise TextGenValueError(f"Unknown task {spec!r}; expected one of {list_tasks()}")
+            raise TextGenValueError(
+                f"Unknown task {spec!r}; expected one of {list_tasks()} or a prompts file "
+                "ending in .txt or .jsonl"
+            )
         return _TASKS[spec]()
-    if isinstance(spec, Sequence) and spec and all(isinstance(p, str) for p in spec):
-        return Task(name="custom", prompts=tuple(spec))
+    if (isinstance(spec, Sequence) and spec) or hasattr(spec, "column_names"):
+        return load_task(spec)
     raise TextGenTypeError(
-        "Expects task as a registered name, a Task or a non-empty list of prompt strings, "
-        f"got {type(spec).__name__}: {spec!r:.80}"
+        "Expects task as a registered name, a Task, a non-empty list of prompts or records, a "
+        f".txt/.jsonl path or a datasets.Dataset, got {type(spec).__name__}: {spec!r:.80}"
     )
 
 
-__all__ = ["Task", "list_tasks", "make_task", "register_task"]
+__all__ = [
+    "Task",
+    "arithmetic_task",
+    "copy_task",
+    "list_tasks",
+    "load_task",
+    "make_task",
+    "register_task",
+    "reverse_task",
+]

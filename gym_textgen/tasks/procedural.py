@@ -1,0 +1,123 @@
+"""Procedural tasks of any size, drawn from a seed: fast, exact tests for RL algorithms.
+
+| task | prompt | reference | scorer |
+| --- | --- | --- | --- |
+| `copy` | `copy: red cat sun ->` | `red cat sun` | `word_match` |
+| `reverse` | `reverse: red cat sun ->` | `sun cat red` | `word_match` |
+| `arithmetic` | `12 + 35 =` | `47` | `numeric` |
+
+The registered names use the defaults; call the factories for other sizes:
+
+>>> from gym_textgen.tasks.procedural import copy_task
+>>> task = copy_task(n_train=3, n_eval=1, length=2, seed=1)
+>>> len(task.prompts), len(task.eval_prompts), task.prompts[0].startswith("copy: ")
+(3, 1, True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gym_textgen.errors import TextGenValueError
+from gym_textgen.tasks.task import Task
+
+# Short everyday words that byte-level BPE tokenizers trained on English keep whole.
+WORDS = (
+    "red blue green cat dog sun moon tree house water book road fish bird cake milk "
+    "rain snow door hand ship star king song game bread stone apple river cloud horse"
+).split()
+
+
+def _lengths(length: int | tuple[int, int]) -> tuple[int, int]:
+    lo, hi = (length, length) if isinstance(length, int) else length
+    if not 1 <= lo <= hi:
+        raise TextGenValueError(f"Expects length >= 1 or (lo, hi) with 1 <= lo <= hi, got {length}")
+    return lo, hi
+
+
+def _split_sizes(n_train: int, n_eval: int) -> None:
+    if n_train < 1 or n_eval < 1:
+        raise TextGenValueError(f"Expects n_train >= 1 and n_eval >= 1, got {n_train}, {n_eval}")
+
+
+def _word_task(kind: str, n_train: int, n_eval: int, length, seed: int) -> Task:
+    _split_sizes(n_train, n_eval)
+    lo, hi = _lengths(length)
+    rng = np.random.default_rng(seed)
+    prompts, refs = [], []
+    for _ in range(n_train + n_eval):
+        ws = [WORDS[i] for i in rng.integers(0, len(WORDS), rng.integers(lo, hi + 1))]
+        prompts.append(f"{kind}: {' '.join(ws)} ->")
+        refs.append(" ".join(ws if kind == "copy" else ws[::-1]))
+    return Task(
+        name=kind,
+        prompts=tuple(prompts[:n_train]),
+        eval_prompts=tuple(prompts[n_train:]),
+        references=tuple(refs[:n_train]),
+        eval_references=tuple(refs[n_train:]),
+        scorer="word_match",
+        description=f"synthetic: {kind} the words after '{kind}:'; reward = words in place",
+    )
+
+
+def copy_task(
+    n_train: int = 512, n_eval: int = 64, length: int | tuple[int, int] = (2, 4), seed: int = 0
+) -> Task:
+    """Repeat the prompt's words: `copy: red cat sun ->` expects ` red cat sun`.
+
+    Args:
+        n_train: training prompts.
+        n_eval: held-out prompts (drawn after the training ones, from the same seed).
+        length: words per prompt, or a (lo, hi) range.
+        seed: seeds the draw.
+    """
+    return _word_task("copy", n_train, n_eval, length, seed)
+
+
+def reverse_task(
+    n_train: int = 512, n_eval: int = 64, length: int | tuple[int, int] = (2, 4), seed: int = 0
+) -> Task:
+    """Say the prompt's words backwards: `reverse: red cat sun ->` expects ` sun cat red`.
+
+    Args: as `copy_task`.
+    """
+    return _word_task("reverse", n_train, n_eval, length, seed)
+
+
+def arithmetic_task(
+    n_train: int = 512,
+    n_eval: int = 64,
+    max_operand: int = 50,
+    ops: str = "+-",
+    seed: int = 0,
+) -> Task:
+    """Exact integer arithmetic: `12 + 35 =` expects `47` (the first number of the completion).
+
+    Args:
+        n_train: training prompts.
+        n_eval: held-out prompts.
+        max_operand: operands are drawn from [0, max_operand].
+        ops: the operators to draw from, any of `+-*`.
+        seed: seeds the draw.
+    """
+    _split_sizes(n_train, n_eval)
+    if not ops or set(ops) - set("+-*"):
+        raise TextGenValueError(f"Expects ops to be made of '+', '-' and '*', got {ops!r}")
+    if max_operand < 1:
+        raise TextGenValueError(f"Expects max_operand >= 1, got {max_operand}")
+    rng = np.random.default_rng(seed)
+    prompts, refs = [], []
+    for _ in range(n_train + n_eval):
+        a, b = (int(x) for x in rng.integers(0, max_operand + 1, 2))
+        op = ops[int(rng.integers(len(ops)))]
+        prompts.append(f"{a} {op} {b} =")
+        refs.append(str(a + b if op == "+" else a - b if op == "-" else a * b))
+    return Task(
+        name="arithmetic",
+        prompts=tuple(prompts[:n_train]),
+        eval_prompts=tuple(prompts[n_train:]),
+        references=tuple(refs[:n_train]),
+        eval_references=tuple(refs[n_train:]),
+        scorer="numeric",
+        description="exact integer arithmetic; reward = 1 if the first number is right",
+    )

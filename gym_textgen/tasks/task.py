@@ -1,0 +1,61 @@
+"""The `Task` record: prompts, references, splits and a default scorer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
+
+
+@dataclass(frozen=True)
+class Task:
+    """Prompts to continue, optional references, and the scorer used when none is given.
+
+    Attributes:
+        name: short identifier, shown in logs.
+        prompts: training prompts; `reset()` draws one uniformly.
+        eval_prompts: held-out prompts for evaluation (defaults to `prompts`).
+        references: one reference per training prompt (a string, a list of keywords, ...) or
+            None; scorers receive it as their third argument.
+        eval_references: the same for `eval_prompts`.
+        scorer: the default scorer spec (see `gym_textgen.scorers.make_scorer`).
+        description: one line for humans.
+    """
+
+    name: str
+    prompts: tuple[str, ...]
+    eval_prompts: tuple[str, ...] = ()
+    references: tuple[Any, ...] | None = None
+    eval_references: tuple[Any, ...] | None = None
+    scorer: Any = "sentiment"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prompts", tuple(self.prompts))
+        if not self.eval_prompts:  # no eval split: evaluate on the training prompts
+            object.__setattr__(self, "eval_prompts", self.prompts)
+            if self.eval_references is None:
+                object.__setattr__(self, "eval_references", self.references)
+        object.__setattr__(self, "eval_prompts", tuple(self.eval_prompts))
+        if not self.prompts:
+            raise TextGenValueError(f"Task {self.name!r} needs at least one prompt, got none")
+        for prompts, refs, what in (
+            (self.prompts, self.references, "references"),
+            (self.eval_prompts, self.eval_references, "eval_references"),
+        ):
+            if refs is not None and len(refs) != len(prompts):
+                raise TextGenValueError(
+                    f"Task {self.name!r}: expects one of {what} per prompt "
+                    f"({len(prompts)}), got {len(refs)}"
+                )
+        for i, p in enumerate(self.prompts):
+            if not isinstance(p, str):
+                raise TextGenTypeError(
+                    f"Task {self.name!r}: prompt {i} must be a str, got {type(p).__name__}"
+                )
+
+    def reference(self, index: int, split: str = "train") -> Any:
+        """The reference of prompt `index` in `split` ("train" or "eval"), or None."""
+        refs = self.references if split == "train" else self.eval_references
+        return None if refs is None else refs[index]

@@ -1,0 +1,160 @@
+"""Tasks (issue 12): your own data through `load_task`, the procedural tasks, their env ids."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from gym_textgen import list_tasks, make_task
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.scorers import make_scorer
+from gym_textgen.tasks import Task, arithmetic_task, copy_task, load_task, reverse_task
+
+
+def write_jsonl(path, records):
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    return path
+
+
+def test_list_tasks_names_every_task():
+    want = {"movie_sentiment", "keywords", "target_tokens", "copy", "reverse", "arithmetic"}
+    assert set(list_tasks()) == want
+
+
+def test_a_task_without_an_eval_split_evaluates_on_its_training_prompts_and_references():
+    task = Task(name="t", prompts=("a", "b"), references=("x", "y"), scorer="chrf")
+    assert task.eval_prompts == ("a", "b") and task.eval_references == ("x", "y")
+    env = gym.make("TextGen-v0", task=task, split="eval", max_new_tokens=2)
+    env.reset(seed=0)
+    for _ in range(2):  # a reference scorer gets the eval references, not None
+        *_, terminated, truncated, info = env.step(5)
+    assert terminated or truncated
+    assert 0.0 <= info["reward_components"]["chrf"] <= 1.0
+
+
+def test_txt_file(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("# my prompts\nThe cake was\n\nMy garden is\n", encoding="utf-8")
+    task = make_task(str(path))
+    assert task.name == "prompts" and task.prompts == ("The cake was", "My garden is")
+    assert task.eval_prompts == task.prompts and task.references is None
+    assert task.scorer == "sentiment"
+
+
+def test_jsonl_file_with_splits_and_references(tmp_path):
+    path = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            {"prompt": "2 + 2 =", "reference": "4"},
+            {"prompt": "3 + 3 =", "reference": 6, "split": "train"},
+            {"prompt": "5 + 1 =", "reference": "6", "split": "test"},
+        ],
+    )
+    task = load_task(path, scorer="numeric")
+    assert task.prompts == ("2 + 2 =", "3 + 3 =") and task.references == ("4", 6)
+    assert task.eval_prompts == ("5 + 1 =",) and task.eval_references == ("6",)
+    env = gym.make("TextGen-v0", task=str(path), max_new_tokens=3)
+    assert env.unwrapped.core.task.prompts == task.prompts
+    assert make_task(str(path)).scorer == "chrf"  # references and no scorer given
+
+
+def test_eval_fraction_holds_out_a_seeded_share():
+    prompts = [f"prompt {i}" for i in range(20)]
+    a = load_task(prompts, eval_fraction=0.25, seed=1)
+    assert len(a.prompts) == 15 and len(a.eval_prompts) == 5
+    assert set(a.prompts) | set(a.eval_prompts) == set(prompts)
+    assert load_task(prompts, eval_fraction=0.25, seed=1) == a
+    assert load_task(prompts, eval_fraction=0.25, seed=2).eval_prompts != a.eval_prompts
+
+
+def test_a_datasets_dataset_and_dataset_dict():
+    datasets = pytest.importorskip("datasets")
+    train = datasets.Dataset.from_list([{"prompt": "Hello", "reference": "Bonjour"}] * 3)
+    test = datasets.Dataset.from_list([{"prompt": "Cat", "reference": "Chat"}])
+    task = make_task(datasets.DatasetDict({"train": train, "test": test}))
+    assert task.prompts == ("Hello",) * 3 and task.eval_references == ("Chat",)
+    assert load_task(train).references == ("Bonjour",) * 3
+    with pytest.raises(TextGenValueError, match=r"a 'prompt' column, got columns \['text'\]"):
+        load_task(datasets.Dataset.from_list([{"text": "x"}]))
+
+
+def test_bad_data_gets_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"prompt": \n', encoding="utf-8")
+    with pytest.raises(TextGenValueError, match=r"bad.jsonl:2: expects one JSON object a line"):
+        make_task(str(bad))
+    with pytest.raises(TextGenValueError, match=r"a reference for every record or for none"):
+        load_task([{"prompt": "a", "reference": "x"}, {"prompt": "b"}])
+    with pytest.raises(TextGenValueError, match=r"record 1: expects a non-empty string under"):
+        load_task([{"prompt": "a"}, {"question": "b"}])
+    with pytest.raises(TextGenValueError, match="does not exist"):
+        make_task(str(tmp_path / "missing.txt"))
+    with pytest.raises(TextGenValueError, match="all in the eval split"):
+        load_task([{"prompt": "a", "split": "eval"}])
+    with pytest.raises(TextGenTypeError, match="got int"):
+        make_task(3)
+    with pytest.raises(TextGenValueError, match="or a prompts file ending in .txt or .jsonl"):
+        make_task("my_prompts.csv")
+
+
+@pytest.mark.parametrize("factory", [copy_task, reverse_task, arithmetic_task])
+def test_procedural_tasks_are_seeded_and_their_references_score_one(factory):
+    task = factory(n_train=40, n_eval=10, seed=3)
+    assert factory(n_train=40, n_eval=10, seed=3) == task != factory(n_train=40, n_eval=10, seed=4)
+    assert len(task.prompts) == 40 and len(task.eval_prompts) == 10
+    scorer = make_scorer(task.scorer)
+    refs = list(task.references)
+    np.testing.assert_array_equal(scorer(task.prompts, [" " + r for r in refs], refs), 1.0)
+    wrong = scorer(task.prompts, ["" for _ in refs], refs)
+    assert (wrong == 0).all()
+
+
+def test_procedural_answers_are_right():
+    rev = reverse_task(n_train=20)
+    for prompt, ref in zip(rev.prompts, rev.references, strict=True):
+        assert prompt.removeprefix("reverse: ").removesuffix(" ->").split()[::-1] == ref.split()
+    task = arithmetic_task(n_train=50, ops="+-*")
+    for prompt, ref in zip(task.prompts, task.references, strict=True):
+        assert eval(prompt.rstrip("= ")) == int(ref)  # noqa: S307 (digits and + - * only)
+    assert {p.split()[1] for p in task.prompts} == {"+", "-", "*"}
+
+
+def test_word_match_counts_words_in_place():
+    s = make_scorer("word_match")
+    got = s(["p"] * 3, [" red cat sun", " cat red sun", " red cat"], ["red cat sun"] * 3)
+    assert got.tolist() == [1.0, pytest.approx(1 / 3), pytest.approx(2 / 3)]
+
+
+def test_procedural_env_ids_end_episodes_early():
+    env = gym.make("TextGenArithmetic-v0")
+    obs, info = env.reset(seed=0)
+    assert env.unwrapped.core.max_new_tokens == 4
+    assert env.unwrapped.core.scorer.name == "numeric"
+
+
+def test_textgen_train_on_your_own_prompts_file(tmp_path):
+    from agents import cli
+
+    data = write_jsonl(
+        tmp_path / "sums.jsonl",
+        [{"prompt": f"{a} + {a} =", "reference": str(2 * a)} for a in range(6)],
+    )
+    run = tmp_path / "run"
+    flags = ["--model", "random-tiny", "--task", str(data), "--n-envs", "2", "--n-steps", "8"]
+    flags += ["--batch-size", "8", "--eval-episodes", "2", "--no-progress-bar"]
+    flags += ["--env-kwargs", '{"max_new_tokens": 3, "scorer": "numeric"}']
+    assert cli.main(["train", *flags, "--timesteps", "16", "--out", str(run)]) == 0
+    saved = (run / "config.yaml").read_text()
+    assert "sums.jsonl" in saved
+    samples = json.loads((run / "samples_before.json").read_text())
+    assert samples and {s["prompt"] for s in samples} <= {f"{a} + {a} =" for a in range(6)}
+
+
+def test_one_task_per_run():
+    from agents.config import TrainConfig
+
+    with pytest.raises(TextGenValueError, match="Expects one task, got task='copy' and env_kwargs"):
+        TrainConfig(task="copy", env_kwargs={"task": "reverse"})
