@@ -26,9 +26,9 @@ ENV_IDS = {
     "TextGen-v0": {},
     "TextGenKeywords-v0": {"task": "keywords"},
     "TextGenTargetTokens-v0": {"task": "target_tokens"},
-    "TextGenCopy-v0": {"task": "copy", "max_new_tokens": 8},
-    "TextGenReverse-v0": {"task": "reverse", "max_new_tokens": 8},
-    "TextGenArithmetic-v0": {"task": "arithmetic", "max_new_tokens": 4},
+    "TextGenCopy-v0": {"task": "copy"},
+    "TextGenReverse-v0": {"task": "reverse"},
+    "TextGenArithmetic-v0": {"task": "arithmetic"},
 }
 
 for _id, _kwargs in ENV_IDS.items():

@@ -10,7 +10,7 @@ Python user expects (`ValueError`, `TypeError`, ...), so `except ValueError` kee
 ...     gym.make("TextGen-v0", max_new_tokens=0)
 ... except gym_textgen.TextGenError as e:
 ...     print(type(e).__name__, isinstance(e, ValueError), e)
-TextGenValueError True Expects max_new_tokens to be an int >= 1, got 0
+TextGenValueError True Expects max_new_tokens to be an int >= 1 or None, got 0
 """
 
 from __future__ import annotations

@@ -158,3 +158,43 @@ def test_one_task_per_run():
 
     with pytest.raises(TextGenValueError, match="Expects one task, got task='copy' and env_kwargs"):
         TrainConfig(task="copy", env_kwargs={"task": "reverse"})
+
+
+def test_reasoning_gym_task_is_graded_by_the_library():
+    rg = pytest.importorskip("reasoning_gym")
+    task = make_task("reasoning_gym:basic_arithmetic")
+    assert len(task.prompts) == 512 and len(task.eval_prompts) == 64
+    assert make_task("reasoning_gym:basic_arithmetic") == task  # seeded
+    entry = task.references[0]
+    assert task.prompts[0] == entry["question"].strip() + "\nAnswer:"
+    want = rg.create_dataset("basic_arithmetic", size=576, seed=0)[0]
+    assert entry == want
+    scorer = make_scorer(task.scorer)
+    right, wrong = f" {entry['answer']}\nmore text", f" {int(entry['answer']) + 1}"
+    got = scorer(task.prompts[:1] * 2, [right, wrong], [entry, entry])
+    assert got.tolist() == [1.0, 0.0]
+    with pytest.raises(TextGenValueError, match="expects a reasoning-gym entry as reference"):
+        scorer(["q"], ["1"], ["1"])
+
+
+def test_reasoning_gym_env_passes_the_checkers_and_names_bad_datasets():
+    pytest.importorskip("reasoning_gym")
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make("TextGen-v0", task="reasoning_gym:leg_counting", max_new_tokens=4)
+    check_env(env.unwrapped, skip_render_check=True)
+    with pytest.raises(TextGenValueError, match="reasoning-gym cannot make dataset 'no_such'"):
+        make_task("reasoning_gym:no_such")
+
+
+def test_a_task_sets_the_env_lengths_unless_the_caller_does():
+    task = Task(name="t", prompts=("a b c",), max_prompt_tokens=5, max_new_tokens=3)
+    core = gym.make("TextGen-v0", task=task).unwrapped.core
+    assert (core.max_prompt_tokens, core.max_new_tokens) == (5, 3)
+    core = gym.make("TextGen-v0", task=task, max_new_tokens=7).unwrapped.core
+    assert (core.max_prompt_tokens, core.max_new_tokens) == (5, 7)
+    core = gym.make("TextGen-v0").unwrapped.core
+    assert (core.max_prompt_tokens, core.max_new_tokens) == (24, 32)
+    assert gym.make("TextGenArithmetic-v0").unwrapped.core.max_new_tokens == 4
+    with pytest.raises(TextGenValueError, match="expects max_new_tokens to be an int >= 1 or None"):
+        Task(name="t", prompts=("a",), max_new_tokens=0)

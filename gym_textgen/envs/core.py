@@ -50,10 +50,12 @@ class TextGenConfig:
     limit, and the scorer runs in the caller's thread"""
     tokenizer: Any = "default"
     """a model name, folder or tokenizer object: it must be the policy model's tokenizer"""
-    max_prompt_tokens: int = 24
-    """longer prompts keep their last tokens; 24 holds every bundled movie-review opening"""
-    max_new_tokens: int = 32
-    """the episode length limit: 32 tokens is about two short sentences"""
+    max_prompt_tokens: int | None = None
+    """longer prompts keep their last tokens; None: the task's default (`Task.max_prompt_tokens`),
+    else 24, which holds every bundled movie-review opening"""
+    max_new_tokens: int | None = None
+    """the episode length limit; None: the task's default (`Task.max_new_tokens`), else 32
+    (about two short sentences)"""
     stop_on_eos: bool = True
     """end the episode when the agent writes EOS, as a language model ends its text"""
     dense_reward: bool = False
@@ -73,8 +75,10 @@ class TextGenConfig:
             object.__setattr__(self, "allowed_tokens", tuple(int(i) for i in self.allowed_tokens))
         for key in ("max_prompt_tokens", "max_new_tokens"):
             value = getattr(self, key)
+            if value is None:
+                continue
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise TextGenValueError(f"Expects {key} to be an int >= 1, got {value!r}")
+                raise TextGenValueError(f"Expects {key} to be an int >= 1 or None, got {value!r}")
         if self.split not in ("train", "eval"):
             raise TextGenValueError(f"Expects split 'train' or 'eval', got {self.split!r}")
         timeout = self.scorer_timeout
@@ -159,14 +163,15 @@ class TextGenCore:
     def __init__(self, config: TextGenConfig | None = None) -> None:
         self.config = config = config if config is not None else TextGenConfig()
         cfg = config
-        self.max_prompt_tokens = int(cfg.max_prompt_tokens)
-        self.max_new_tokens = int(cfg.max_new_tokens)
+        self.task: Task = make_task(cfg.task)
+        prompt_tokens = cfg.max_prompt_tokens or self.task.max_prompt_tokens or 24
+        self.max_prompt_tokens = int(prompt_tokens)
+        self.max_new_tokens = int(cfg.max_new_tokens or self.task.max_new_tokens or 32)
         self.max_length = self.max_prompt_tokens + self.max_new_tokens
         self.stop_on_eos = bool(cfg.stop_on_eos)
         self.dense_reward = bool(cfg.dense_reward)
         self.split = cfg.split
 
-        self.task: Task = make_task(cfg.task)
         self.prompts = self.task.prompts if self.split == "train" else self.task.eval_prompts
         spec = cfg.scorer if cfg.scorer is not None else self.task.scorer
         self.scorer: Scorer = make_scorer(spec, **(cfg.scorer_kwargs or {}))

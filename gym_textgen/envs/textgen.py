@@ -106,8 +106,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `scorer_timeout`    | `None`              | seconds a scoring call may take, else ScorerError |
     |                     |                     | (the scorer then runs in a worker thread)         |
     | `tokenizer`         | `"default"`         | a model name, folder, or a tokenizer object       |
-    | `max_prompt_tokens` | `24`                | longer prompts keep their last tokens             |
-    | `max_new_tokens`    | `32`                | episode length limit                              |
+    | `max_prompt_tokens` | the task's, else 24 | longer prompts keep their last tokens             |
+    | `max_new_tokens`    | the task's, else 32 | episode length limit                              |
     | `stop_on_eos`       | `True`              | end the episode when EOS is chosen                |
     | `dense_reward`      | `False`             | per-step score differences instead of one reward  |
     | `allowed_tokens`    | `None`              | ids the action mask allows (narrows it)           |

@@ -57,6 +57,15 @@ from gym_textgen.scorers.metrics import (
 _REGISTRY: dict[str, Callable[..., Scorer]] = {**BUILTIN, **METRICS}
 
 
+def _reasoning_gym_scorer() -> Scorer:
+    from gym_textgen.tasks.reasoning import ReasoningGymScorer
+
+    return ReasoningGymScorer()
+
+
+_REGISTRY["reasoning_gym"] = _reasoning_gym_scorer
+
+
 def register_scorer(name: str, factory: Callable[..., Scorer]) -> None:
     """Make `make_scorer(name, **kwargs)` return `factory(**kwargs)`."""
     _REGISTRY[name] = factory

@@ -11,6 +11,7 @@ Data files ship inside the package; nothing is downloaded.
 | `target_tokens` | movie-review openings | `target_tokens` (synthetic) |
 | `copy`, `reverse` | `copy: red cat sun ->` (procedural) | `word_match` |
 | `arithmetic` | `12 + 35 =` (procedural) | `numeric` |
+| `reasoning_gym:<dataset>` | reasoning-gym's questions (optional extra) | `reasoning_gym` |
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.tasks.loading import is_task_file, load_task
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
+from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
+from gym_textgen.tasks.reasoning import reasoning_gym_task
 from gym_textgen.tasks.task import Task
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -95,11 +98,13 @@ def make_task(spec: Any) -> Task:
         return spec
     if is_task_file(spec):
         return load_task(spec)
+    if isinstance(spec, str) and spec.startswith(REASONING_GYM):
+        return reasoning_gym_task(spec.removeprefix(REASONING_GYM))
     if isinstance(spec, str):
         if spec not in _TASKS:
             raise TextGenValueError(
-                f"Unknown task {spec!r}; expected one of {list_tasks()} or a prompts file "
-                "ending in .txt or .jsonl"
+                f"Unknown task {spec!r}; expected one of {list_tasks()}, "
+                f"'{REASONING_GYM}<dataset>' or a prompts file ending in .txt or .jsonl"
             )
         return _TASKS[spec]()
     if (isinstance(spec, Sequence) and spec) or hasattr(spec, "column_names"):
@@ -116,6 +121,7 @@ __all__ = [
     "copy_task",
     "list_tasks",
     "load_task",
+    "reasoning_gym_task",
     "make_task",
     "register_task",
     "reverse_task",

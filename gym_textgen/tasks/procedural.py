@@ -57,6 +57,7 @@ def _word_task(kind: str, n_train: int, n_eval: int, length, seed: int) -> Task:
         eval_references=tuple(refs[n_train:]),
         scorer="word_match",
         description=f"synthetic: {kind} the words after '{kind}:'; reward = words in place",
+        max_new_tokens=2 * hi,
     )
 
 
@@ -120,4 +121,5 @@ def arithmetic_task(
         eval_references=tuple(refs[n_train:]),
         scorer="numeric",
         description="exact integer arithmetic; reward = 1 if the first number is right",
+        max_new_tokens=4,
     )

@@ -21,6 +21,8 @@ class Task:
         eval_references: the same for `eval_prompts`.
         scorer: the default scorer spec (see `gym_textgen.scorers.make_scorer`).
         description: one line for humans.
+        max_prompt_tokens: the env's default `max_prompt_tokens` for this task (None: 24).
+        max_new_tokens: the env's default `max_new_tokens` for this task (None: 32).
     """
 
     name: str
@@ -30,6 +32,8 @@ class Task:
     eval_references: tuple[Any, ...] | None = None
     scorer: Any = "sentiment"
     description: str = ""
+    max_prompt_tokens: int | None = None
+    max_new_tokens: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompts", tuple(self.prompts))
@@ -48,6 +52,12 @@ class Task:
                 raise TextGenValueError(
                     f"Task {self.name!r}: expects one of {what} per prompt "
                     f"({len(prompts)}), got {len(refs)}"
+                )
+        for key in ("max_prompt_tokens", "max_new_tokens"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise TextGenValueError(
+                    f"Task {self.name!r}: expects {key} to be an int >= 1 or None, got {value!r}"
                 )
         for i, p in enumerate(self.prompts):
             if not isinstance(p, str):

@@ -1,0 +1,82 @@
+"""reasoning-gym's procedural tasks (https://github.com/open-thought/reasoning-gym) as `Task`s.
+
+`make_task("reasoning_gym:<dataset>")` (e.g. `basic_arithmetic`, `leg_counting`, any name
+`reasoning_gym.factory` knows) draws seeded questions; the `reasoning_gym` scorer grades each
+answer with the library's own `score_answer`. Needs the optional extra:
+`pip install 'gym-textgen[reasoning]'`.
+
+>>> import gymnasium as gym, gym_textgen
+>>> env = gym.make("TextGen-v0", task="reasoning_gym:basic_arithmetic", max_new_tokens=8)
+>>> env.unwrapped.core.task.prompts[0].endswith("Answer:")
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gym_textgen.errors import TextGenValueError, require
+from gym_textgen.scorers.base import Scorer
+from gym_textgen.scorers.metrics import reference_list
+from gym_textgen.tasks.task import Task
+
+PREFIX = "reasoning_gym:"
+
+
+def reasoning_gym_task(
+    dataset: str, n_train: int = 512, n_eval: int = 64, seed: int = 0, **config: Any
+) -> Task:
+    """A task of `n_train` + `n_eval` questions from reasoning-gym's `dataset`, seeded.
+
+    Args:
+        dataset: a reasoning-gym dataset name, e.g. "basic_arithmetic" or "leg_counting".
+        n_train: training questions.
+        n_eval: held-out questions (drawn after the training ones, from the same seed).
+        seed: seeds the draw.
+        config: the dataset's own settings (e.g. `max_num_terms` for basic_arithmetic).
+    """
+    rg = require("reasoning_gym", "reasoning", f"task {PREFIX}{dataset}")
+    if n_train < 1 or n_eval < 1:
+        raise TextGenValueError(f"Expects n_train >= 1 and n_eval >= 1, got {n_train}, {n_eval}")
+    try:
+        data = rg.create_dataset(dataset, size=n_train + n_eval, seed=seed, **config)
+    except (KeyError, ValueError, TypeError) as e:
+        raise TextGenValueError(f"reasoning-gym cannot make dataset {dataset!r}: {e}") from e
+    entries = [data[i] for i in range(n_train + n_eval)]
+    prompts = [f"{e['question'].strip()}\nAnswer:" for e in entries]
+    return Task(
+        name=f"{PREFIX}{dataset}",
+        prompts=tuple(prompts[:n_train]),
+        eval_prompts=tuple(prompts[n_train:]),
+        references=tuple(entries[:n_train]),
+        eval_references=tuple(entries[n_train:]),
+        scorer="reasoning_gym",
+        description=f"reasoning-gym {dataset}: graded by its own score_answer",
+        max_prompt_tokens=192,  # long questions; the default model's context is 256
+        max_new_tokens=16,
+    )
+
+
+class ReasoningGymScorer(Scorer):
+    """reasoning-gym's own grade of the answer (the completion's first non-empty line,
+    stripped) against the question's entry, which the task gives as the reference. In [0, 1]."""
+
+    name = "reasoning_gym"
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        if references is None or len(references) != len(completions):
+            reference_list(self.name, references, len(completions))  # raises the clear error
+        rg = require("reasoning_gym", "reasoning", "the reasoning_gym scorer")
+        out = np.zeros(len(completions))
+        for i, (c, entry) in enumerate(zip(completions, references, strict=True)):
+            if not (isinstance(entry, dict) and "metadata" in entry):
+                raise TextGenValueError(
+                    "reasoning_gym scorer expects a reasoning-gym entry as reference (a dict with "
+                    f"'question', 'answer', 'metadata'), got {entry!r:.80}"
+                )
+            answer = next((line.strip() for line in c.splitlines() if line.strip()), "")
+            grade = rg.get_score_answer_fn(entry["metadata"]["source_dataset"])
+            out[i] = float(grade(answer, entry))
+        return np.clip(out, 0.0, 1.0)
