@@ -28,8 +28,9 @@ def reward_fn(prompt, completion):
 
 def test_list_scorers():
     assert list_scorers() == [
-        *("bleu", "chrf", "exact_match", "keywords", "length", "numeric", "overlap"),
-        *("repetition", "rouge", "sentiment", "target_tokens"),
+        *("bleu", "chrf", "classifier", "exact_match", "fluency", "keywords", "length"),
+        *("numeric", "overlap", "perplexity", "reasoning_gym", "repetition", "rouge"),
+        *("sentiment", "similarity", "target_tokens", "word_match"),
     ]
 
 

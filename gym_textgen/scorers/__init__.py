@@ -53,8 +53,9 @@ from gym_textgen.scorers.metrics import (
     RougeScorer,
     WordMatchScorer,
 )
+from gym_textgen.scorers.neural import NEURAL, ClassifierScorer, FluencyScorer, SimilarityScorer
 
-_REGISTRY: dict[str, Callable[..., Scorer]] = {**BUILTIN, **METRICS}
+_REGISTRY: dict[str, Callable[..., Scorer]] = {**BUILTIN, **METRICS, **NEURAL}
 
 
 def _reasoning_gym_scorer() -> Scorer:
@@ -146,7 +147,9 @@ def make_scorer(spec: Any, **kwargs: Any) -> Scorer:
 __all__ = [
     "BLEUScorer",
     "CHRFScorer",
+    "ClassifierScorer",
     "ExactMatchScorer",
+    "FluencyScorer",
     "FunctionScorer",
     "KeywordsScorer",
     "LengthScorer",
@@ -157,6 +160,7 @@ __all__ = [
     "Scorer",
     "ScorerError",
     "SentimentScorer",
+    "SimilarityScorer",
     "TargetTokensScorer",
     "WeightedScorer",
     "WordMatchScorer",
