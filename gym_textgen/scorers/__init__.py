@@ -43,6 +43,7 @@ from gym_textgen.scorers.builtin import (
     SentimentScorer,
     TargetTokensScorer,
 )
+from gym_textgen.scorers.judge import JudgeScorer
 from gym_textgen.scorers.metrics import (
     METRICS,
     BLEUScorer,
@@ -55,7 +56,7 @@ from gym_textgen.scorers.metrics import (
 )
 from gym_textgen.scorers.neural import NEURAL, ClassifierScorer, FluencyScorer, SimilarityScorer
 
-_REGISTRY: dict[str, Callable[..., Scorer]] = {**BUILTIN, **METRICS, **NEURAL}
+_REGISTRY: dict[str, Callable[..., Scorer]] = {**BUILTIN, **METRICS, **NEURAL, "judge": JudgeScorer}
 
 
 def _reasoning_gym_scorer() -> Scorer:
@@ -151,6 +152,7 @@ __all__ = [
     "ExactMatchScorer",
     "FluencyScorer",
     "FunctionScorer",
+    "JudgeScorer",
     "KeywordsScorer",
     "LengthScorer",
     "NumericScorer",

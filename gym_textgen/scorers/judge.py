@@ -1,0 +1,210 @@
+"""An LLM judge: rates each completion against a rubric, with a local LM or over HTTP.
+
+Local (the default): a causal LM from `gym_textgen.models` reads the rubric, the prompt and the
+completion and is asked to answer yes or no; the score is P(yes) / (P(yes) + P(no)) of its next
+token (case variants summed), one batched forward for a batch. An instruct model (one whose
+tokenizer has a chat template, like `smollm2-135m`) gets the question in its chat format.
+
+HTTP: any OpenAI-compatible chat-completions endpoint (`base_url=".../v1"`, `api_model=...`), the
+way the seed drove GPT-3. The judge asks for a rating from 1 to 10 and scores `(rating - 1) / 9`.
+The API key is read from the environment variable `api_key_env` at request time; it is never
+stored on the scorer, logged or saved. Requests run `concurrency` at a time with a `timeout` each
+and `retries` tries with exponential backoff on connection errors, 429 and 5xx answers; a server
+that stays unreachable gives a `ScorerError` naming the URL (the env then loses no episode: see
+`gym_textgen.scorers.score_batch`).
+
+>>> from gym_textgen.scorers import make_scorer
+>>> judge = make_scorer("judge", model="random-tiny", rubric="Is the response about films?")
+>>> float(judge(["The film"], [" was long."])[0]) > 0
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from gym_textgen.errors import ScorerError, TextGenValueError
+from gym_textgen.scorers.base import Scorer
+
+DEFAULT_RUBRIC = "Is the response a fluent, relevant continuation of the prompt?"
+_RATING = re.compile(r"\b(10|[1-9])\b")
+
+
+def question(rubric: str, prompt: str, completion: str, rating: bool) -> str:
+    """The text the judge reads."""
+    ask = (
+        "Rate the response from 1 (worst) to 10 (best). Reply with the number only."
+        if rating
+        else "Answer yes or no."
+    )
+    return f"{rubric}\n\nPrompt: {prompt}\nResponse: {completion}\n\n{ask}"
+
+
+class JudgeScorer(Scorer):
+    """Scores completions with an LLM judge (see the module docstring).
+
+    Args:
+        rubric: the question the judge answers about each (prompt, response).
+        model: the local judge, a name or folder for `gym_textgen.models.load_model`
+            (ignored when `base_url` is given).
+        base_url: an OpenAI-compatible API root, e.g. "http://localhost:8000/v1".
+        api_model: the model name sent to the API.
+        api_key_env: the environment variable holding the API key (unset: no key is sent).
+        timeout: seconds per HTTP request.
+        retries: tries per request (>= 1).
+        backoff: seconds before the second try; doubled for each further try.
+        concurrency: HTTP requests in flight at once.
+        batch_size: texts per forward pass of the local judge.
+        device: where the local judge runs.
+    """
+
+    name = "judge"
+
+    def __init__(
+        self,
+        rubric: str = DEFAULT_RUBRIC,
+        model: str | os.PathLike = "default",
+        base_url: str | None = None,
+        api_model: str = "gpt-4o-mini",
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        concurrency: int = 4,
+        batch_size: int = 16,
+        device: str = "cpu",
+    ) -> None:
+        if int(retries) < 1 or int(concurrency) < 1 or float(timeout) <= 0:
+            raise TextGenValueError(
+                "Expects retries >= 1, concurrency >= 1 and timeout > 0, got "
+                f"{retries}, {concurrency}, {timeout}"
+            )
+        if base_url is not None and not str(base_url).startswith(("http://", "https://")):
+            raise TextGenValueError(
+                f"Expects base_url to start with http:// or https://, got {base_url!r}"
+            )
+        self.rubric, self.model, self.base_url = rubric, model, base_url
+        self.api_model, self.api_key_env = api_model, api_key_env
+        self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
+        self.concurrency, self.batch_size, self.device = int(concurrency), int(batch_size), device
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None, "_tokenizer": None}
+
+    def __repr__(self) -> str:
+        where = self.base_url or f"model={self.model!r}"
+        return f"JudgeScorer({where}, rubric={self.rubric!r})"
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        if self.base_url is not None:
+            return self._score_http(prompts, completions)
+        return self._score_local(prompts, completions)
+
+    # -- local --------------------------------------------------------------------------------
+    def _load(self) -> None:
+        from gym_textgen.models import load_model, load_tokenizer
+
+        self._model = load_model(self.model).to(self.device).eval()
+        tok = load_tokenizer(self.model)
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        self._tokenizer = tok
+        vocab = tok.get_vocab()
+
+        def ids(words: tuple[str, ...]) -> list[int]:
+            out = {tok(w, add_special_tokens=False)["input_ids"][0] for w in words}
+            return sorted(i for i in out if i < len(vocab))
+
+        self._yes = ids(("yes", " yes", "Yes", " Yes"))
+        self._no = ids(("no", " no", "No", " No"))
+
+    def _text(self, prompt: str, completion: str) -> str:
+        q = question(self.rubric, prompt, completion, rating=False)
+        if getattr(self._tokenizer, "chat_template", None):
+            return self._tokenizer.apply_chat_template(
+                [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+            )
+        return q + "\nAnswer:"
+
+    def _score_local(self, prompts, completions) -> np.ndarray:
+        import torch
+
+        if self._model is None:
+            self._load()
+        texts = [self._text(p, c) for p, c in zip(prompts, completions, strict=True)]
+        out: list[float] = []
+        for i in range(0, len(texts), self.batch_size):
+            enc = self._tokenizer(
+                texts[i : i + self.batch_size], return_tensors="pt", padding=True,
+                add_special_tokens=False,
+            ).to(self.device)  # fmt: skip
+            with torch.no_grad():
+                logits = self._model(**enc).logits[:, -1].double()
+            probs = logits.softmax(-1).cpu()
+            yes, no = probs[:, self._yes].sum(-1), probs[:, self._no].sum(-1)
+            out.extend((yes / (yes + no).clamp_min(1e-300)).tolist())
+        return np.asarray(out, dtype=np.float64)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def _request(self, prompt: str, completion: str) -> float:
+        url = self.base_url.rstrip("/") + "/chat/completions"
+        body = json.dumps(
+            {
+                "model": self.api_model,
+                "messages": [
+                    {"role": "system", "content": "You are a strict, consistent judge."},
+                    {"role": "user", "content": question(self.rubric, prompt, completion, True)},
+                ],
+                "temperature": 0,
+                "max_tokens": 4,
+            }
+        ).encode()
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        last = ""
+        for attempt in range(self.retries):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    answer = json.loads(response.read())
+                break
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code} {e.reason}"
+                if e.code != 429 and e.code < 500:  # a bad request or key: trying again won't help
+                    raise ScorerError(f"judge: {url} answered {last}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                last = str(getattr(e, "reason", e))
+        else:
+            raise ScorerError(f"judge: cannot reach {url} after {self.retries} tries: {last}")
+        try:
+            content = answer["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise ScorerError(
+                f"judge: {url} answered without choices[0].message.content: {str(answer):.200}"
+            ) from None
+        match = _RATING.search(content or "")
+        if match is None:
+            raise ScorerError(f"judge: expected a rating from 1 to 10, got {content!r:.80}")
+        return (int(match.group(1)) - 1) / 9.0
+
+    def _score_http(self, prompts, completions) -> np.ndarray:
+        pairs = list(zip(prompts, completions, strict=True))
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            scores = list(pool.map(lambda pc: self._request(*pc), pairs))
+        return np.asarray(scores, dtype=np.float64)

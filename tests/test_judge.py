@@ -1,0 +1,120 @@
+"""The LLM judge (issue 12): a local LM's yes-probability and an OpenAI-compatible HTTP API,
+the latter against a real local server process (tests/servers/fake_chat_api.py)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gym_textgen.errors import ScorerError, TextGenValueError
+from gym_textgen.models import load_model, load_tokenizer
+from gym_textgen.scorers import make_scorer
+
+SERVER = Path(__file__).resolve().parent / "servers" / "fake_chat_api.py"
+
+
+def start_server(tmp_path, *flags):
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen([sys.executable, str(SERVER), str(port_file), *flags])
+    deadline = time.time() + 30
+    while not port_file.exists():
+        assert proc.poll() is None and time.time() < deadline, "the fake API did not start"
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{port_file.read_text()}/v1", Path(str(port_file) + ".log")
+
+
+@pytest.fixture
+def api(tmp_path, request):
+    proc, url, log = start_server(tmp_path, *getattr(request, "param", ()))
+    yield url, log
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("api", [("--key", "sk-test-123")], indirect=True)
+def test_http_judge_rates_through_a_real_server_with_the_key_from_the_environment(api, monkeypatch):
+    url, log = api
+    monkeypatch.setenv("JUDGE_KEY", "sk-test-123")
+    judge = make_scorer("judge", base_url=url, api_model="m", api_key_env="JUDGE_KEY")
+    got = judge(["The film"] * 3, [" was great", " was dull", " great fun"])
+    assert got.tolist() == [1.0, 0.0, 1.0]
+    headers = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(headers) == 3 and all(h["Authorization"] == "Bearer sk-test-123" for h in headers)
+    saved = pickle.dumps(judge)  # the key is read at request time, never stored
+    assert b"sk-test-123" not in saved and "sk-test" not in repr(judge)
+    monkeypatch.delenv("JUDGE_KEY")
+    with pytest.raises(ScorerError, match="answered HTTP 401"):  # no key: no retry either
+        judge(["p"], [" great"])
+
+
+@pytest.mark.parametrize("api", [("--fail-first", "2")], indirect=True)
+def test_http_judge_retries_busy_servers_with_backoff(api):
+    url, log = api
+    judge = make_scorer("judge", base_url=url, retries=3, backoff=0.01, concurrency=1)
+    assert judge(["p"], [" great"]).tolist() == [1.0]
+    assert len(log.read_text().splitlines()) == 3  # 503, 503, 200
+
+
+def test_http_judge_names_an_unreachable_server():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    judge = make_scorer("judge", base_url=f"http://127.0.0.1:{port}/v1", retries=2, backoff=0.01)
+    with pytest.raises(ScorerError, match=rf"cannot reach http://127.0.0.1:{port}/v1/chat/"):
+        judge(["p"], ["x"])
+
+
+def test_an_unreachable_judge_loses_no_episode():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = gym.make(
+        "TextGen-v0",
+        max_new_tokens=2,
+        scorer="judge",
+        scorer_kwargs={"base_url": f"http://127.0.0.1:{port}/v1", "retries": 1},
+    )
+    env.reset(seed=0)
+    env.step(10)
+    with pytest.raises(ScorerError, match="cannot reach"):
+        env.step(11)
+    env.reset(seed=0)  # the env is still usable: a fresh episode starts cleanly
+
+
+def test_local_judge_is_the_yes_probability_of_the_next_token():
+    judge = make_scorer("judge", model="random-tiny", rubric="Is it kind?")
+    prompts, completions = ["The film", "A"], [" was lovely.", " bad"]
+    got = judge(prompts, completions)
+    model, tok = load_model("random-tiny").double(), load_tokenizer("random-tiny")
+    yes = sorted(
+        {tok(w, add_special_tokens=False)["input_ids"][0] for w in ("yes", " yes", "Yes", " Yes")}
+    )
+    no = sorted(
+        {tok(w, add_special_tokens=False)["input_ids"][0] for w in ("no", " no", "No", " No")}
+    )
+    for p, c, value in zip(prompts, completions, got, strict=True):
+        text = f"Is it kind?\n\nPrompt: {p}\nResponse: {c}\n\nAnswer yes or no.\nAnswer:"
+        ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            probs = model(input_ids=ids).logits[0, -1].softmax(-1)
+        want = float(probs[yes].sum() / (probs[yes].sum() + probs[no].sum()))
+        assert value == pytest.approx(want, rel=1e-4)  # float32 model, left padding in a batch
+    one = [judge([p], [c])[0] for p, c in zip(prompts, completions, strict=True)]
+    np.testing.assert_allclose(got, one, rtol=1e-4)
+
+
+def test_judge_arguments_are_checked():
+    with pytest.raises(TextGenValueError, match="start with http:// or https://"):
+        make_scorer("judge", base_url="localhost:8000")
+    with pytest.raises(TextGenValueError, match="retries >= 1"):
+        make_scorer("judge", retries=0)
