@@ -198,3 +198,34 @@ def test_a_task_sets_the_env_lengths_unless_the_caller_does():
     assert gym.make("TextGenArithmetic-v0").unwrapped.core.max_new_tokens == 4
     with pytest.raises(TextGenValueError, match="expects max_new_tokens to be an int >= 1 or None"):
         Task(name="t", prompts=("a",), max_new_tokens=0)
+
+
+def test_template_and_chat_format_what_the_model_reads_but_scorers_see_the_prompt():
+    import copy
+
+    from gym_textgen.models import load_tokenizer
+
+    plain = load_tokenizer("default")
+    chatty = copy.deepcopy(plain)
+    chatty.chat_template = (
+        "{% for m in messages %}[user] {{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %} [bot]{% endif %}"
+    )
+    task = Task(name="qa", prompts=("2 + 2",), template="Q: {prompt}\nA:", chat=True)
+
+    def first_obs(**kwargs):
+        env = gym.make("TextGen-v0", task=task, max_prompt_tokens=40, max_new_tokens=2, **kwargs)
+        obs, _ = env.reset(seed=0)
+        _, _, _, _, info = env.step(5)
+        _, _, _, _, info = env.step(5)
+        ids = obs["input_ids"][obs["attention_mask"].astype(bool)].tolist()
+        return ids, info["prompt"]
+
+    ids, prompt = first_obs(tokenizer=chatty)
+    assert ids == chatty.encode("[user] Q: 2 + 2\nA: [bot]") and prompt == "2 + 2"
+    ids, prompt = first_obs(tokenizer=plain)  # no chat template: the plain template only
+    assert ids == plain.encode("Q: 2 + 2\nA:") and prompt == "2 + 2"
+    ids, _ = first_obs(tokenizer=chatty, chat=False)  # the caller overrides the task
+    assert ids == chatty.encode("Q: 2 + 2\nA:")
+    with pytest.raises(TextGenValueError, match="expects a template holding '{prompt}'"):
+        Task(name="t", prompts=("a",), template="Question:")

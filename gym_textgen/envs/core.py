@@ -36,7 +36,7 @@ class TextGenConfig:
     >>> TextGenConfig.from_kwargs(max_tokens=16)
     Traceback (most recent call last):
     ...
-    gym_textgen.errors.TextGenTypeError: TextGenEnv got unexpected keyword argument(s) ['max_tokens'] (did you mean 'max_new_tokens'?); valid names: ['allowed_tokens', 'dense_reward', 'max_new_tokens', 'max_prompt_tokens', 'scorer', 'scorer_kwargs', 'scorer_timeout', 'split', 'stop_on_eos', 'task', 'tokenizer', 'vocab_size']
+    gym_textgen.errors.TextGenTypeError: TextGenEnv got unexpected keyword argument(s) ['max_tokens'] (did you mean 'max_new_tokens'?); valid names: ['allowed_tokens', 'chat', 'dense_reward', 'max_new_tokens', 'max_prompt_tokens', 'scorer', 'scorer_kwargs', 'scorer_timeout', 'split', 'stop_on_eos', 'task', 'tokenizer', 'vocab_size']
     """
 
     task: Any = "movie_sentiment"
@@ -68,6 +68,9 @@ class TextGenConfig:
     """V, the action space size, when the policy model's output is larger than the tokenizer"""
     split: str = "train"
     """which prompts `reset` draws: "train" or the held-out "eval" ones"""
+    chat: bool | None = None
+    """wrap each prompt in the tokenizer's chat template (an instruct model's format) when it
+    has one; None: the task's choice (`Task.chat`)"""
 
     def __post_init__(self) -> None:
         if self.allowed_tokens is not None and not isinstance(self.allowed_tokens, tuple):
@@ -238,10 +241,23 @@ class TextGenCore:
         return mask
 
     # -- text <-> ids -------------------------------------------------------------------------
-    def encode_prompt(self, prompt: str) -> tuple[np.ndarray, str]:
-        """Token ids of `prompt`, left-truncated to `max_prompt_tokens`, and the text they spell.
+    def format_prompt(self, text: str) -> str:
+        """What the model reads for prompt `text`: the task's template, then (when `chat` is on
+        and the tokenizer has one) the chat template with `text` as the user's message."""
+        text = self.task.template.replace("{prompt}", text)
+        chat = self.config.chat if self.config.chat is not None else self.task.chat
+        if chat and getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+            )
+        return text
 
-        The text is `prompt` itself unless it was truncated. Results are cached per prompt.
+    def encode_prompt(self, prompt: str) -> tuple[np.ndarray, str]:
+        """Token ids of `prompt` as the model reads it (`format_prompt`), left-truncated to
+        `max_prompt_tokens`, and the prompt's text for scorers and `info`.
+
+        The text is `prompt` itself unless it was truncated (then it is what the kept ids spell).
+        Results are cached per prompt.
         """
         hit = self._encoded.get(prompt)
         if hit is not None:
@@ -249,7 +265,7 @@ class TextGenCore:
         text = as_text(prompt)
         if not text:
             raise TextGenValueError("Expects a non-empty prompt, got ''")
-        ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
+        ids = np.asarray(self.tokenizer.encode(self.format_prompt(text)), dtype=np.int64)
         if ids.size == 0:
             raise TextGenValueError(f"Prompt {prompt!r:.80} encodes to no tokens")
         if ids.size > self.max_prompt_tokens:

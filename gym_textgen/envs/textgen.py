@@ -113,6 +113,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `allowed_tokens`    | `None`              | ids the action mask allows (narrows it)           |
     | `vocab_size`        | tokenizer size      | V, to match a model whose output is larger        |
     | `split`             | `"train"`           | `"train"` or `"eval"` prompts                     |
+    | `chat`              | the task's          | wrap prompts in the tokenizer's chat template     |
     | `render_mode`       | `None`              | `"ansi"` or `"human"` (others: a warning, none)   |
 
     ## Vectorized environment

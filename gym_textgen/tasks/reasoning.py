@@ -56,6 +56,7 @@ def reasoning_gym_task(
         description=f"reasoning-gym {dataset}: graded by its own score_answer",
         max_prompt_tokens=192,  # long questions; the default model's context is 256
         max_new_tokens=16,
+        chat=True,
     )
 
 

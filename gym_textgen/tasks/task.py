@@ -23,6 +23,10 @@ class Task:
         description: one line for humans.
         max_prompt_tokens: the env's default `max_prompt_tokens` for this task (None: 24).
         max_new_tokens: the env's default `max_new_tokens` for this task (None: 32).
+        template: how a prompt is shown to the model; `{prompt}` stands for the prompt (e.g.
+            `"Question: {prompt}\nAnswer:"`).
+        chat: wrap the templated prompt in the tokenizer's chat template when it has one, so an
+            instruct model (`smollm2-135m`) reads its own format and a base model a plain prompt.
     """
 
     name: str
@@ -34,6 +38,8 @@ class Task:
     description: str = ""
     max_prompt_tokens: int | None = None
     max_new_tokens: int | None = None
+    template: str = "{prompt}"
+    chat: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompts", tuple(self.prompts))
@@ -59,6 +65,10 @@ class Task:
                 raise TextGenValueError(
                     f"Task {self.name!r}: expects {key} to be an int >= 1 or None, got {value!r}"
                 )
+        if not isinstance(self.template, str) or "{prompt}" not in self.template:
+            raise TextGenValueError(
+                f"Task {self.name!r}: expects a template holding '{{prompt}}', got {self.template!r}"
+            )
         for i, p in enumerate(self.prompts):
             if not isinstance(p, str):
                 raise TextGenTypeError(
