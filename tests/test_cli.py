@@ -292,6 +292,18 @@ FLOAT = r"(-?\d+\.\d+)"
             rf"mean sentiment reward: before {FLOAT}, after {FLOAT}",
             2,
         ),
+        (
+            "04_custom_task_and_scorer.py",
+            ["--timesteps", "128", "--eval-episodes", "2", "--max-new-tokens", "8"],
+            rf"mean food reward: before {FLOAT}, after {FLOAT}",
+            2,
+        ),
+        (
+            "06_reward_hacking.py",
+            ["--timesteps", "128", "--eval-episodes", "2", "--max-new-tokens", "8"],
+            rf"mixed reward: .*; parrot rate: before {FLOAT}, after {FLOAT}",
+            4,
+        ),
     ],
 )
 def test_examples_smoke(script, args, pattern, episodes):
