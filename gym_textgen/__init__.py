@@ -7,6 +7,9 @@ Importing the package registers its environments:
 | `TextGen-v0` | movie-review openings | `sentiment` (VADER, in [0, 1]) |
 | `TextGenKeywords-v0` | movie-review openings | `keywords` (the prompt's required word) |
 | `TextGenTargetTokens-v0` | movie-review openings | `target_tokens` (synthetic, for fast tests) |
+| `TextGenSummarize-v0` | short news passages | `rouge` (ROUGE-L to a reference summary) |
+| `TextGenTranslate-v0` | simple English sentences | `chrf` (to the French reference) |
+| `TextGenDialogue-v0` | short exchanges | similarity to the exchange + fluency + length |
 | `TextGenCopy-v0` | `copy: red cat sun ->` (procedural) | `word_match` |
 | `TextGenReverse-v0` | `reverse: red cat sun ->` (procedural) | `word_match` |
 | `TextGenArithmetic-v0` | `12 + 35 =` (procedural) | `numeric` (exact answer) |
@@ -26,6 +29,9 @@ ENV_IDS = {
     "TextGen-v0": {},
     "TextGenKeywords-v0": {"task": "keywords"},
     "TextGenTargetTokens-v0": {"task": "target_tokens"},
+    "TextGenSummarize-v0": {"task": "summarize"},
+    "TextGenTranslate-v0": {"task": "translate"},
+    "TextGenDialogue-v0": {"task": "dialogue"},
     "TextGenCopy-v0": {"task": "copy"},
     "TextGenReverse-v0": {"task": "reverse"},
     "TextGenArithmetic-v0": {"task": "arithmetic"},

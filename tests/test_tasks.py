@@ -21,6 +21,7 @@ def write_jsonl(path, records):
 
 def test_list_tasks_names_every_task():
     want = {"movie_sentiment", "keywords", "target_tokens", "copy", "reverse", "arithmetic"}
+    want |= {"summarize", "translate", "dialogue"}
     assert set(list_tasks()) == want
 
 
@@ -229,3 +230,43 @@ def test_template_and_chat_format_what_the_model_reads_but_scorers_see_the_promp
     assert ids == chatty.encode("Q: 2 + 2\nA:")
     with pytest.raises(TextGenValueError, match="expects a template holding '{prompt}'"):
         Task(name="t", prompts=("a",), template="Question:")
+
+
+@pytest.mark.parametrize("name", ["summarize", "translate", "dialogue"])
+def test_bundled_language_tasks_have_held_out_data_their_scorer_can_grade(name):
+    task = make_task(name)
+    assert len(task.prompts) >= 200 and len(task.eval_prompts) >= 50
+    assert not set(task.prompts) & set(task.eval_prompts)
+    assert not set(task.eval_references) & set(task.references)  # held-out content
+    if name != "dialogue":  # a reference-graded task: the reference itself scores 1
+        refs = list(task.eval_references[:5])
+        got = make_scorer(task.scorer)(task.eval_prompts[:5], refs, refs)
+        np.testing.assert_allclose(got, 1.0, atol=1e-12)
+
+
+def test_bundled_task_data_is_what_the_script_writes(tmp_path):
+    import sys
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        import make_task_data
+    finally:
+        sys.path.remove(str(scripts))
+    make_task_data.main(tmp_path)
+    for name in ("summarize", "translate", "dialogue"):
+        shipped = (make_task_data.OUT / f"{name}.jsonl").read_text(encoding="utf-8")
+        assert (tmp_path / f"{name}.jsonl").read_text(encoding="utf-8") == shipped
+
+
+def test_dialogue_reward_prefers_an_on_topic_reply():
+    pytest.importorskip("sentence_transformers")
+    task = make_task("dialogue")
+    scorer = make_scorer(task.scorer)
+    prompt = task.eval_prompts[0]
+    on_topic, off_topic = task.eval_references[0], " Purple seven the of window and"
+    parts = scorer.components([prompt] * 2, [on_topic, off_topic], None)
+    assert set(parts) == {"similarity", "fluency", "length"}
+    total = scorer([prompt] * 2, [on_topic, off_topic], None)
+    assert total[0] > total[1] and parts["similarity"][0] > parts["similarity"][1]

@@ -12,6 +12,7 @@ Each loads its model on first use (and again after unpickling), scores a batch i
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any
@@ -21,6 +22,21 @@ import numpy as np
 from gym_textgen.errors import TextGenValueError, require
 from gym_textgen.scorers.base import Scorer
 from gym_textgen.scorers.metrics import reference_list
+
+
+@functools.lru_cache(maxsize=4)
+def _sentence_model(path: str, device: str) -> Any:
+    """One SentenceTransformer per (folder, device) in a process: envs share it."""
+    st = require("sentence_transformers", "embeddings", "similarity scorer")
+    return st.SentenceTransformer(path, device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def _causal_lm(name: str, device: str) -> tuple[Any, Any]:
+    """One (model, tokenizer) per (name, device) in a process; never trained, so shareable."""
+    from gym_textgen.models import load_model, load_tokenizer
+
+    return load_model(name).to(device).eval(), load_tokenizer(name)
 
 
 class _Lazy(Scorer):
@@ -104,11 +120,8 @@ class FluencyScorer(_Lazy):
         """Mean log-probability per completion token (nan for an empty completion)."""
         import torch
 
-        from gym_textgen.models import load_model, load_tokenizer
-
         if self._model is None:
-            self._model = load_model(self.model).to(self.device).eval()
-            self._tokenizer = load_tokenizer(self.model)
+            self._model, self._tokenizer = _causal_lm(str(self.model), self.device)
         tok, model = self._tokenizer, self._model
         limit = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id

@@ -9,6 +9,9 @@ Data files ship inside the package; nothing is downloaded.
 | `movie_sentiment` | movie-review openings | `sentiment` |
 | `keywords` | movie-review openings + a required word | `keywords` |
 | `target_tokens` | movie-review openings | `target_tokens` (synthetic) |
+| `summarize` | a four-sentence local-news passage (bundled) | `rouge` (ROUGE-L to the reference) |
+| `translate` | a simple English sentence to say in French (bundled) | `chrf` |
+| `dialogue` | a short exchange between two people; write the next turn (bundled) | similarity to the exchange + fluency + length |
 | `copy`, `reverse` | `copy: red cat sun ->` (procedural) | `word_match` |
 | `arithmetic` | `12 + 35 =` (procedural) | `numeric` |
 | `reasoning_gym:<dataset>` | reasoning-gym's questions (optional extra) | `reasoning_gym` |
@@ -16,11 +19,13 @@ Data files ship inside the package; nothing is downloaded.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.scorers import Scorer
 from gym_textgen.tasks.loading import is_task_file, load_task
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
@@ -71,10 +76,68 @@ def _keywords() -> Task:
     )
 
 
+def _bundled(name: str, **settings: Any) -> Task:
+    """A task from `data/<name>.jsonl` (written by scripts/make_task_data.py; see data/README.md)."""
+    task = load_task(DATA / f"{name}.jsonl", name=name)
+    return dataclasses.replace(task, **settings)
+
+
+def _summarize() -> Task:
+    return _bundled(
+        "summarize",
+        scorer="rouge",
+        template="{prompt}\nSummary:",
+        chat=True,
+        max_prompt_tokens=192,
+        max_new_tokens=32,
+        description="summarize a short news passage in one sentence; reward = ROUGE-L",
+    )
+
+
+def _translate() -> Task:
+    return _bundled(
+        "translate",
+        scorer="chrf",
+        template="{prompt}\nFrench:",
+        chat=True,
+        max_prompt_tokens=48,
+        max_new_tokens=24,
+        description="translate a simple English sentence into French; reward = chrF",
+    )
+
+
+def dialogue_scorer() -> Scorer:
+    """Relevance (MiniLM similarity to the exchange) + 0.5 fluency (1/perplexity under the
+    default LM) + 0.5 length (about 12 words): a reply that is on topic, reads well and is
+    neither a word nor a speech. Needs the `embeddings` extra."""
+    from gym_textgen.scorers import FluencyScorer, LengthScorer, SimilarityScorer, WeightedScorer
+
+    return WeightedScorer(
+        {
+            "similarity": (1.0, SimilarityScorer(to="prompt")),
+            "fluency": (0.5, FluencyScorer()),
+            "length": (0.5, LengthScorer(target=12)),
+        }
+    )
+
+
+def _dialogue() -> Task:
+    return _bundled(
+        "dialogue",
+        scorer=dialogue_scorer(),
+        max_prompt_tokens=96,
+        max_new_tokens=24,
+        description="write the next turn of a short exchange; reward = relevance + fluency + length",
+    )
+
+
 _TASKS: dict[str, Callable[[], Task]] = {
     "movie_sentiment": _movie_sentiment,
     "target_tokens": _target_tokens,
     "keywords": _keywords,
+    "summarize": _summarize,
+    "translate": _translate,
+    "dialogue": _dialogue,
     "copy": copy_task,
     "reverse": reverse_task,
     "arithmetic": arithmetic_task,
@@ -119,6 +182,7 @@ __all__ = [
     "Task",
     "arithmetic_task",
     "copy_task",
+    "dialogue_scorer",
     "list_tasks",
     "load_task",
     "reasoning_gym_task",
