@@ -299,6 +299,12 @@ FLOAT = r"(-?\d+\.\d+)"
             2,
         ),
         (
+            "05_summarize_or_translate.py",
+            ["--timesteps", "128", "--eval-episodes", "2", "--max-new-tokens", "8"],
+            rf"mean ROUGE-L: before {FLOAT}, after {FLOAT}",
+            2,
+        ),
+        (
             "06_reward_hacking.py",
             ["--timesteps", "128", "--eval-episodes", "2", "--max-new-tokens", "8"],
             rf"mixed reward: .*; parrot rate: before {FLOAT}, after {FLOAT}",
