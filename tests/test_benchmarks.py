@@ -22,6 +22,20 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
         ("update_speed.py", ["--quick", "--repeats", "1"], "fast / reference"),
         ("iteration_split.py", ["--model", "random-tiny", "--iterations", "1"], "ratio PPO"),
         (
+            "task_learning.py",
+            [
+                "--model",
+                "random-tiny",
+                "--tasks",
+                "arithmetic,copy",
+                "--seconds",
+                "2",
+                "--episodes",
+                "4",
+            ],
+            "| copy |",
+        ),
+        (
             "learn_speed.py",
             ["--quick", "--variants", "fast", "--n-epochs", "1"],
             "learn / generate",
