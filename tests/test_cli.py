@@ -162,7 +162,7 @@ def test_abbreviated_and_unknown_flags_are_errors(tmp_path):
         (["--env-id", "Nope-v0"], r"Unknown env id 'Nope-v0'"),
         (
             ["--env-kwargs", '{"max_new_tokens": 0}'],
-            "Expects max_new_tokens to be an int >= 1, got 0",
+            "Expects max_new_tokens to be an int >= 1 or None, got 0",
         ),
         (
             ["--env-kwargs", '{"max_tokens": 3}'],

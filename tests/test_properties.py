@@ -21,6 +21,7 @@ from gym_textgen.models import load_tokenizer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*longer than max_prompt_tokens")
 IDS = sorted(gym_textgen.ENV_IDS)
+NEURAL_REWARD = {"TextGenDialogue-v0"}  # rewards from models: batch-dependent float32 round-off
 TOKENIZER_SIZE = len(load_tokenizer("default"))
 FINAL_INFO = {"prompt", "completion", "new_tokens", "reward_components"}
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,5 +140,9 @@ def test_vector_env_equals_single_envs(env_id, kwargs, n, data, seed):
                 o, r, t, _, _ = env.step(int(actions[i]))
             np.testing.assert_array_equal(obs["input_ids"][i], o["input_ids"])
             np.testing.assert_array_equal(obs["attention_mask"][i], o["attention_mask"])
-            assert rewards[i] == r and terms[i] == t and not truncs[i]
+            assert terms[i] == t and not truncs[i]
+            if env_id in NEURAL_REWARD:  # a batch of texts through one float32 forward:
+                assert rewards[i] == pytest.approx(r, abs=1e-6)  # ~4e-8 apart, measured
+            else:
+                assert rewards[i] == r
         needs_reset = terms.copy()
