@@ -11,6 +11,8 @@ the eval split draws on held-out events, nouns and exchanges, so its content is 
   reaction) -> a one-sentence summary of the event.
 - translate: a simple English sentence -> its French translation (articles, gender agreement,
   elision and adjective order handled by the templates).
+- keywords (CommonGen-style): three everyday concepts -> a sentence that uses them all; the
+  reference is the concept list.
 - dialogue: a short exchange between two people -> the next turn; the reference is one good
   reply (the task's reward does not need it: it mixes relevance, fluency and length).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parents[1] / "gym_textgen" / "tasks" / "data"
 N_TRAIN, N_EVAL = 240, 60
@@ -161,13 +164,38 @@ def dialogue_item(rng: random.Random, split: str) -> tuple[str, str]:
     return prompt, f" {reply}"
 
 
+# -- keywords (CommonGen-style) ------------------------------------------------------------
+CONCEPT_NOUNS = (
+    "dog ball park kitchen bread river boat garden cat tree book window rain bicycle road "
+    "table coffee beach sand child teacher market apple horse field train station snow "
+    "mountain friend guitar song door key letter phone cake oven shop street bridge"
+).split()
+CONCEPT_VERBS = (
+    "throw cook swim read walk play open bake ride sing paint climb wash carry jump".split()
+)
+HELD_OUT = set(CONCEPT_NOUNS[-8:]) | set(CONCEPT_VERBS[-4:])
+
+
+def keywords_item(rng: random.Random, split: str) -> tuple[str, list[str]]:
+    nouns = [w for w in CONCEPT_NOUNS if w not in HELD_OUT]
+    verbs = [w for w in CONCEPT_VERBS if w not in HELD_OUT]
+    if split == "train":
+        concepts = [*rng.sample(nouns, 2), rng.choice(verbs)]
+    else:  # at least one concept never seen in training
+        held_nouns = [w for w in CONCEPT_NOUNS if w in HELD_OUT]
+        held_verbs = [w for w in CONCEPT_VERBS if w in HELD_OUT]
+        concepts = [rng.choice(held_nouns), rng.choice(nouns), rng.choice(held_verbs + verbs)]
+    rng.shuffle(concepts)
+    return f"Write one sentence that uses the words: {', '.join(concepts)}.", concepts
+
+
 def build(make, seed: int) -> list[dict]:
     """N_TRAIN then N_EVAL distinct items; the eval items come from held-out slot values
     (events, nouns, exchanges), so no eval prompt's content is trained on."""
     rng = random.Random(seed)
     out = []
     for split, n in (("train", N_TRAIN), ("eval", N_EVAL)):
-        seen: dict[str, str] = {}
+        seen: dict[str, Any] = {}
         for _ in range(100_000):
             prompt, reference = make(rng, split)
             seen.setdefault(prompt, reference)
@@ -180,7 +208,9 @@ def build(make, seed: int) -> list[dict]:
 
 
 def main(out: Path = OUT) -> None:
-    for name, make in (("summarize", summarize_item), ("translate", translate_item), ("dialogue", dialogue_item)):  # fmt: skip
+    makers = {"summarize": summarize_item, "translate": translate_item, "dialogue": dialogue_item,
+              "keywords": keywords_item}  # fmt: skip
+    for name, make in makers.items():
         items = build(make, seed=0)
         path = Path(out) / f"{name}.jsonl"
         path.write_text(

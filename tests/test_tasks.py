@@ -21,7 +21,7 @@ def write_jsonl(path, records):
 
 def test_list_tasks_names_every_task():
     want = {"movie_sentiment", "keywords", "target_tokens", "copy", "reverse", "arithmetic"}
-    want |= {"summarize", "translate", "dialogue"}
+    want |= {"summarize", "translate", "dialogue", "movie_keywords"}
     assert set(list_tasks()) == want
 
 
@@ -232,16 +232,34 @@ def test_template_and_chat_format_what_the_model_reads_but_scorers_see_the_promp
         Task(name="t", prompts=("a",), template="Question:")
 
 
-@pytest.mark.parametrize("name", ["summarize", "translate", "dialogue"])
+@pytest.mark.parametrize("name", ["summarize", "translate", "dialogue", "keywords"])
 def test_bundled_language_tasks_have_held_out_data_their_scorer_can_grade(name):
     task = make_task(name)
     assert len(task.prompts) >= 200 and len(task.eval_prompts) >= 50
     assert not set(task.prompts) & set(task.eval_prompts)
-    assert not set(task.eval_references) & set(task.references)  # held-out content
+    if name == "keywords":  # every eval concept set holds a concept no training set has
+        seen = {w for ref in task.references for w in ref}
+        assert all(set(ref) - seen for ref in task.eval_references)
+    else:
+        assert not set(task.eval_references) & set(task.references)  # held-out content
     if name != "dialogue":  # a reference-graded task: the reference itself scores 1
         refs = list(task.eval_references[:5])
-        got = make_scorer(task.scorer)(task.eval_prompts[:5], refs, refs)
+        texts = [" ".join(r) if isinstance(r, list) else r for r in refs]
+        got = make_scorer(task.scorer)(task.eval_prompts[:5], texts, refs)
         np.testing.assert_allclose(got, 1.0, atol=1e-12)
+
+
+def test_keywords_counts_inflections_when_asked():
+    from gym_textgen.scorers import KeywordsScorer
+
+    text = ["The children were baking bread and the dogs carried sticks."]
+    refs = [["child", "bake", "dog", "carry", "swim"]]
+    assert KeywordsScorer(inflected=True)(["p"], text, refs)[0] == pytest.approx(3 / 5)
+    assert KeywordsScorer()(["p"], text, refs)[0] == 0.0  # exact words only
+    got = KeywordsScorer(inflected=True)(
+        ["p"], ["She throws, he threw; we swim."], [["throw", "swim"]]
+    )
+    assert got[0] == 1.0
 
 
 def test_bundled_task_data_is_what_the_script_writes(tmp_path):
@@ -255,7 +273,7 @@ def test_bundled_task_data_is_what_the_script_writes(tmp_path):
     finally:
         sys.path.remove(str(scripts))
     make_task_data.main(tmp_path)
-    for name in ("summarize", "translate", "dialogue"):
+    for name in ("summarize", "translate", "dialogue", "keywords"):
         shipped = (make_task_data.OUT / f"{name}.jsonl").read_text(encoding="utf-8")
         assert (tmp_path / f"{name}.jsonl").read_text(encoding="utf-8") == shipped
 

@@ -65,17 +65,36 @@ class LengthScorer(Scorer):
         return np.maximum(0.0, 1.0 - np.abs(n - self.target) / self.target)
 
 
+def inflections(word: str) -> set[str]:
+    """`word` and its regular English inflections: dog -> dogs; bake -> bakes, baked, baking;
+    run -> runs, running, runned (a harmless non-word); carry -> carries, carried."""
+    forms = {word, word + "s", word + "es", word + "ed", word + "ing", word + "d"}
+    if word.endswith("e"):
+        forms.add(word[:-1] + "ing")
+    if word.endswith("y") and len(word) > 2:
+        forms |= {word[:-1] + "ies", word[:-1] + "ied"}
+    if len(word) >= 3 and word[-1] not in "aeiouwxy" and word[-2] in "aeiou":
+        forms |= {word + word[-1] + "ing", word + word[-1] + "ed"}
+    return forms
+
+
 class KeywordsScorer(Scorer):
     """Fraction of required words present in the completion (whole words, any case).
 
     The required words are `keywords` or, per prompt, the task's reference (a list of words or a
     comma-separated string). With neither, calling it is an error.
+
+    Args:
+        keywords: the required words for every prompt (None: each prompt's reference).
+        inflected: also count regular inflections (`throw` is present in "she throws"), as
+            CommonGen's concept sets are meant.
     """
 
     name = "keywords"
 
-    def __init__(self, keywords: Iterable[str] | None = None) -> None:
+    def __init__(self, keywords: Iterable[str] | None = None, inflected: bool = False) -> None:
         self.keywords = None if keywords is None else [k.lower() for k in keywords]
+        self.inflected = bool(inflected)
 
     def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
         out = np.empty(len(completions))
@@ -91,7 +110,10 @@ class KeywordsScorer(Scorer):
                     w.strip().lower() for w in (ref.split(",") if isinstance(ref, str) else ref)
                 ]
             present = set(words(c))
-            out[i] = sum(w in present for w in required) / len(required) if required else 0.0
+            found = [
+                bool(present & inflections(w)) if self.inflected else w in present for w in required
+            ]
+            out[i] = sum(found) / len(required) if required else 0.0
         return out
 
 

@@ -7,7 +7,8 @@ Data files ship inside the package; nothing is downloaded.
 | name | prompts | default scorer |
 | --- | --- | --- |
 | `movie_sentiment` | movie-review openings | `sentiment` |
-| `keywords` | movie-review openings + a required word | `keywords` |
+| `keywords` | CommonGen-style: three concepts to use in a sentence (bundled) | `keywords` (inflections count) |
+| `movie_keywords` | movie-review openings + a required word | `keywords` |
 | `target_tokens` | movie-review openings | `target_tokens` (synthetic) |
 | `summarize` | a four-sentence local-news passage (bundled) | `rouge` (ROUGE-L to the reference) |
 | `translate` | a simple English sentence to say in French (bundled) | `chrf` |
@@ -62,11 +63,11 @@ def _target_tokens() -> Task:
     )
 
 
-def _keywords() -> Task:
+def _movie_keywords() -> Task:
     prompts = _read_lines(DATA / "movie_review_prompts.txt")
     words = ("music", "story", "acting", "ending")
     return Task(
-        name="keywords",
+        name="movie_keywords",
         prompts=tuple(prompts[:-16]),
         eval_prompts=tuple(prompts[-16:]),
         references=tuple([words[i % len(words)]] for i in range(len(prompts) - 16)),
@@ -106,6 +107,21 @@ def _translate() -> Task:
     )
 
 
+def _keywords() -> Task:
+    from gym_textgen.scorers import KeywordsScorer
+
+    return _bundled(
+        "keywords",
+        scorer=KeywordsScorer(inflected=True),
+        template="{prompt}\nSentence:",
+        chat=True,
+        max_prompt_tokens=32,
+        max_new_tokens=24,
+        description="CommonGen-style: a sentence that uses three given concepts; reward = "
+        "share of them used (inflections count)",
+    )
+
+
 def dialogue_scorer() -> Scorer:
     """Relevance (MiniLM similarity to the exchange) + 0.5 fluency (1/perplexity under the
     default LM) + 0.5 length (about 12 words): a reply that is on topic, reads well and is
@@ -134,6 +150,7 @@ def _dialogue() -> Task:
 _TASKS: dict[str, Callable[[], Task]] = {
     "movie_sentiment": _movie_sentiment,
     "target_tokens": _target_tokens,
+    "movie_keywords": _movie_keywords,
     "keywords": _keywords,
     "summarize": _summarize,
     "translate": _translate,
