@@ -23,7 +23,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 import agents
 from agents.evaluation import mean_reward, sample_episodes
 
-TASKS = "summarize,keywords,reasoning_gym:basic_arithmetic"
+TASKS = "summarize,commongen,reasoning_gym:basic_arithmetic"
 
 
 class Deadline(BaseCallback):

@@ -6,7 +6,7 @@ Importing the package registers its environments:
 | --- | --- | --- |
 | `TextGen-v0` | movie-review openings | `sentiment` (VADER, in [0, 1]) |
 | `TextGenKeywords-v0` | movie-review openings | `keywords` (the prompt's required word) |
-| `TextGenKeywords-v1` | CommonGen-style concept sets | `keywords` (all three concepts, inflections count) |
+| `TextGenCommonGen-v0` | CommonGen-style concept sets | `keywords` (all three concepts, inflections count) |
 | `TextGenTargetTokens-v0` | movie-review openings | `target_tokens` (synthetic, for fast tests) |
 | `TextGenSummarize-v0` | short news passages | `rouge` (ROUGE-L to a reference summary) |
 | `TextGenTranslate-v0` | simple English sentences | `chrf` (to the French reference) |
@@ -28,8 +28,8 @@ __version__ = "0.2.0"
 
 ENV_IDS = {
     "TextGen-v0": {},
-    "TextGenKeywords-v0": {"task": "movie_keywords"},
-    "TextGenKeywords-v1": {"task": "keywords"},
+    "TextGenKeywords-v0": {"task": "keywords"},
+    "TextGenCommonGen-v0": {"task": "commongen"},
     "TextGenTargetTokens-v0": {"task": "target_tokens"},
     "TextGenSummarize-v0": {"task": "summarize"},
     "TextGenTranslate-v0": {"task": "translate"},

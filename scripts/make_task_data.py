@@ -11,7 +11,7 @@ the eval split draws on held-out events, nouns and exchanges, so its content is 
   reaction) -> a one-sentence summary of the event.
 - translate: a simple English sentence -> its French translation (articles, gender agreement,
   elision and adjective order handled by the templates).
-- keywords (CommonGen-style): three everyday concepts -> a sentence that uses them all; the
+- commongen (CommonGen-style): three everyday concepts -> a sentence that uses them all; the
   reference is the concept list.
 - dialogue: a short exchange between two people -> the next turn; the reference is one good
   reply (the task's reward does not need it: it mixes relevance, fluency and length).
@@ -164,7 +164,7 @@ def dialogue_item(rng: random.Random, split: str) -> tuple[str, str]:
     return prompt, f" {reply}"
 
 
-# -- keywords (CommonGen-style) ------------------------------------------------------------
+# -- commongen (CommonGen-style) ------------------------------------------------------------
 CONCEPT_NOUNS = (
     "dog ball park kitchen bread river boat garden cat tree book window rain bicycle road "
     "table coffee beach sand child teacher market apple horse field train station snow "
@@ -176,7 +176,7 @@ CONCEPT_VERBS = (
 HELD_OUT = set(CONCEPT_NOUNS[-8:]) | set(CONCEPT_VERBS[-4:])
 
 
-def keywords_item(rng: random.Random, split: str) -> tuple[str, list[str]]:
+def commongen_item(rng: random.Random, split: str) -> tuple[str, list[str]]:
     nouns = [w for w in CONCEPT_NOUNS if w not in HELD_OUT]
     verbs = [w for w in CONCEPT_VERBS if w not in HELD_OUT]
     if split == "train":
@@ -209,7 +209,7 @@ def build(make, seed: int) -> list[dict]:
 
 def main(out: Path = OUT) -> None:
     makers = {"summarize": summarize_item, "translate": translate_item, "dialogue": dialogue_item,
-              "keywords": keywords_item}  # fmt: skip
+              "commongen": commongen_item}  # fmt: skip
     for name, make in makers.items():
         items = build(make, seed=0)
         path = Path(out) / f"{name}.jsonl"

@@ -84,7 +84,7 @@ def test_config_on_top_of_a_registered_id():
     vec = gym.make_vec(
         "TextGenKeywords-v0", num_envs=2, vectorization_mode="vector_entry_point", config=config
     )
-    assert vec.unwrapped.core.task.name == "movie_keywords"
+    assert vec.unwrapped.core.task.name == "keywords"
     as_dict = TextGenEnv(config={"max_new_tokens": 4})  # a mapping of fields works too
     assert as_dict.max_new_tokens == 4
     with pytest.raises(gym_textgen.TextGenTypeError, match="Expects config to be a TextGenConfig"):

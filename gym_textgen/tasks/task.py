@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 
 
@@ -47,6 +49,11 @@ class Task:
             object.__setattr__(self, "eval_prompts", self.prompts)
             if self.eval_references is None:
                 object.__setattr__(self, "eval_references", self.references)
+        elif self.references is not None and self.eval_references is None:
+            raise TextGenValueError(
+                f"Task {self.name!r}: has references for its training prompts but none for its "
+                f"{len(self.eval_prompts)} eval_prompts; expects eval_references too"
+            )
         object.__setattr__(self, "eval_prompts", tuple(self.eval_prompts))
         if not self.prompts:
             raise TextGenValueError(f"Task {self.name!r} needs at least one prompt, got none")
@@ -61,7 +68,9 @@ class Task:
                 )
         for key in ("max_prompt_tokens", "max_new_tokens"):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise TextGenValueError(
                     f"Task {self.name!r}: expects {key} to be an int >= 1 or None, got {value!r}"
                 )
