@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError, deprecated
+from gym_textgen.tasks.loading import is_task_file
 
 #: The algorithm names `textgen train --algo` accepts (`agents.ALGOS` maps them to classes).
 ALGO_NAMES = ("a2c", "maskable_ppo", "ppo", "reinforce")
@@ -130,6 +131,15 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise TextGenValueError(f"Expects {f.name} to be a finite number, got {value}")
+        # a prompts file is kept by its absolute path, so `textgen eval`, `--resume` and
+        # `generate` find it from any folder (the run reads the file, it does not copy it)
+        if is_task_file(self.task):
+            self.task = str(Path(self.task).expanduser().resolve())
+        if is_task_file(self.env_kwargs.get("task")):
+            self.env_kwargs = {
+                **self.env_kwargs,
+                "task": str(Path(self.env_kwargs["task"]).expanduser().resolve()),
+            }
         if self.task and self.env_kwargs.get("task", self.task) != self.task:
             raise TextGenValueError(
                 f"Expects one task, got task={self.task!r} and env_kwargs task="

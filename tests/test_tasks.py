@@ -253,8 +253,10 @@ def test_keywords_counts_inflections_when_asked():
     from gym_textgen.scorers import KeywordsScorer
 
     text = ["The children were baking bread and the dogs carried sticks."]
-    refs = [["child", "bake", "dog", "carry", "swim"]]
-    assert KeywordsScorer(inflected=True)(["p"], text, refs)[0] == pytest.approx(3 / 5)
+    refs = [["child", "bake", "dog", "carry", "swim"]]  # children: an irregular plural
+    assert KeywordsScorer(inflected=True)(["p"], text, refs)[0] == pytest.approx(4 / 5)
+    trailing = KeywordsScorer(inflected=True)(["p"], ["a d s"], ["dog,"])  # no empty keyword
+    assert trailing[0] == 0.0
     assert KeywordsScorer()(["p"], text, refs)[0] == 0.0  # exact words only
     got = KeywordsScorer(inflected=True)(
         ["p"], ["She throws, he threw; we swim."], [["throw", "swim"]]
@@ -341,3 +343,23 @@ def test_a_task_with_training_references_needs_eval_references():
     assert Task(name="t", prompts=("a",), max_new_tokens=np.int64(4)).max_new_tokens == 4
     with pytest.raises(TextGenValueError, match="max_new_tokens to be an int >= 1 or None"):
         Task(name="t", prompts=("a",), max_new_tokens=True)
+
+
+def test_a_relative_task_file_works_from_any_folder_and_task_prompts_keep_references(
+    tmp_path, monkeypatch
+):
+    from agents import cli
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl(data / "fr.jsonl", [{"prompt": f"Say {w}", "reference": w} for w in ("a", "b")])
+    monkeypatch.chdir(data)
+    run = tmp_path / "run"
+    flags = ["--model", "random-tiny", "--task", "fr.jsonl", "--n-envs", "2", "--n-steps", "4"]
+    flags += ["--batch-size", "8", "--eval-episodes", "2", "--no-progress-bar"]
+    flags += ["--env-kwargs", '{"max_new_tokens": 2}']
+    assert cli.main(["train", *flags, "--timesteps", "8", "--out", str(run)]) == 0
+    monkeypatch.chdir(tmp_path)  # elsewhere: eval and generate still find the file
+    assert cli.main(["eval", str(run), "--episodes", "2"]) == 0
+    # a forced task prompt keeps its reference, so the reference scorer (chrf) can score it
+    assert cli.main(["generate", str(run), "--prompt", "Say a"]) == 0

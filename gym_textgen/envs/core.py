@@ -213,6 +213,7 @@ class TextGenCore:
         self.action_space = spaces.Discrete(self.vocab_size)
         self.mask = self._build_mask(cfg.allowed_tokens)
         self._encoded: dict[str, tuple[np.ndarray, str]] = {}
+        self._references: dict[str, Any] | None = None
         self._warned_truncation = False
 
     def _build_mask(self, allowed: Iterable[int] | None) -> np.ndarray:
@@ -241,6 +242,17 @@ class TextGenCore:
         return mask
 
     # -- text <-> ids -------------------------------------------------------------------------
+    def reference_of(self, prompt: str) -> Any:
+        """The task's reference for `prompt` when it is one of the task's prompts (either
+        split), else None: a forced prompt from the task keeps its reference."""
+        if self._references is None:
+            table: dict[str, Any] = {}
+            for split, prompts in (("eval", self.task.eval_prompts), ("train", self.task.prompts)):
+                for i, p in enumerate(prompts):
+                    table.setdefault(p, self.task.reference(i, split))
+            self._references = table
+        return self._references.get(prompt) if isinstance(prompt, str) else None
+
     def format_prompt(self, text: str) -> str:
         """What the model reads for prompt `text`: the task's template, then (when `chat` is on
         and the tokenizer has one) the chat template with `text` as the user's message."""

@@ -185,7 +185,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         prompts = self.core.prompts
         if "prompt" in options:
             index = -1
-            prompt, reference = options["prompt"], options.get("reference")
+            prompt = options["prompt"]
+            reference = options.get("reference", self.core.reference_of(prompt))
         else:
             if "prompt_index" in options:
                 index = options["prompt_index"]

@@ -65,10 +65,34 @@ class LengthScorer(Scorer):
         return np.maximum(0.0, 1.0 - np.abs(n - self.target) / self.target)
 
 
+# Irregular forms of everyday words (the bundled concept sets' among them).
+IRREGULAR = {
+    "child": {"children"}, "man": {"men"}, "woman": {"women"}, "foot": {"feet"},
+    "mouse": {"mice"}, "tooth": {"teeth"}, "knife": {"knives"}, "leaf": {"leaves"},
+    "throw": {"threw", "thrown"}, "swim": {"swam", "swum"}, "sing": {"sang", "sung"},
+    "ride": {"rode", "ridden"}, "run": {"ran"}, "read": {"read"}, "eat": {"ate", "eaten"},
+    "drink": {"drank", "drunk"}, "write": {"wrote", "written"}, "take": {"took", "taken"},
+    "give": {"gave", "given"}, "see": {"saw", "seen"}, "go": {"went", "gone", "goes"},
+    "make": {"made"}, "buy": {"bought"}, "bring": {"brought"}, "catch": {"caught"},
+    "fly": {"flew", "flown", "flies"}, "sit": {"sat"}, "stand": {"stood"}, "find": {"found"},
+    "get": {"got", "gotten"}, "hold": {"held"}, "keep": {"kept"}, "leave": {"left"},
+    "meet": {"met"}, "pay": {"paid"}, "say": {"said"}, "sell": {"sold"}, "send": {"sent"},
+    "sleep": {"slept"}, "speak": {"spoke", "spoken"}, "teach": {"taught"},
+    "tell": {"told"}, "think": {"thought"}, "win": {"won"}, "begin": {"began", "begun"},
+    "break": {"broke", "broken"}, "choose": {"chose", "chosen"}, "draw": {"drew", "drawn"},
+    "drive": {"drove", "driven"}, "fall": {"fell", "fallen"}, "grow": {"grew", "grown"},
+    "know": {"knew", "known"}, "lose": {"lost"}, "wear": {"wore", "worn"},
+}  # fmt: skip
+
+
 def inflections(word: str) -> set[str]:
-    """`word` and its regular English inflections: dog -> dogs; bake -> bakes, baked, baking;
-    run -> runs, running, runned (a harmless non-word); carry -> carries, carried."""
+    """`word` and its English inflections: regular ones (dog -> dogs; bake -> bakes, baked,
+    baking; carry -> carries, carried; run -> running) and the irregular ones in `IRREGULAR`
+    (throw -> threw, thrown; child -> children). A few non-words (runned) are harmless."""
+    if not word:
+        return set()
     forms = {word, word + "s", word + "es", word + "ed", word + "ing", word + "d"}
+    forms |= IRREGULAR.get(word, set())
     if word.endswith("e"):
         forms.add(word[:-1] + "ing")
     if word.endswith("y") and len(word) > 2:
@@ -106,9 +130,8 @@ class KeywordsScorer(Scorer):
                     raise TextGenValueError(
                         "keywords scorer needs keywords=[...] or a reference per prompt, got neither"
                     )
-                required = [
-                    w.strip().lower() for w in (ref.split(",") if isinstance(ref, str) else ref)
-                ]
+                parts = ref.split(",") if isinstance(ref, str) else ref
+                required = [w.strip().lower() for w in parts if w.strip()]
             present = set(words(c))
             found = [
                 bool(present & inflections(w)) if self.inflected else w in present for w in required

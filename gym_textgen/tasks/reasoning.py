@@ -35,7 +35,8 @@ def reasoning_gym_task(
         n_train: training questions.
         n_eval: held-out questions (drawn after the training ones, from the same seed).
         seed: seeds the draw.
-        config: the dataset's own settings (e.g. `max_num_terms` for basic_arithmetic).
+        config: the dataset's own settings (e.g. `min_terms=2, max_terms=3` for
+            basic_arithmetic; see reasoning-gym's config class of each dataset).
     """
     rg = require("reasoning_gym", "reasoning", f"task {PREFIX}{dataset}")
     if n_train < 1 or n_eval < 1:
