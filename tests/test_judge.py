@@ -91,17 +91,50 @@ def test_an_unreachable_judge_loses_no_episode():
     env.reset(seed=0)  # the env is still usable: a fresh episode starts cleanly
 
 
-def test_local_judge_is_the_yes_probability_of_the_next_token():
-    judge = make_scorer("judge", model="random-tiny", rubric="Is it kind?")
+def tiny_lm(folder, text: list[str], vocab_size: int):
+    """A tiny random Llama with a byte-level BPE tokenizer trained here on `text`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|pad|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )  # fmt: skip
+    tok.train_from_iterator(text, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>"
+    )
+    config = LlamaConfig(
+        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def yes_no_model(tmp_path_factory):
+    """' yes', 'no', 'Yes', ... are single tokens of its tokenizer."""
+    text = ["yes no Yes No", " yes no Yes No", "Is it kind? Prompt: Response: Answer: The film"]
+    return tiny_lm(tmp_path_factory.mktemp("judge"), text * 50, 400)
+
+
+def test_local_judge_is_the_yes_probability_of_the_next_token(yes_no_model):
+    judge = make_scorer("judge", model=yes_no_model, rubric="Is it kind?")
     prompts, completions = ["The film", "A"], [" was lovely.", " bad"]
     got = judge(prompts, completions)
-    model, tok = load_model("random-tiny").double(), load_tokenizer("random-tiny")
-    yes = sorted(
-        {tok(w, add_special_tokens=False)["input_ids"][0] for w in ("yes", " yes", "Yes", " Yes")}
-    )
-    no = sorted(
-        {tok(w, add_special_tokens=False)["input_ids"][0] for w in ("no", " no", "No", " No")}
-    )
+    model, tok = load_model(yes_no_model).double(), load_tokenizer(yes_no_model)
+
+    def single(words):
+        return sorted({tok(w, add_special_tokens=False)["input_ids"][0] for w in words})
+
+    yes, no = single(("yes", " yes", "Yes", " Yes")), single(("no", " no", "No", " No"))
+    assert len(yes) == 4 and len(no) == 4 and not set(yes) & set(no)
     for p, c, value in zip(prompts, completions, got, strict=True):
         text = f"Is it kind?\n\nPrompt: {p}\nResponse: {c}\n\nAnswer yes or no.\nAnswer:"
         ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
@@ -111,6 +144,18 @@ def test_local_judge_is_the_yes_probability_of_the_next_token():
         assert value == pytest.approx(want, rel=1e-4)  # float32 model, left padding in a batch
     one = [judge([p], [c])[0] for p, c in zip(prompts, completions, strict=True)]
     np.testing.assert_allclose(got, one, rtol=1e-4)
+
+
+def test_a_judge_whose_tokenizer_cannot_say_yes_or_no_is_refused(tmp_path):
+    folder = tiny_lm(tmp_path, ["The film was long and kind."] * 50, 270)  # bytes, few merges
+    with pytest.raises(TextGenValueError, match="no single token for 'yes' or 'no'"):
+        make_scorer("judge", model=folder)(["p"], ["x"])
+
+
+def test_http_judge_reads_the_last_rating():
+    from gym_textgen.scorers.judge import _RATING
+
+    assert _RATING.findall("On a 1-10 scale: 9")[-1] == "9"
 
 
 def test_judge_arguments_are_checked():

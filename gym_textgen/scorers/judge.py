@@ -14,9 +14,9 @@ that stays unreachable gives a `ScorerError` naming the URL (the env then loses 
 `gym_textgen.scorers.score_batch`).
 
 >>> from gym_textgen.scorers import make_scorer
->>> judge = make_scorer("judge", model="random-tiny", rubric="Is the response about films?")
->>> float(judge(["The film"], [" was long."])[0]) > 0
-True
+>>> judge = make_scorer("judge", model="smollm2-135m", rubric="Is the response about films?")
+>>> judge.name
+'judge'
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,10 +84,10 @@ class JudgeScorer(Scorer):
         batch_size: int = 16,
         device: str = "cpu",
     ) -> None:
-        if int(retries) < 1 or int(concurrency) < 1 or float(timeout) <= 0:
+        if int(retries) < 1 or int(concurrency) < 1 or float(timeout) <= 0 or int(batch_size) < 1:
             raise TextGenValueError(
-                "Expects retries >= 1, concurrency >= 1 and timeout > 0, got "
-                f"{retries}, {concurrency}, {timeout}"
+                "Expects retries >= 1, concurrency >= 1, batch_size >= 1 and timeout > 0, got "
+                f"{retries}, {concurrency}, {batch_size}, {timeout}"
             )
         if base_url is not None and not str(base_url).startswith(("http://", "https://")):
             raise TextGenValueError(
@@ -98,6 +99,7 @@ class JudgeScorer(Scorer):
         self.concurrency, self.batch_size, self.device = int(concurrency), int(batch_size), device
         self._model: Any = None
         self._tokenizer: Any = None
+        self._warned = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_model": None, "_tokenizer": None}
@@ -123,12 +125,22 @@ class JudgeScorer(Scorer):
         self._tokenizer = tok
         vocab = tok.get_vocab()
 
-        def ids(words: tuple[str, ...]) -> list[int]:
-            out = {tok(w, add_special_tokens=False)["input_ids"][0] for w in words}
-            return sorted(i for i in out if i < len(vocab))
+        def ids(words: tuple[str, ...]) -> set[int]:
+            """The words that are one token each (a piece of a longer word says nothing)."""
+            out = set()
+            for w in words:
+                enc = tok(w, add_special_tokens=False)["input_ids"]
+                if len(enc) == 1 and enc[0] < len(vocab):
+                    out.add(enc[0])
+            return out
 
-        self._yes = ids(("yes", " yes", "Yes", " Yes"))
-        self._no = ids(("no", " no", "No", " No"))
+        yes, no = ids(("yes", " yes", "Yes", " Yes")), ids(("no", " no", "No", " No"))
+        if not yes or not no:
+            raise TextGenValueError(
+                f"judge model {self.model!r}: its tokenizer has no single token for 'yes' or "
+                "'no', so it cannot answer yes or no; use a larger model (smollm2-135m) or an API"
+            )
+        self._yes, self._no = sorted(yes), sorted(no)
 
     def _text(self, prompt: str, completion: str) -> str:
         q = question(self.rubric, prompt, completion, rating=False)
@@ -154,6 +166,13 @@ class JudgeScorer(Scorer):
                 logits = self._model(**enc).logits[:, -1].double()
             probs = logits.softmax(-1).cpu()
             yes, no = probs[:, self._yes].sum(-1), probs[:, self._no].sum(-1)
+            if float((yes + no).min()) < 1e-3 and not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"judge model {self.model!r} puts {float((yes + no).min()):.1e} of its "
+                    "probability on yes/no: its scores are close to noise",
+                    stacklevel=3,
+                )
             out.extend((yes / (yes + no).clamp_min(1e-300)).tolist())
         return np.asarray(out, dtype=np.float64)
 
@@ -198,10 +217,10 @@ class JudgeScorer(Scorer):
             raise ScorerError(
                 f"judge: {url} answered without choices[0].message.content: {str(answer):.200}"
             ) from None
-        match = _RATING.search(content or "")
-        if match is None:
+        ratings = _RATING.findall(content or "")  # the last: "On a 1-10 scale: 9" means 9
+        if not ratings:
             raise ScorerError(f"judge: expected a rating from 1 to 10, got {content!r:.80}")
-        return (int(match.group(1)) - 1) / 9.0
+        return (int(ratings[-1]) - 1) / 9.0
 
     def _score_http(self, prompts, completions) -> np.ndarray:
         pairs = list(zip(prompts, completions, strict=True))
