@@ -89,7 +89,49 @@ def parser() -> ArgumentParser:
     g.add_argument("-n", type=positive_int, default=1, help="samples per prompt")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
+    b = sub.add_parser(
+        "bench",
+        parents=[debug],
+        help="algorithms x tasks x seeds: results.csv/json/md and curves.png (resumable)",
+    )
+    b.add_argument(
+        "--algos", type=comma_list, help="comma-separated, from: " + ", ".join(bench_algos())
+    )
+    b.add_argument("--tasks", type=comma_list, help="comma-separated task names or files")
+    b.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 per algorithm and task")
+    b.add_argument("--timesteps", type=positive_int, help="environment steps per cell")
+    b.add_argument("--model", help="policy LM (default: the shipped default model)")
+    b.add_argument("--n-envs", type=positive_int)
+    b.add_argument("--eval-episodes", type=positive_int)
+    b.add_argument("--learning-rate", type=float)
+    b.add_argument("--out", help="the grid's folder (default: bench)")
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small grid (random, ppo, reinforce-rloo on target_tokens and copy, 2 seeds)",
+    )
+    b.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run cells as Ray tasks: a new local Ray, or the cluster at ADDRESS",
+    )
     return p
+
+
+def comma_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expects a comma-separated list, got {text!r}")
+    return items
+
+
+def bench_algos() -> list[str]:
+    from agents.bench import ALGOS
+
+    return sorted(ALGOS)
 
 
 def run_command(args) -> None:
@@ -117,6 +159,17 @@ def run_command(args) -> None:
         )
     elif args.command == "generate":
         training.generate(args.run, args.prompt, args.n, args.seed, args.greedy)
+    elif args.command == "bench":
+        from agents.bench import QUICK, BenchConfig, run_bench
+
+        settings = dict(QUICK) if args.quick else {}
+        for name in ("algos", "tasks", "seeds", "timesteps", "model", "n_envs", "eval_episodes",
+                     "learning_rate", "out"):  # fmt: skip
+            if getattr(args, name) is not None:
+                settings[name] = getattr(args, name)
+        run_bench(
+            BenchConfig(**settings), ray_address=args.ray or None, use_ray=args.ray is not None
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ A run folder (`RunDir` names its files) holds: `config.yaml` (the resolved confi
 `checkpoints/latest.zip` (written atomically every `checkpoint_every` steps, between an update
 and the next rollout, and when training ends), `model.zip` (the final SB3 model), `hf_model/`
 (the policy's LM as a Hugging Face folder), `tb/` (TensorBoard), `metrics.csv`, `curve.png`,
-`samples.md` (generations before and after training) and `samples_before.json` (so a resumed run
-still reports the "before" samples).
+`samples.md` (generations before and after training), `samples_before.json` (so a resumed run
+still reports the "before" samples) and `samples_after.json`.
 
 Failures keep the folder usable: a start that fails before its first checkpoint can simply be
 run again (fresh or with `--resume`), a run stopped by a crash, a kill or a failing scorer
@@ -38,6 +38,7 @@ ATOMIC_FILES = (
     "config.yaml",
     "metrics.csv",
     "samples_before.json",
+    "samples_after.json",
     "samples.md",
     "curve.png",
     "model.zip",
@@ -67,6 +68,7 @@ class RunDir:
     curve = property(lambda self: self.path / "curve.png")
     samples = property(lambda self: self.path / "samples.md")
     samples_before = property(lambda self: self.path / "samples_before.json")
+    samples_after = property(lambda self: self.path / "samples_after.json")
 
     def has_progress(self) -> bool:
         """Whether a checkpoint or a final model exists (a started run, not a failed start)."""
@@ -424,6 +426,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         + samples_markdown(f"After {model.num_timesteps} steps", after)
     )
     atomic_write_bytes(run.samples, text.encode())
+    data = json.dumps([dataclasses.asdict(s) for s in after])
+    atomic_write_bytes(run.samples_after, data.encode())
     print(f"mean reward after training:  {mean_reward(after):.3f} ({len(after)} eval episodes)")
     if trained > 0:
         print(

@@ -1,0 +1,325 @@
+"""`textgen bench`: algorithms x tasks x seeds, each combination a cell, with proper statistics.
+
+Each cell is a `textgen train` run (or, for `random`, an evaluation of a uniformly random policy)
+in `OUT/cells/<algo>__<task>__s<seed>/`, finished by an atomically written `result.json`; a
+rerun skips finished cells and resumes interrupted ones from their checkpoint. The grid's
+outputs, rewritten after every run from all finished cells:
+
+| file | what |
+| --- | --- |
+| `results.csv` | one row per cell: held-out reward before and after training, the lift, steps, seconds |
+| `results.json` | the same with each cell's learning curve (rollout reward per step) |
+| `results.md` | per task: mean +- std over seeds; per algorithm: the interquartile mean (IQM) over tasks x seeds with a 95% stratified-bootstrap confidence interval (rliable) |
+| `curves.png` | learning curves, one panel per task: the mean over seeds with a band from the lowest to the highest seed |
+
+Cells run one after another, or as Ray tasks (`--ray`, or `--ray ADDRESS` for an existing
+cluster) with the same outputs. Needs the `bench` extra (`pip install 'gym-textgen[bench]'`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gym_textgen.errors import TextGenValueError, require
+
+# What each name in --algos trains (TrainConfig settings on top of the grid's own).
+ALGOS: dict[str, dict[str, Any] | None] = {
+    "random": None,  # a uniformly random policy over the allowed tokens: evaluated, not trained
+    "ppo": {"algo": "ppo"},
+    "a2c": {"algo": "a2c"},
+    "maskable_ppo": {"algo": "maskable_ppo"},
+    "reinforce": {"algo": "reinforce", "baseline": "none"},
+    "reinforce-value": {"algo": "reinforce", "baseline": "value"},
+    "reinforce-rloo": {"algo": "reinforce", "baseline": "rloo", "group_size": 4},
+    "grpo": {"algo": "reinforce", "baseline": "rloo", "group_size": 4, "scale_by_std": True},
+}
+QUICK = {
+    "algos": ["random", "ppo", "reinforce-rloo"],
+    "tasks": ["target_tokens", "copy"],
+    "seeds": 2,
+    "timesteps": 2048,
+}
+
+
+@dataclass
+class BenchConfig:
+    """A grid: every algorithm x task x seed is one cell."""
+
+    algos: list[str] = field(default_factory=lambda: ["random", "ppo", "a2c", "reinforce-rloo"])
+    tasks: list[str] = field(default_factory=lambda: ["movie_sentiment", "copy", "arithmetic"])
+    seeds: int = 3
+    timesteps: int = 8192
+    model: str = "default"
+    n_envs: int = 8
+    eval_episodes: int = 32
+    learning_rate: float = 3e-4
+    out: str = "bench"
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in self.algos if a not in ALGOS]
+        if unknown or not self.algos:
+            raise TextGenValueError(f"Expects --algos from {sorted(ALGOS)}, got {self.algos}")
+        if not self.tasks:
+            raise TextGenValueError("Expects at least one task in --tasks, got none")
+        for name in ("seeds", "timesteps", "n_envs", "eval_episodes"):
+            if int(getattr(self, name)) < 1:
+                raise TextGenValueError(f"Expects {name} >= 1, got {getattr(self, name)}")
+
+    def cells(self) -> list[dict[str, Any]]:
+        """One spec per cell, in a fixed order."""
+        return [
+            {**dataclasses.asdict(self), "algo": a, "task": t, "seed": s}
+            for t in self.tasks
+            for a in self.algos
+            for s in range(self.seeds)
+        ]
+
+
+def cell_folder(spec: dict[str, Any]) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec["task"])
+    return Path(spec["out"]) / "cells" / f"{spec['algo']}__{safe}__s{spec['seed']}"
+
+
+class RandomAgent:
+    """Uniformly random over the env's allowed ids, with SB3's `predict` signature."""
+
+    def __init__(self, mask: np.ndarray, seed: int) -> None:
+        self.allowed = np.flatnonzero(mask)
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, obs: Any, deterministic: bool = False, **_: Any) -> tuple[np.ndarray, None]:
+        n = len(obs["input_ids"])
+        return self.rng.choice(self.allowed, size=n), None
+
+
+def _curve(metrics: Path) -> list[list[float]]:
+    from agents.callbacks import read_metrics
+
+    if not metrics.exists():
+        return []
+    rows = [r for r in read_metrics(metrics) if r.get("reward/total") not in ("", None)]
+    return [[int(r["timesteps"]), float(r["reward/total"])] for r in rows]
+
+
+def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell (or read its result when it finished before); returns its result."""
+    from agents.callbacks import atomic_write_bytes
+    from agents.config import TrainConfig
+    from agents.evaluation import mean_reward, sample_episodes
+    from agents.training import RunDir, resume_config, train
+
+    folder = cell_folder(spec)
+    done = folder / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    env_kwargs: dict[str, Any] = {"task": spec["task"]}
+    if spec["model"] not in ("default", "random-tiny"):
+        env_kwargs["tokenizer"] = spec["model"]
+    if spec["algo"] == "random":
+        from agents.vec_env import TextGenSB3VecEnv
+
+        env = TextGenSB3VecEnv("TextGen-v0", n_envs=1, **env_kwargs)
+        agent = RandomAgent(env.core.mask, spec["seed"])
+        env.close()
+        samples = sample_episodes(agent, "TextGen-v0", env_kwargs, n=spec["eval_episodes"],
+                                  seed=spec["seed"])  # fmt: skip
+        before = after = mean_reward(samples)
+        steps, curve = 0, []
+    else:
+        run = folder / "run"
+        if RunDir(run).has_progress():
+            cfg = resume_config(run, {})
+            train(cfg, resume=run)
+        else:
+            if run.exists():  # a start that failed: begin it again
+                shutil.rmtree(run)
+            settings = {
+                **(ALGOS[spec["algo"]] or {}),
+                "task": spec["task"],
+                "model": spec["model"],
+                "timesteps": spec["timesteps"],
+                "n_envs": spec["n_envs"],
+                "seed": spec["seed"],
+                "learning_rate": spec["learning_rate"],
+                "eval_episodes": spec["eval_episodes"],
+                "checkpoint_every": max(spec["timesteps"] // 4, 256),
+                "progress_bar": False,
+                "out": str(run),
+            }
+            if settings["algo"] != "reinforce":
+                settings.update(n_steps=32, batch_size=64, gamma=1.0)
+            train(TrainConfig(**settings))
+        before = mean_reward(_samples(run / "samples_before.json"))
+        after = mean_reward(_samples(run / "samples_after.json"))
+        curve = _curve(run / "metrics.csv")
+        steps = curve[-1][0] if curve else 0
+    result = {
+        "algo": spec["algo"],
+        "task": spec["task"],
+        "seed": spec["seed"],
+        "before": before,
+        "after": after,
+        "lift": after - before,
+        "timesteps": steps,
+        "seconds": round(time.time() - t0, 1),
+        "curve": curve,
+    }
+    atomic_write_bytes(done, json.dumps(result).encode())
+    return result
+
+
+def _samples(path: Path) -> list[Any]:
+    from agents.evaluation import Sample
+
+    return [Sample(**s) for s in json.loads(path.read_text())]
+
+
+def iqm_table(results: list[dict[str, Any]], algos: list[str], tasks: list[str]) -> list[list[str]]:
+    """Per algorithm: IQM of the final held-out reward over tasks x seeds, with a 95%
+    stratified-bootstrap CI (rliable)."""
+    require("rliable", "bench", "textgen bench's statistics")
+    from rliable import library as rly
+    from rliable import metrics
+
+    scores = {}
+    for algo in algos:
+        by_task = [
+            [r["after"] for r in results if r["algo"] == algo and r["task"] == t] for t in tasks
+        ]
+        n = min(len(x) for x in by_task)
+        if n == 0:
+            continue
+        scores[algo] = np.array([x[:n] for x in by_task], dtype=np.float64).T  # (seeds, tasks)
+    if not scores:
+        return []
+    point, interval = rly.get_interval_estimates(
+        scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000
+    )
+    rows = []
+    for algo in scores:
+        lo, hi = interval[algo][:, 0]
+        rows.append(
+            [algo, f"{point[algo][0]:.3f}", f"[{lo:.3f}, {hi:.3f}]", str(scores[algo].size)]
+        )
+    return rows
+
+
+def markdown(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def plot_curves(results: list[dict[str, Any]], tasks: list[str], path: Path) -> None:
+    """One panel per task: each algorithm's mean curve over seeds, band = lowest..highest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agents.callbacks import atomic_write_bytes
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), dpi=100, squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for algo in dict.fromkeys(r["algo"] for r in results):
+            cells = [r for r in results if r["task"] == task and r["algo"] == algo]
+            curves = [np.asarray(r["curve"], dtype=np.float64) for r in cells if r["curve"]]
+            if not curves:
+                if cells:  # an untrained baseline: a flat line at its reward
+                    ax.axhline(
+                        np.mean([r["after"] for r in cells]),
+                        ls="--",
+                        lw=1,
+                        label=algo,
+                        color="gray",
+                    )
+                continue
+            end = min(c[-1, 0] for c in curves)
+            grid = np.linspace(max(c[0, 0] for c in curves), end, 50)
+            ys = np.array([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
+            (line,) = ax.plot(grid, ys.mean(0), label=algo)
+            ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.2, color=line.get_color())
+        ax.set_title(task)
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("rollout reward")
+    axes[0][-1].legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, Path]:
+    """results.csv, results.json, results.md and curves.png under `cfg.out`."""
+    from agents.callbacks import atomic_write_bytes
+
+    out = Path(cfg.out)
+    keys = ["algo", "task", "seed", "before", "after", "lift", "timesteps", "seconds"]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(results)
+    paths = {"csv": out / "results.csv", "json": out / "results.json", "md": out / "results.md",
+             "png": out / "curves.png"}  # fmt: skip
+    atomic_write_bytes(paths["csv"], text.getvalue().encode())
+    atomic_write_bytes(paths["json"], json.dumps(results, indent=1).encode())
+    per_task = []
+    for task in cfg.tasks:
+        for algo in cfg.algos:
+            vals = [r["after"] for r in results if r["algo"] == algo and r["task"] == task]
+            lifts = [r["lift"] for r in results if r["algo"] == algo and r["task"] == task]
+            if vals:
+                sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+                per_task.append([task, algo, f"{np.mean(vals):.3f} +- {sd:.3f}",
+                                 f"{np.mean(lifts):+.3f}", len(vals)])  # fmt: skip
+    report = [
+        f"# textgen bench: {cfg.model}, {cfg.timesteps} steps a cell\n",
+        "Held-out reward after training (mean +- std over seeds) and the lift over the same",
+        "policy before training (the random baseline is not trained: its lift is 0).\n",
+        markdown(["task", "algorithm", "reward after", "lift", "seeds"], per_task),
+        "\nInterquartile mean over tasks x seeds of the reward after training, with a 95%",
+        "stratified-bootstrap confidence interval (rliable, 2000 resamples):\n",
+        markdown(["algorithm", "IQM", "95% CI", "runs"], iqm_table(results, cfg.algos, cfg.tasks)),
+        "",
+    ]
+    atomic_write_bytes(paths["md"], "\n".join(report).encode())
+    plot_curves(results, cfg.tasks, paths["png"])
+    return paths
+
+
+def run_bench(
+    cfg: BenchConfig, ray_address: str | None = None, use_ray: bool = False
+) -> dict[str, Path]:
+    """Run (or finish) every cell of the grid, then write its outputs."""
+    specs = cfg.cells()
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    todo = [s for s in specs if not (cell_folder(s) / "result.json").exists()]
+    print(f"{len(specs)} cells, {len(specs) - len(todo)} finished before, {len(todo)} to run")
+    if use_ray and todo:
+        ray = require("ray", "bench", "textgen bench --ray")
+        if not ray.is_initialized():
+            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+        remote = ray.remote(num_cpus=1)(run_cell)
+        ray.get([remote.remote(s) for s in todo])
+    else:
+        for i, spec in enumerate(todo, 1):
+            print(f"[{i}/{len(todo)}] {spec['algo']} on {spec['task']}, seed {spec['seed']}")
+            run_cell(spec)
+    results = [run_cell(s) for s in specs]  # all finished now: read back in grid order
+    paths = write_outputs(cfg, results)
+    print(Path(paths["md"]).read_text())
+    return paths
