@@ -43,6 +43,7 @@ ALGOS: dict[str, dict[str, Any] | None] = {
     "reinforce-value": {"algo": "reinforce", "baseline": "value"},
     "reinforce-rloo": {"algo": "reinforce", "baseline": "rloo", "group_size": 4},
     "grpo": {"algo": "reinforce", "baseline": "rloo", "group_size": 4, "scale_by_std": True},
+    "dqn": {"algo": "dqn"},
 }
 QUICK = {
     "algos": ["random", "ppo", "reinforce-rloo"],
@@ -159,8 +160,10 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
                 "progress_bar": False,
                 "out": str(run),
             }
-            if settings["algo"] != "reinforce":
+            if settings["algo"] in ("ppo", "a2c", "maskable_ppo"):
                 settings.update(n_steps=32, batch_size=64, gamma=1.0)
+            elif settings["algo"] == "dqn":
+                settings.update(batch_size=32, gamma=1.0)
             train(TrainConfig(**settings))
         before = mean_reward(_samples(run / "samples_before.json"))
         after = mean_reward(_samples(run / "samples_after.json"))

@@ -36,7 +36,7 @@ from gym_textgen.errors import TextGenTypeError, TextGenValueError, deprecated
 from gym_textgen.tasks.loading import is_task_file
 
 #: The algorithm names `textgen train --algo` accepts (`agents.ALGOS` maps them to classes).
-ALGO_NAMES = ("a2c", "maskable_ppo", "ppo", "reinforce")
+ALGO_NAMES = ("a2c", "dqn", "maskable_ppo", "ppo", "reinforce")
 #: REINFORCE's baselines (`agents.algos.REINFORCE`)
 BASELINES = ("none", "value", "rloo")
 
@@ -46,7 +46,7 @@ class TrainConfig:
     """Everything `textgen train` needs; a YAML config holds the same keys."""
 
     algo: str = "ppo"
-    """ppo, a2c, maskable_ppo or reinforce"""
+    """ppo, a2c, maskable_ppo, reinforce or dqn"""
     env_id: str = "TextGen-v0"
     """a registered TextGen id"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -191,6 +191,13 @@ class TrainConfig:
                 f"kl_in_loss needs algo 'reinforce' (its update adds the KL to the loss), got "
                 f"{self.algo!r}; without it, the KL penalty goes into the reward"
             )
+        if self.algo == "dqn" and (self.kl_coef > 0 or self.kl_coef_target is not None):
+            raise TextGenValueError(
+                "a KL penalty needs an on-policy rollout to penalise; algo 'dqn' learns from a "
+                "replay buffer: drop kl_coef / kl_coef_target, or pick another algo"
+            )
+        if self.algo == "dqn" and self.group_size > 1:
+            raise TextGenValueError("group_size > 1 is for reinforce's rloo; algo 'dqn' takes 1")
         if self.kl_in_loss and self.kl_coef == 0:
             raise TextGenValueError("kl_in_loss needs a kl_coef > 0 (e.g. --kl-coef 0.1)")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):

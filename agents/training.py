@@ -147,7 +147,9 @@ def algo_kwargs(cfg: TrainConfig, algo_class: type) -> dict[str, Any]:
     """The config fields that `algo_class.__init__` accepts."""
     import inspect
 
-    accepted = inspect.signature(algo_class.__init__).parameters
+    accepted = dict(inspect.signature(algo_class.__init__).parameters)
+    if cfg.algo == "dqn":  # DQN's n_steps means n-step returns, not the rollout length
+        accepted.pop("n_steps", None)
     return {n: getattr(cfg, n) for n in ALGO_SETTINGS if n in accepted}
 
 
@@ -155,7 +157,9 @@ def unused_settings(cfg: TrainConfig, algo_class: type) -> list[str]:
     """Settings changed from their defaults that `algo_class` has no use for (A2C: batch_size...)."""
     import inspect
 
-    accepted = inspect.signature(algo_class.__init__).parameters
+    accepted = dict(inspect.signature(algo_class.__init__).parameters)
+    if cfg.algo == "dqn":
+        accepted.pop("n_steps", None)
     defaults = TrainConfig()
     return [
         n for n in ALGO_SETTINGS if n not in accepted and getattr(cfg, n) != getattr(defaults, n)

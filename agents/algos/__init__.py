@@ -2,7 +2,7 @@
 
 >>> from agents.algos import ALGOS
 >>> sorted(ALGOS)
-['a2c', 'maskable_ppo', 'ppo', 'reinforce']
+['a2c', 'dqn', 'maskable_ppo', 'ppo', 'reinforce']
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from sb3_contrib import MaskablePPO
-from stable_baselines3 import A2C, PPO
+from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from agents.algos.dqn import TransformerDQNPolicy
 from agents.algos.reinforce import REINFORCE
 from agents.buffers import EpisodeDictRolloutBuffer, MaskableEpisodeDictRolloutBuffer
 from agents.policies import MaskableTransformerPolicy, TransformerPolicy
@@ -23,6 +24,7 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {
     "a2c": A2C,
     "maskable_ppo": MaskablePPO,
     "reinforce": REINFORCE,
+    "dqn": DQN,
 }
 
 
@@ -35,7 +37,10 @@ def make_algo(
     """A stock SB3 / sb3-contrib algorithm with the transformer policy and the fast buffer.
 
     Picks `MaskableTransformerPolicy` and `MaskableEpisodeDictRolloutBuffer` for MaskablePPO,
-    `TransformerPolicy` and `EpisodeDictRolloutBuffer` otherwise; `kwargs` go to the algorithm.
+    `TransformerDQNPolicy` for DQN (with a 10,000-transition replay buffer and 10% -> 2%
+    epsilon-greedy exploration unless given: a uniformly random token ruins a text, so the
+    stock 100% start would only teach it noise), `TransformerPolicy` and
+    `EpisodeDictRolloutBuffer` otherwise; `kwargs` go to the algorithm.
 
     >>> import agents
     >>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
@@ -47,6 +52,12 @@ def make_algo(
         if algo not in ALGOS:
             raise TextGenValueError(f"Unknown algorithm {algo!r}; expected one of {sorted(ALGOS)}")
         algo = ALGOS[algo]
+    if issubclass(algo, DQN):
+        kwargs.setdefault("buffer_size", 10_000)
+        kwargs.setdefault("exploration_initial_eps", 0.1)
+        kwargs.setdefault("exploration_final_eps", 0.02)
+        kwargs.setdefault("learning_starts", 256)
+        return algo(TransformerDQNPolicy, env, policy_kwargs=dict(policy_kwargs or {}), **kwargs)
     maskable = issubclass(algo, MaskablePPO)
     policy = MaskableTransformerPolicy if maskable else TransformerPolicy
     if not issubclass(algo, REINFORCE):  # which keeps its own buffer of episode rounds
@@ -56,4 +67,4 @@ def make_algo(
     return algo(policy, env, policy_kwargs=dict(policy_kwargs or {}), **kwargs)
 
 
-__all__ = ["ALGOS", "REINFORCE", "make_algo"]
+__all__ = ["ALGOS", "REINFORCE", "TransformerDQNPolicy", "make_algo"]

@@ -1,0 +1,129 @@
+"""Q-learning over a language model: stock SB3 DQN whose Q-network is the transformer, with the
+LM's next-token logits as the Q-values of the V actions.
+
+The online Q-network starts as the pretrained LM, so the greedy policy of the first steps is
+greedy decoding; the target network is a second copy, synced every `target_update_interval`
+steps as in any DQN. TD learning with gamma 1 and a reward only at the end of the text pulls the
+logits far from a language model's, so expect it to lose fluency before it gains reward: it is
+here to measure that honestly (issue 13's benchmark), not as the recommended method.
+
+>>> import agents
+>>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
+>>> model = agents.make_algo("dqn", env, {"model": "random-tiny"}, learning_starts=8, seed=0)
+>>> type(model.policy).__name__, model.learn(16).num_timesteps
+('TransformerDQNPolicy', 16)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+
+from agents.policies import TransformerExtractor
+from gym_textgen.errors import TextGenValueError
+
+
+class TransformerQNetwork(QNetwork):
+    """SB3's QNetwork with the LM head in place of the MLP: Q(s, .) = the LM's logits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["net_arch"] = []
+        super().__init__(*args, **kwargs)
+        self.q_net = nn.Sequential(self.features_extractor.lm.get_output_embeddings())
+
+
+class TransformerDQNPolicy(DQNPolicy):
+    """DQN's policy over a Hugging Face causal LM (see the module docstring).
+
+    Args (in `policy_kwargs`): `model`, `lora`, `model_kwargs`, `kv_cache`, `group_sequences`
+    as for `TransformerPolicy`. The target network never uses the rollout KV cache (it scores
+    replayed transitions, not env slots), nor grouped updates.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        model: str | nn.Module = "default",
+        lora: dict[str, Any] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        kv_cache: bool = True,
+        group_sequences: bool = False,
+        separate_value_trunk: bool = False,
+        value_lr_scale: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(action_space, spaces.Discrete):
+            raise TextGenValueError(f"DQN expects a Discrete action space, got {action_space}")
+        if separate_value_trunk:
+            raise TextGenValueError("DQN has no value function: separate_value_trunk must be False")
+        self.model = model
+        self.lora, self.model_kwargs = lora, model_kwargs
+        self.kv_cache, self.group_sequences = kv_cache, group_sequences
+        kwargs["features_extractor_class"] = TransformerExtractor
+        kwargs["features_extractor_kwargs"] = {
+            "model": model,
+            "vocab_size": int(action_space.n),
+            "lora": lora,
+            "model_kwargs": model_kwargs,
+            "kv_cache": kv_cache,
+            # replayed minibatches are scattered transitions: one forward per row
+            "group_sequences": group_sequences,
+        }
+        kwargs["net_arch"] = []
+        kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def make_q_net(self) -> QNetwork:
+        target = hasattr(self, "q_net")  # _build makes the online network first
+        extractor_kwargs = dict(self.features_extractor_kwargs)
+        if target:
+            extractor_kwargs.update(kv_cache=False, group_sequences=False)
+            if isinstance(self.model, nn.Module):  # its own copy, not the online weights
+                import copy
+
+                extractor_kwargs["model"] = copy.deepcopy(self.model)
+        extractor = self.features_extractor_class(self.observation_space, **extractor_kwargs)
+        net_args = {**self.net_args, "features_extractor": extractor,
+                    "features_dim": extractor.features_dim}  # fmt: skip
+        return TransformerQNetwork(**net_args).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for key in ("features_extractor_class", "features_extractor_kwargs", "net_arch"):
+            data.pop(key, None)
+        data.update(
+            model=self.model if isinstance(self.model, str) else self.q_net.features_extractor.lm,
+            lora=self.lora,
+            model_kwargs=self.model_kwargs,
+            kv_cache=self.kv_cache,
+            group_sequences=self.group_sequences,
+        )
+        return data
+
+    def _predict(self, observation: Any, deterministic: bool = True) -> th.Tensor:
+        return self.q_net._predict(observation, deterministic=deterministic)
+
+    @property
+    def lm(self) -> nn.Module:
+        """The online Q-network's causal LM."""
+        return self.q_net.features_extractor.lm
+
+    def save_pretrained(self, folder: Any, tokenizer: Any = None) -> Any:
+        """Write the online network's LM as a Hugging Face folder (LoRA merged)."""
+        from pathlib import Path
+
+        from agents.policies import quiet_progress
+
+        folder = Path(folder)
+        lm = self.q_net.features_extractor.merged_lm()
+        with quiet_progress():
+            lm.save_pretrained(folder, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+        return folder
