@@ -1,9 +1,12 @@
 """`textgen bench`: algorithms x tasks x seeds, each combination a cell, with proper statistics.
 
 Each cell is a `textgen train` run (or, for `random`, an evaluation of a uniformly random policy)
-in `OUT/cells/<algo>__<task>__s<seed>/`, finished by an atomically written `result.json`; a
-rerun skips finished cells and resumes interrupted ones from their checkpoint. The grid's
-outputs, rewritten after every run from all finished cells:
+in `OUT/cells/<algo>__<task>-<hash>__s<seed>/`, finished by an atomically written `result.json`;
+a rerun skips finished cells and resumes interrupted ones from their checkpoint. `OUT/grid.json`
+records the settings every cell shares (model, steps, envs, rate, eval episodes): a rerun with
+other settings into the same folder is refused rather than mixed. A cell that fails does not
+stop the others; the grid reports the failures at the end. The outputs, rewritten after every
+cell from all finished cells:
 
 | file | what |
 | --- | --- |
@@ -12,8 +15,9 @@ outputs, rewritten after every run from all finished cells:
 | `results.md` | per task: mean +- std over seeds; per algorithm: the interquartile mean (IQM) over tasks x seeds with a 95% stratified-bootstrap confidence interval (rliable) |
 | `curves.png` | learning curves, one panel per task: the mean over seeds with a band from the lowest to the highest seed |
 
-Cells run one after another, or as Ray tasks (`--ray`, or `--ray ADDRESS` for an existing
-cluster) with the same outputs. Needs the `bench` extra (`pip install 'gym-textgen[bench]'`).
+Cells run one after another, or as Ray tasks (`--ray`: a local Ray, or the cluster named by
+`RAY_ADDRESS` when set; `--ray ADDRESS` for another) with the same outputs; each task's result
+comes back to the driver, which writes it, so the workers need no shared disk. Needs the `bench` extra (`pip install 'gym-textgen[bench]'`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -76,6 +79,22 @@ class BenchConfig:
         for name in ("seeds", "timesteps", "n_envs", "eval_episodes"):
             if int(getattr(self, name)) < 1:
                 raise TextGenValueError(f"Expects {name} >= 1, got {getattr(self, name)}")
+        for name in ("algos", "tasks"):
+            twice = sorted({x for x in getattr(self, name) if getattr(self, name).count(x) > 1})
+            if twice:
+                raise TextGenValueError(f"Expects each of --{name} once, got {twice} twice")
+        for algo in self.algos:
+            group = (ALGOS[algo] or {}).get("group_size", 1)
+            if self.n_envs % group:
+                raise TextGenValueError(
+                    f"{algo} compares groups of {group} completions per prompt: expects "
+                    f"--n-envs a multiple of {group}, got {self.n_envs}"
+                )
+
+    def shared(self) -> dict[str, Any]:
+        """The settings every cell of the grid shares (recorded in OUT/grid.json)."""
+        keep = ("timesteps", "model", "n_envs", "eval_episodes", "learning_rate")
+        return {k: getattr(self, k) for k in keep}
 
     def cells(self) -> list[dict[str, Any]]:
         """One spec per cell, in a fixed order."""
@@ -88,8 +107,12 @@ class BenchConfig:
 
 
 def cell_folder(spec: dict[str, Any]) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec["task"])
-    return Path(spec["out"]) / "cells" / f"{spec['algo']}__{safe}__s{spec['seed']}"
+    """`<algo>__<readable task>-<hash of the task>__s<seed>`: distinct tasks, distinct folders."""
+    import hashlib
+
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec["task"])[-40:]
+    digest = hashlib.sha1(spec["task"].encode()).hexdigest()[:8]
+    return Path(spec["out"]) / "cells" / f"{spec['algo']}__{safe}-{digest}__s{spec['seed']}"
 
 
 class RandomAgent:
@@ -168,7 +191,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         before = mean_reward(_samples(run / "samples_before.json"))
         after = mean_reward(_samples(run / "samples_after.json"))
         curve = _curve(run / "metrics.csv")
-        steps = curve[-1][0] if curve else 0
+        steps = _steps(run / "metrics.csv")
     result = {
         "algo": spec["algo"],
         "task": spec["task"],
@@ -182,6 +205,14 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     }
     atomic_write_bytes(done, json.dumps(result).encode())
     return result
+
+
+def _steps(metrics: Path) -> int:
+    """The steps a run trained: its last metrics row (with or without finished episodes)."""
+    from agents.callbacks import read_metrics
+
+    rows = read_metrics(metrics) if metrics.exists() else []
+    return max((int(r["timesteps"]) for r in rows), default=0)
 
 
 def _samples(path: Path) -> list[Any]:
@@ -208,6 +239,9 @@ def iqm_table(results: list[dict[str, Any]], algos: list[str], tasks: list[str])
         scores[algo] = np.array([x[:n] for x in by_task], dtype=np.float64).T  # (seeds, tasks)
     if not scores:
         return []
+    if min(s.shape[0] for s in scores.values()) < 2:  # one run per task: nothing to resample
+        return [[a, f"{metrics.aggregate_iqm(s):.3f}", "n/a (one seed)", str(s.size)]
+                for a, s in scores.items()]  # fmt: skip
     point, interval = rly.get_interval_estimates(
         scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000
     )
@@ -240,12 +274,12 @@ def plot_curves(results: list[dict[str, Any]], tasks: list[str], path: Path) -> 
             cells = [r for r in results if r["task"] == task and r["algo"] == algo]
             curves = [np.asarray(r["curve"], dtype=np.float64) for r in cells if r["curve"]]
             if not curves:
-                if cells:  # an untrained baseline: a flat line at its reward
+                if cells and algo == "random":  # the untrained baseline: its held-out reward
                     ax.axhline(
                         np.mean([r["after"] for r in cells]),
                         ls="--",
                         lw=1,
-                        label=algo,
+                        label="random (held-out)",
                         color="gray",
                     )
                 continue
@@ -257,8 +291,10 @@ def plot_curves(results: list[dict[str, Any]], tasks: list[str], path: Path) -> 
         ax.set_title(task)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("rollout reward")
-    axes[0][-1].legend(loc="best", fontsize=8)
+    axes[0][0].set_ylabel("reward")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    if handles:
+        axes[0][-1].legend(handles, labels, loc="best", fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -286,8 +322,8 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
             vals = [r["after"] for r in results if r["algo"] == algo and r["task"] == task]
             lifts = [r["lift"] for r in results if r["algo"] == algo and r["task"] == task]
             if vals:
-                sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
-                per_task.append([task, algo, f"{np.mean(vals):.3f} +- {sd:.3f}",
+                sd = f"{np.std(vals, ddof=1):.3f}" if len(vals) > 1 else "n/a"
+                per_task.append([task, algo, f"{np.mean(vals):.3f} +- {sd}",
                                  f"{np.mean(lifts):+.3f}", len(vals)])  # fmt: skip
     report = [
         f"# textgen bench: {cfg.model}, {cfg.timesteps} steps a cell\n",
@@ -295,7 +331,8 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
         "policy before training (the random baseline is not trained: its lift is 0).\n",
         markdown(["task", "algorithm", "reward after", "lift", "seeds"], per_task),
         "\nInterquartile mean over tasks x seeds of the reward after training, with a 95%",
-        "stratified-bootstrap confidence interval (rliable, 2000 resamples):\n",
+        "stratified-bootstrap confidence interval (rliable, 2000 resamples). The rewards are",
+        "raw, not normalised: compare algorithms, not tasks, and mind tasks whose scale differs.\n",
         markdown(["algorithm", "IQM", "95% CI", "runs"], iqm_table(results, cfg.algos, cfg.tasks)),
         "",
     ]
@@ -307,22 +344,70 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
 def run_bench(
     cfg: BenchConfig, ray_address: str | None = None, use_ray: bool = False
 ) -> dict[str, Path]:
-    """Run (or finish) every cell of the grid, then write its outputs."""
+    """Run (or finish) every cell of the grid, writing the outputs after each one."""
+    from agents.callbacks import atomic_write_bytes
+    from gym_textgen.errors import TextGenError
+    from gym_textgen.tasks import make_task
+
+    require("rliable", "bench", "textgen bench's statistics")  # before hours of training
+    for task in cfg.tasks:
+        make_task(task)  # a misspelt task fails now, not after the cells before it
+    out = Path(cfg.out)
+    grid = out / "grid.json"
+    if grid.exists() and json.loads(grid.read_text()) != cfg.shared():
+        raise TextGenValueError(
+            f"{out} holds cells run with other settings ({json.loads(grid.read_text())}); "
+            f"this grid asks for {cfg.shared()}: use another --out, or the same settings"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(grid, json.dumps(cfg.shared()).encode())
     specs = cfg.cells()
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    todo = [s for s in specs if not (cell_folder(s) / "result.json").exists()]
-    print(f"{len(specs)} cells, {len(specs) - len(todo)} finished before, {len(todo)} to run")
+    results: dict[int, dict[str, Any]] = {}
+    for i, spec in enumerate(specs):
+        done = cell_folder(spec) / "result.json"
+        if done.exists():
+            results[i] = json.loads(done.read_text())
+    todo = [i for i in range(len(specs)) if i not in results]
+    print(f"{len(specs)} cells, {len(results)} finished before, {len(todo)} to run")
+    failed: list[str] = []
+
+    def finish(i: int, result: dict[str, Any] | None, error: str = "") -> None:
+        spec = specs[i]
+        if result is None:
+            failed.append(f"{spec['algo']} on {spec['task']}, seed {spec['seed']}: {error}")
+            return
+        results[i] = result
+        atomic_write_bytes(cell_folder(spec) / "result.json", json.dumps(result).encode())
+        write_outputs(cfg, [results[k] for k in sorted(results)])
+
     if use_ray and todo:
         ray = require("ray", "bench", "textgen bench --ray")
         if not ray.is_initialized():
             ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
         remote = ray.remote(num_cpus=1)(run_cell)
-        ray.get([remote.remote(s) for s in todo])
+        pending = {remote.remote(specs[i]): i for i in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ready[0])
+            try:
+                finish(i, ray.get(ready[0]))
+            except ray.exceptions.RayTaskError as e:
+                cause = e.cause if getattr(e, "cause", None) is not None else e
+                finish(i, None, f"{type(cause).__name__}: {str(cause).splitlines()[-1]}")
     else:
-        for i, spec in enumerate(todo, 1):
-            print(f"[{i}/{len(todo)}] {spec['algo']} on {spec['task']}, seed {spec['seed']}")
-            run_cell(spec)
-    results = [run_cell(s) for s in specs]  # all finished now: read back in grid order
-    paths = write_outputs(cfg, results)
-    print(Path(paths["md"]).read_text())
+        for n, i in enumerate(todo, 1):
+            spec = specs[i]
+            print(f"[{n}/{len(todo)}] {spec['algo']} on {spec['task']}, seed {spec['seed']}")
+            try:
+                finish(i, run_cell(spec))
+            except (TextGenError, ValueError, RuntimeError) as e:
+                finish(i, None, f"{type(e).__name__}: {e}")
+    paths = write_outputs(cfg, [results[k] for k in sorted(results)]) if results else {}
+    if paths:
+        print(Path(paths["md"]).read_text())
+    if failed:
+        raise TextGenError(
+            f"{len(failed)} of {len(specs)} cells failed (the others are in {out}; rerun to "
+            "retry the failed ones):\n  " + "\n  ".join(failed)
+        )
     return paths

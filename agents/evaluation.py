@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from sb3_contrib import MaskablePPO
+from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.vec_env import TextGenSB3VecEnv
@@ -36,7 +37,8 @@ def sample_episodes(
     """Run `n` episodes with `model`'s policy and return them in prompt order.
 
     Episodes cycle through the `split`'s prompts (or `prompts`), so repeated calls with the same
-    seed see the same prompts and, for a given policy, draw the same samples.
+    seed see the same prompts and, for a given policy, draw the same samples. A DQN model runs
+    its greedy policy (argmax Q): its epsilon is exploration, not the policy.
     """
     kwargs = {**(env_kwargs or {}), "split": split}
     env = TextGenSB3VecEnv(env_id, n_envs=min(n_envs, n), **kwargs)
@@ -46,6 +48,8 @@ def sample_episodes(
         for i in range(n)
     ]
     maskable = isinstance(model, MaskablePPO)
+    if isinstance(model, DQN):  # its policy is greedy; epsilon is exploration, unseeded
+        deterministic = True
     samples: list[Sample] = []
     # a fork of every torch RNG (CPU and any GPU), so the caller's streams are left as they were
     with th.random.fork_rng(devices=range(th.cuda.device_count())):

@@ -194,6 +194,8 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
     check_device(cfg.device)
     algo_class = ALGOS[cfg.algo]
     unused = unused_settings(cfg, algo_class)
+    if cfg.algo == "dqn" and cfg.value_lr_scale != TrainConfig().value_lr_scale:
+        unused.append("value_lr_scale")
     if unused:
         print(f"note: {cfg.algo} does not use {', '.join(unused)} (set in the config)")
     env = make_env(cfg)

@@ -80,3 +80,64 @@ def test_bad_grids_are_refused():
         BenchConfig(algos=["ppo", "sac"])
     with pytest.raises(TextGenValueError, match="Expects seeds >= 1, got 0"):
         BenchConfig(seeds=0)
+
+
+def test_a_rerun_with_other_settings_is_refused_not_mixed(tmp_path):
+    pytest.importorskip("rliable")
+    out = tmp_path / "grid"
+    assert cli.main(["bench", "--algos", "random", *TINY, "--seeds", "1", "--out", str(out)]) == 0
+    from agents.bench import run_bench
+
+    with pytest.raises(TextGenValueError, match="holds cells run with other settings"):
+        run_bench(BenchConfig(algos=["random"], tasks=["target_tokens"], seeds=1, timesteps=128,
+                              model="random-tiny", n_envs=4, eval_episodes=4, out=str(out)))  # fmt: skip
+
+
+def test_distinct_tasks_get_distinct_cells_and_a_failing_cell_loses_no_other(tmp_path):
+    pytest.importorskip("rliable")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "p.txt").write_text("Hello world\nGood morning\n")
+    (tmp_path / "d_p.txt").write_text("The quick brown fox\nA lazy dog\n")
+    tasks = f"{tmp_path / 'd' / 'p.txt'},{tmp_path / 'd_p.txt'}"
+    out = tmp_path / "grid"
+    flags = ["--algos", "random", *TINY, "--seeds", "1", "--tasks", tasks, "--out", str(out)]
+    assert cli.main(["bench", *flags]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert sorted(r["task"] for r in results) == sorted(tasks.split(","))
+    from agents import bench as bench_module
+
+    with pytest.raises(TextGenValueError, match="Unknown task 'nosuchtask'"):  # before any cell
+        bench_module.run_bench(BenchConfig(algos=["random"], tasks=["nosuchtask"], out=str(out)))
+
+
+def test_a_failing_cell_loses_no_other(tmp_path, monkeypatch):
+    pytest.importorskip("rliable")
+    from agents import bench as bench_module
+    from gym_textgen.errors import TextGenError
+
+    real = bench_module.run_cell
+
+    def flaky(spec):
+        if spec["seed"] == 0:
+            raise RuntimeError("scorer exploded")
+        return real(spec)
+
+    monkeypatch.setattr(bench_module, "run_cell", flaky)
+    cfg = BenchConfig(algos=["random"], tasks=["target_tokens"], seeds=2, model="random-tiny",
+                      n_envs=4, eval_episodes=4, out=str(tmp_path / "g"))  # fmt: skip
+    with pytest.raises(
+        TextGenError, match=r"(?s)1 of 2 cells failed .*seed 0: RuntimeError: scorer"
+    ):
+        bench_module.run_bench(cfg)
+    results = json.loads((tmp_path / "g" / "results.json").read_text())
+    assert [r["seed"] for r in results] == [1]  # the finished cell is reported
+    monkeypatch.setattr(bench_module, "run_cell", real)
+    bench_module.run_bench(cfg)  # a rerun retries only the failed cell
+    assert [r["seed"] for r in json.loads((tmp_path / "g" / "results.json").read_text())] == [0, 1]
+
+
+def test_groups_must_divide_the_envs_and_lists_hold_no_repeats():
+    with pytest.raises(TextGenValueError, match="expects --n-envs a multiple of 4, got 2"):
+        BenchConfig(algos=["reinforce-rloo"], n_envs=2)
+    with pytest.raises(TextGenValueError, match=r"each of --algos once, got \['ppo'\]"):
+        BenchConfig(algos=["ppo", "ppo"])

@@ -50,3 +50,17 @@ def test_dqn_refuses_what_it_cannot_do():
     with pytest.raises(TextGenValueError, match="algo 'dqn' takes 1"):
         TrainConfig(algo="dqn", group_size=4, n_envs=8)
     assert np.isfinite(0.0)
+
+
+def test_dqn_defaults_suit_a_language_model_and_it_is_evaluated_greedily():
+    from agents.evaluation import sample_episodes
+
+    env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
+    model = agents.make_algo("dqn", env, {"model": "random-tiny"}, seed=0)
+    assert model.learning_starts == 0 and model.target_update_interval == 512
+    assert not model.policy.q_net.features_extractor.group_sequences
+    model.exploration_rate = 1.0  # all exploration: yet evaluation runs the greedy policy
+    kwargs = {"max_new_tokens": 4}
+    a = sample_episodes(model, "TextGenTargetTokens-v0", kwargs, n=4, seed=3)
+    b = sample_episodes(model, "TextGenTargetTokens-v0", kwargs, n=4, seed=4)
+    assert [s.completion for s in a] == [s.completion for s in b]  # greedy: seed-free

@@ -37,9 +37,11 @@ def make_algo(
     """A stock SB3 / sb3-contrib algorithm with the transformer policy and the fast buffer.
 
     Picks `MaskableTransformerPolicy` and `MaskableEpisodeDictRolloutBuffer` for MaskablePPO,
-    `TransformerDQNPolicy` for DQN (with a 10,000-transition replay buffer and 10% -> 2%
-    epsilon-greedy exploration unless given: a uniformly random token ruins a text, so the
-    stock 100% start would only teach it noise), `TransformerPolicy` and
+    `TransformerDQNPolicy` for DQN (unless given: a 10,000-transition replay buffer; 10% -> 2%
+    epsilon-greedy exploration and no uniformly random warm-up, `learning_starts=0`, since a
+    random token ruins a text and SB3's stock 100% start would fill the buffer with noise; the
+    target network synced every 512 steps, not SB3's 10,000, which is longer than most runs
+    here), `TransformerPolicy` and
     `EpisodeDictRolloutBuffer` otherwise; `kwargs` go to the algorithm.
 
     >>> import agents
@@ -56,7 +58,8 @@ def make_algo(
         kwargs.setdefault("buffer_size", 10_000)
         kwargs.setdefault("exploration_initial_eps", 0.1)
         kwargs.setdefault("exploration_final_eps", 0.02)
-        kwargs.setdefault("learning_starts", 256)
+        kwargs.setdefault("learning_starts", 0)
+        kwargs.setdefault("target_update_interval", 512)
         return algo(TransformerDQNPolicy, env, policy_kwargs=dict(policy_kwargs or {}), **kwargs)
     maskable = issubclass(algo, MaskablePPO)
     policy = MaskableTransformerPolicy if maskable else TransformerPolicy

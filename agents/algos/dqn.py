@@ -7,9 +7,13 @@ steps as in any DQN. TD learning with gamma 1 and a reward only at the end of th
 logits far from a language model's, so expect it to lose fluency before it gains reward: it is
 here to measure that honestly (issue 13's benchmark), not as the recommended method.
 
+Evaluation (`agents.evaluation.sample_episodes`) runs DQN's own policy, the greedy one
+(argmax Q, no epsilon), whatever `deterministic` says. SB3 does not save the replay buffer with
+a model, so a resumed run starts from an empty one.
+
 >>> import agents
 >>> env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
->>> model = agents.make_algo("dqn", env, {"model": "random-tiny"}, learning_starts=8, seed=0)
+>>> model = agents.make_algo("dqn", env, {"model": "random-tiny"}, seed=0)
 >>> type(model.policy).__name__, model.learn(16).num_timesteps
 ('TransformerDQNPolicy', 16)
 """
@@ -39,9 +43,10 @@ class TransformerQNetwork(QNetwork):
 class TransformerDQNPolicy(DQNPolicy):
     """DQN's policy over a Hugging Face causal LM (see the module docstring).
 
-    Args (in `policy_kwargs`): `model`, `lora`, `model_kwargs`, `kv_cache`, `group_sequences`
-    as for `TransformerPolicy`. The target network never uses the rollout KV cache (it scores
-    replayed transitions, not env slots), nor grouped updates.
+    Args (in `policy_kwargs`): `model`, `lora`, `model_kwargs`, `kv_cache` as for
+    `TransformerPolicy` (`group_sequences` is accepted and ignored: replayed minibatches are
+    scattered transitions, one forward each). The target network never uses the rollout KV
+    cache: it scores replayed transitions, not env slots.
     """
 
     def __init__(
@@ -73,7 +78,7 @@ class TransformerDQNPolicy(DQNPolicy):
             "model_kwargs": model_kwargs,
             "kv_cache": kv_cache,
             # replayed minibatches are scattered transitions: one forward per row
-            "group_sequences": group_sequences,
+            "group_sequences": False,
         }
         kwargs["net_arch"] = []
         kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
