@@ -335,3 +335,18 @@ def test_a_seed_reproduces_a_run():
         return th.cat([p.detach().flatten() for p in model.policy.parameters()])
 
     th.testing.assert_close(weights(), weights(), rtol=0, atol=0)
+
+
+def test_the_metrics_count_only_the_episodes_of_each_round(tmp_path):
+    """A slot that finished its episode keeps stepping until the round ends; those episodes are
+    not data, and the rollout reward in metrics.csv must not average them in (it was ~10x low)."""
+    from agents.callbacks import MetricsCallback, read_metrics
+
+    env = agents.make_vec_env("TextGen-v0", n_envs=4, group_size=2, max_new_tokens=24, seed=0)
+    model = agents.make_algo("reinforce", env, {"model": "default"}, seed=0)  # it writes EOS
+    metrics = tmp_path / "metrics.csv"
+    model.learn(150, callback=MetricsCallback(metrics))
+    rows = read_metrics(metrics)
+    lengths = [float(r["rollout/ep_len_mean"]) for r in rows]
+    assert min(lengths) < 24  # episodes of different lengths: some slots idled in each round
+    assert rows and all(int(r["rollout/episodes"]) == 4 for r in rows)  # one per slot a round

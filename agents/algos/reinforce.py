@@ -391,14 +391,15 @@ class REINFORCE(OnPolicyAlgorithm):
                         obs_as_tensor(self._last_obs, self.device)
                     )
                 actions = actions.cpu().numpy()
-                new_obs, rewards, dones, infos = env.step(actions)
+                new_obs, rewards, dones, all_infos = env.step(actions)
                 self.num_timesteps += int(active.sum())  # steps of used episodes only
+                # callbacks see the infos of the round's episodes only: a slot that finished
+                # its episode keeps stepping until the round ends, and those are not data
+                infos = [i if a else {} for i, a in zip(all_infos, active, strict=True)]
                 callback.update_locals(locals())
                 if not callback.on_step():
                     return False
-                self._update_info_buffer(
-                    [i if a else {} for i, a in zip(infos, active, strict=True)], dones
-                )
+                self._update_info_buffer(infos, dones)
                 rollout_buffer.add_step(
                     valid=active.astype(np.float32),
                     obs=self._last_obs,
