@@ -50,7 +50,7 @@ ALGOS: dict[str, dict[str, Any] | None] = {
 }
 QUICK = {
     "algos": ["random", "ppo", "reinforce-rloo"],
-    "tasks": ["target_tokens", "copy"],
+    "tasks": ["target_tokens", "movie_sentiment"],
     "seeds": 2,
     "timesteps": 2048,
 }

@@ -108,7 +108,7 @@ def parser() -> ArgumentParser:
     b.add_argument(
         "--quick",
         action="store_true",
-        help="a small grid (random, ppo, reinforce-rloo on target_tokens and copy, 2 seeds)",
+        help="a small grid (random, ppo, reinforce-rloo on target_tokens and movie_sentiment, 2 seeds; about 2 minutes on 2 cores)",
     )
     b.add_argument(
         "--ray",
