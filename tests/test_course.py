@@ -23,3 +23,11 @@ def test_lesson_01_environment(tmp_path):
     assert set(means) == {"random", "greedy LM", "sampled LM"}
     assert all(math.isfinite(v) and 0 <= v <= 1 for v in means.values())
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lesson_02_policy_gradient(tmp_path):
+    m = lesson("lesson_02_policy_gradient")
+    plot = tmp_path / "l2.png"
+    finals = m.main(m.Args(iterations=3, batch=4, max_new_tokens=4, plot=str(plot)))
+    assert len(finals) == 3 and all(math.isfinite(v) and 0 <= v <= 1 for v in finals.values())
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
