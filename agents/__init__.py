@@ -6,7 +6,7 @@ torch and stable-baselines3. Importing `agents` registers the TextGen env ids (i
 
 >>> import agents
 >>> sorted(agents.ALGOS)
-['a2c', 'maskable_ppo', 'ppo', 'reinforce']
+['a2c', 'dqn', 'maskable_ppo', 'ppo', 'reinforce']
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ def test_similarity_ranks_identical_paraphrase_and_unrelated():
 
 
 def test_similarity_without_the_extra_names_it(monkeypatch):
+    from gym_textgen.scorers import neural
+
+    neural._sentence_model.cache_clear()  # a model loaded by an earlier test would be reused
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(MissingDependencyError, match=r"gym-textgen\[embeddings\]"):
         make_scorer("similarity")(["p"], ["x"], ["y"])
