@@ -247,6 +247,16 @@ def scale_learning_rates(optimizer: th.optim.Optimizer) -> None:
     optimizer.register_step_post_hook(after)
 
 
+def save_lm(extractor: TransformerExtractor, folder: str | Path, tokenizer: Any = None) -> Path:
+    """Write an extractor's LM (LoRA merged) as a Hugging Face folder, with `tokenizer` if given."""
+    folder = Path(folder)
+    with quiet_progress():
+        extractor.merged_lm().save_pretrained(folder, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    return folder
+
+
 class _TransformerPolicyMixin:
     """What the SB3 and sb3-contrib transformer policies share."""
 
@@ -372,13 +382,7 @@ class _TransformerPolicyMixin:
 
     def save_pretrained(self, folder: str | Path, tokenizer: Any = None) -> Path:
         """Write the actor LM (LoRA merged) as a Hugging Face folder, with `tokenizer` if given."""
-        folder = Path(folder)
-        lm = self.pi_features_extractor.merged_lm()
-        with quiet_progress():
-            lm.save_pretrained(folder, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        return folder
+        return save_lm(self.pi_features_extractor, folder, tokenizer)
 
 
 class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):

@@ -27,7 +27,7 @@ from gymnasium import spaces
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from agents.policies import TransformerExtractor
+from agents.policies import TransformerExtractor, save_lm
 from gym_textgen.errors import TextGenValueError
 
 
@@ -121,14 +121,4 @@ class TransformerDQNPolicy(DQNPolicy):
 
     def save_pretrained(self, folder: Any, tokenizer: Any = None) -> Any:
         """Write the online network's LM as a Hugging Face folder (LoRA merged)."""
-        from pathlib import Path
-
-        from agents.policies import quiet_progress
-
-        folder = Path(folder)
-        lm = self.q_net.features_extractor.merged_lm()
-        with quiet_progress():
-            lm.save_pretrained(folder, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        return folder
+        return save_lm(self.q_net.features_extractor, folder, tokenizer)
