@@ -41,7 +41,8 @@ ALGOS: dict[str, dict[str, Any] | None] = {
     "random": None,  # a uniformly random policy over the allowed tokens: evaluated, not trained
     "ppo": {"algo": "ppo"},
     "a2c": {"algo": "a2c"},
-    "maskable_ppo": {"algo": "maskable_ppo"},
+    # NLPO-style: only the initial model's 20 likeliest next tokens are allowed (agents.masks)
+    "maskable_ppo": {"algo": "maskable_ppo", "mask_top_k": 20},
     "reinforce": {"algo": "reinforce", "baseline": "none"},
     "reinforce-value": {"algo": "reinforce", "baseline": "value"},
     "reinforce-rloo": {"algo": "reinforce", "baseline": "rloo", "group_size": 4},
@@ -141,7 +142,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     from agents.callbacks import atomic_write_bytes
     from agents.config import TrainConfig
     from agents.evaluation import mean_reward, sample_episodes
-    from agents.training import RunDir, resume_config, train
+    from agents.training import RunDir, before_after, resume_config, train
 
     folder = cell_folder(spec)
     done = folder / "result.json"
@@ -188,8 +189,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             elif settings["algo"] == "dqn":
                 settings.update(batch_size=32, gamma=1.0)
             train(TrainConfig(**settings))
-        before = mean_reward(_samples(run / "samples_before.json"))
-        after = mean_reward(_samples(run / "samples_after.json"))
+        before, after = (mean_reward(s) for s in before_after(run))
         curve = _curve(run / "metrics.csv")
         steps = _steps(run / "metrics.csv")
     result = {
@@ -213,12 +213,6 @@ def _steps(metrics: Path) -> int:
 
     rows = read_metrics(metrics) if metrics.exists() else []
     return max((int(r["timesteps"]) for r in rows), default=0)
-
-
-def _samples(path: Path) -> list[Any]:
-    from agents.evaluation import Sample
-
-    return [Sample(**s) for s in json.loads(path.read_text())]
 
 
 def iqm_table(results: list[dict[str, Any]], algos: list[str], tasks: list[str]) -> list[list[str]]:

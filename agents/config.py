@@ -105,6 +105,9 @@ class TrainConfig:
     kl_horizon: int = 10_000
     """environment steps over which the adaptive kl_coef may change by up to 20% (shorter
     reacts faster)"""
+    mask_top_k: int = 0
+    """maskable_ppo: allow only the k next tokens the initial model ranks highest at each step
+    (NLPO's mask, agents.masks.TopKMask); 0: every id the tokenizer can produce"""
     lora: dict[str, Any] | None = None
     """LoRA settings, e.g. {"r": 8}; None trains every weight"""
     separate_value_trunk: bool = False
@@ -198,6 +201,12 @@ class TrainConfig:
             )
         if self.algo == "dqn" and self.group_size > 1:
             raise TextGenValueError("group_size > 1 is for reinforce's rloo; algo 'dqn' takes 1")
+        at_least("mask_top_k", self.mask_top_k, 0)
+        if self.mask_top_k and self.algo != "maskable_ppo":
+            raise TextGenValueError(
+                f"mask_top_k={self.mask_top_k} masks actions, which only algo 'maskable_ppo' "
+                f"reads; got algo {self.algo!r}"
+            )
         if self.kl_in_loss and self.kl_coef == 0:
             raise TextGenValueError("kl_in_loss needs a kl_coef > 0 (e.g. --kl-coef 0.1)")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):

@@ -11,6 +11,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from agents.masks import MASK_ATTR, TopKMask
 from agents.vec_env import TextGenSB3VecEnv
 
 
@@ -42,6 +43,9 @@ def sample_episodes(
     """
     kwargs = {**(env_kwargs or {}), "split": split}
     env = TextGenSB3VecEnv(env_id, n_envs=min(n_envs, n), **kwargs)
+    top_k = getattr(model, MASK_ATTR, None)  # trained under a top-k mask: sample under it too
+    if top_k:
+        env = TopKMask(env, top_k["k"], top_k["model"], device=str(model.device))
     pool = prompts if prompts is not None else list(env.core.prompts)
     options = [
         {"prompt": pool[i % len(pool)]} if prompts is not None else {"prompt_index": i % len(pool)}

@@ -182,9 +182,14 @@ def check_device(device: str) -> None:
 def make_env(cfg: TrainConfig) -> Any:
     from agents.vec_env import make_vec_env
 
-    return make_vec_env(
+    env = make_vec_env(
         cfg.env_id, n_envs=cfg.n_envs, group_size=cfg.group_size, env_kwargs=env_kwargs_for(cfg)
     )
+    if cfg.mask_top_k:
+        from agents.masks import TopKMask
+
+        env = TopKMask(env, cfg.mask_top_k, cfg.model, device=cfg.device)
+    return env
 
 
 def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
@@ -217,6 +222,10 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
         )
     except AssertionError as e:  # stable-baselines3 checks its arguments with asserts
         raise TextGenValueError(f"{algo_class.__name__} refused the settings: {e}") from e
+    if cfg.mask_top_k:  # saved with the model, so evaluation uses the same mask
+        from agents.masks import MASK_ATTR
+
+        setattr(model, MASK_ATTR, {"k": cfg.mask_top_k, "model": cfg.model})
     return model, env
 
 
@@ -457,6 +466,19 @@ def _load_samples(path: Path) -> list[Any] | None:
         return None
 
 
+def before_after(run: Path) -> tuple[list[Any], list[Any]]:
+    """The held-out samples a finished run wrote before and after training (the same prompts
+    and seed): `(before, after)`, lists of `agents.evaluation.Sample`."""
+    rd = RunDir(run)
+    pair = _load_samples(rd.samples_before), _load_samples(rd.samples_after)
+    if None in pair:
+        raise RunError(
+            f"{rd.path} has no readable {rd.samples_before.name} and {rd.samples_after.name}: "
+            "they are written when a run finishes"
+        )
+    return pair
+
+
 def policy_and_env(target: Path | str, env_id: str | None = None, env_kwargs: dict | None = None):
     """`(model, env_id, env_kwargs)` for a run folder (its saved policy, on its own env) or for
     a bare model name (an untrained policy of that model: the baseline a run starts from)."""
@@ -561,6 +583,7 @@ __all__ = [
     "RESUMABLE",
     "RunDir",
     "RunError",
+    "before_after",
     "build",
     "evaluate_run",
     "generate",
