@@ -272,7 +272,7 @@ BAD_INPUTS = [
     ("model folder", lambda t: gym_textgen.load_model("./no_such_dir_xyz"), ModelNotFoundError, "a local Hugging Face folder", "not a folder or a .gguf file"),
     ("gguf file", lambda t: gym_textgen.load_model(str(t / "missing.gguf")), ModelNotFoundError, "a .gguf file", "no such .gguf file"),
     ("random-tiny arguments", lambda t: gym_textgen.load_model("default", vocab_size=10), TextGenTypeError, "apply to 'random-tiny' only", "got 'default'"),
-    ("vocab mismatch", lambda t: _policy_on(__import__("agents").make_vec_env("TextGen-v0", n_envs=1, vocab_size=1000)), TextGenValueError, "create the env with vocab_size=", "1000 actions but model 'default' outputs"),
+    ("vocab mismatch", lambda t: _policy_on(__import__("agents").make_vec_env("TextGen-v0", n_envs=1, vocab_size=5000)), TextGenValueError, "create the env with vocab_size=", "5000 actions but model 'default' outputs"),
     ("policy on CartPole", lambda t: _policy_on(gym.make("CartPole-v1")), TextGenValueError, "expects a text observation space", "got Box"),
     ("make_vec_env id", lambda t: __import__("agents").make_vec_env("CartPole-v1"), TextGenValueError, "Expects a TextGen env id", "got 'CartPole-v1'"),
     ("make_vec_env wrapper", lambda t: __import__("agents").make_vec_env(wrapper_class=object), TextGenValueError, "use stable_baselines3", "wrapper_class does not apply"),

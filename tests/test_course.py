@@ -31,3 +31,81 @@ def test_lesson_02_policy_gradient(tmp_path):
     finals = m.main(m.Args(iterations=3, batch=4, max_new_tokens=4, plot=str(plot)))
     assert len(finals) == 3 and all(math.isfinite(v) and 0 <= v <= 1 for v in finals.values())
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TINY = {"timesteps": 64, "n_envs": 2, "max_new_tokens": 4, "eval_episodes": 2}
+
+
+def test_lesson_03_sentiment_ppo(tmp_path, capsys):
+    m = lesson("lesson_03_sentiment_ppo")
+    plot = tmp_path / "l3.png"
+    result = m.main(m.Args(**TINY, plot=str(plot)))
+    assert all(math.isfinite(result[k]) for k in ("before", "after", "kl"))
+    out = capsys.readouterr().out
+    assert "before training: mean sentiment" in out and "after training: mean sentiment" in out
+    assert out.count("»") >= 4  # samples shown before and after
+    assert plot.read_bytes()[:8] == PNG
+
+
+def test_lesson_04_kl_penalty(tmp_path, capsys):
+    m = lesson("lesson_04_kl_penalty")
+    plot = tmp_path / "l4.png"
+    summary = m.main(m.Args(betas="0,0.2", **TINY, plot=str(plot)))
+    assert set(summary) == {0.0, 0.2}
+    for row in summary.values():
+        assert all(math.isfinite(v) for v in row.values())
+        assert 0 < row["distinct_after"] <= 1
+    assert "beta = 0: held-out reward" in capsys.readouterr().out
+    assert plot.read_bytes()[:8] == PNG
+
+
+def test_lesson_05_reward_hacking(tmp_path, capsys):
+    m = lesson("lesson_05_reward_hacking")
+    plot = tmp_path / "l5.png"
+    results = m.main(m.Args(timesteps=64, n_envs=2, max_new_tokens=4, eval_episodes=2,
+                            plot=str(plot)))  # fmt: skip
+    assert set(results) == {"naive", "mixed"}
+    for r in results.values():
+        assert 0 <= r["parrot_before"] <= 1 and 0 <= r["parrot_after"] <= 1
+        assert all(math.isfinite(v) for v in r.values())
+    assert capsys.readouterr().out.count("»") >= 4
+    assert plot.read_bytes()[:8] == PNG
+
+
+def test_lesson_06_action_masking(tmp_path):
+    m = lesson("lesson_06_action_masking")
+    plot = tmp_path / "l6.png"
+    summary = m.main(m.Args(top_k=5, **TINY, plot=str(plot)))
+    assert len(summary) == 2 and any("top-5 mask" in name for name in summary)
+    assert all(math.isfinite(v) for row in summary.values() for v in row.values())
+    assert plot.read_bytes()[:8] == PNG
+
+
+def test_lesson_07_your_own_task(tmp_path, capsys):
+    m = lesson("lesson_07_your_own_task")
+    plot = tmp_path / "l7.png"
+    result = m.main(m.Args(**TINY, plot=str(plot)))
+    assert all(0 <= v <= 1 for v in result.values())
+    out = capsys.readouterr().out
+    assert "47 training prompts, 11 held out" in out and "on topic" in out
+    assert plot.read_bytes()[:8] == PNG
+    # the reward itself: half for the topic, half for a finished sentence
+    assert m.describe_reward("", "A big dog barks at night.", "dog") == 1.0
+    assert m.describe_reward("", "The dogs", "dog") == 0.5
+    assert m.describe_reward("", "it rains all day long.", "dog") == 0.5
+    assert m.describe_reward("", "it rains", "dog") == 0.0
+
+
+def test_lesson_08_comparing_algorithms(tmp_path, capsys):
+    m = lesson("lesson_08_comparing_algorithms")
+    plot = tmp_path / "l8.png"
+    summary = m.main(m.Args(algos="random,ppo", tasks="target_tokens", seeds=2, timesteps=64,
+                            eval_episodes=2, out=str(tmp_path / "grid"), plot=str(plot)))  # fmt: skip
+    assert set(summary) == {"random", "ppo"}
+    for row in summary.values():
+        assert row["lo"] <= row["iqm"] <= row["hi"]
+    assert "intervals" in capsys.readouterr().out
+    assert plot.read_bytes()[:8] == PNG
+    assert (tmp_path / "grid" / "results.csv").is_file()
+    assert m.iqm([1, 2, 3, 100]) == 2.5  # the middle half of four runs: 2 and 3
