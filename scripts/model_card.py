@@ -133,7 +133,7 @@ def main() -> None:
                 f"| {label} | {r['vocab']} | {r['perplexity']:.1f} | "
                 f"{r['perplexity'] / r['vocab']:.3f} | {r['bits_per_byte']:.2f} |"
             )
-        fit_tables.append("\n".join(lines))
+        fit_tables.append("\n".join(lines) + "\n")  # a blank line before the next table
     task_rows = "\n".join(
         f"| {r:.3f} | {cell(p)} | {cell(c)} |"
         for p, c, r in zip(prompts, completions, rewards, strict=True)

@@ -12,7 +12,7 @@ completions change from mixed to positive), and in `lesson_03.png` the rollout r
 over training with the KL to the initial model beside it. Ask: which words did the policy learn
 to use? Is a higher reward always a better review?
 
-    python examples/course/lesson_03_sentiment_ppo.py          # about 3 minutes on 2 cores
+    python examples/course/lesson_03_sentiment_ppo.py          # about a minute on 2 cores
 """
 
 import tempfile

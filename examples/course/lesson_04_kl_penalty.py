@@ -16,7 +16,7 @@ text repeats itself - its share of distinct words is far below the others'. Ask:
 episode would you accept, and how would you choose beta to get it? (`kl_coef_target` adapts
 beta to a KL budget: see `configs/default.yaml`.)
 
-    python examples/course/lesson_04_kl_penalty.py             # about 5 minutes on 2 cores
+    python examples/course/lesson_04_kl_penalty.py             # about 2 minutes on 2 cores
 """
 
 import tempfile

@@ -14,7 +14,7 @@ The same sentiment task, model, seed and budget for both runs. What to observe i
 the KL to the initial model that each run ends at. Ask: what does a mask of k = 1 reduce the
 policy to? What is lost with a small k?
 
-    python examples/course/lesson_06_action_masking.py        # about 4 minutes on 2 cores
+    python examples/course/lesson_06_action_masking.py        # about 2 minutes on 2 cores
 """
 
 import tempfile

@@ -13,7 +13,7 @@ teacher would make, each worth half. What to observe: the before/after samples a
 curve in `lesson_07.png`; which half of the reward does the policy learn first, and why?
 (Hint: count how often each half is already met before training.)
 
-    python examples/course/lesson_07_your_own_task.py          # about 2 minutes on 2 cores
+    python examples/course/lesson_07_your_own_task.py          # under a minute on 2 cores
 """
 
 import re
