@@ -1,7 +1,8 @@
 """Top-k action masks from a frozen language model, for sb3-contrib's MaskablePPO.
 
-At every step only the k next tokens that a frozen LM (by default the policy's own initial
-model) ranks highest are allowed; the policy chooses among them. This is the masking of RL4LMs'
+At every step only the k next tokens that a frozen LM ranks highest are allowed; the policy
+chooses among them. `textgen train --mask-top-k K` masks with the policy's own initial model;
+`TopKMask(env, k)` on its own defaults to the `"default"` model. This is the masking of RL4LMs'
 NLPO (Ramamurthy et al. 2023, "Is Reinforcement Learning (Not) for Natural Language
 Processing?"), there with top-p: it keeps the policy on text the language model finds plausible
 and shrinks a 4,096-way choice to k, so exploration is spent on sensible continuations.
@@ -20,6 +21,7 @@ masks are computed in one batched forward pass of the frozen LM over the current
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -40,7 +42,8 @@ class TopKMask(VecEnvWrapper):
         venv: a TextGen `VecEnv` (from `agents.make_vec_env`).
         k: tokens allowed at each step (>= 1; at most the env's own allowed ids).
         model: the masking LM: a name for `gym_textgen.models.load_model` ("default",
-            "smollm2-135m", a folder) or a causal LM module. It must share the env's tokenizer.
+            "random-tiny", "smollm2-135m", a folder) or a causal LM module, which is copied (the
+            caller's module is left as it was, trainable). It must share the env's tokenizer.
         device: where the masking LM runs ("auto": a GPU when there is one).
     """
 
@@ -53,13 +56,20 @@ class TopKMask(VecEnvWrapper):
         self.static_mask = unwrap_textgen(venv).core.mask  # the ids the tokenizer can produce
         allowed = int(self.static_mask.sum())
         if k > allowed:
-            raise TextGenValueError(f"Expects k <= the {allowed} ids the env allows, got k={k}")
+            raise TextGenValueError(
+                f"Expects a top-k mask (mask_top_k) of at most the {allowed} ids the env allows, "
+                f"got k={k}"
+            )
         self.k = int(k)
         self.model_name = model if isinstance(model, str) else type(model).__name__
         if isinstance(model, str):
             from gym_textgen.models import load_model
 
-            model = load_model(model)
+            # random-tiny is built for the env's action space, as the policy's own is
+            sized = {"vocab_size": int(venv.action_space.n)} if model == "random-tiny" else {}
+            model = load_model(model, **sized)
+        else:
+            model = copy.deepcopy(model)  # frozen below: never the caller's (maybe trained) LM
         if device == "auto":
             device = "cuda" if th.cuda.is_available() else "cpu"
         self.lm = model.to(device).eval().requires_grad_(False)

@@ -101,7 +101,7 @@ def test_lesson_08_comparing_algorithms(tmp_path, capsys):
     m = lesson("lesson_08_comparing_algorithms")
     plot = tmp_path / "l8.png"
     summary = m.main(m.Args(algos="random,ppo", tasks="target_tokens", seeds=2, timesteps=64,
-                            eval_episodes=2, out=str(tmp_path / "grid"), plot=str(plot)))  # fmt: skip
+                            eval_episodes=2, n_envs=2, out=str(tmp_path / "grid"), plot=str(plot)))  # fmt: skip
     assert set(summary) == {"random", "ppo"}
     for row in summary.values():
         assert row["lo"] <= row["iqm"] <= row["hi"]

@@ -96,7 +96,22 @@ def test_mask_settings_are_checked(kwargs, message):
 
 def test_k_beyond_the_allowed_ids_is_refused():
     env = agents.make_vec_env("TextGen-v0", n_envs=1, allowed_tokens=[5, 6, 7])
-    with pytest.raises(TextGenValueError, match="k <= the 3 ids the env allows, got k=4"):
+    with pytest.raises(TextGenValueError, match="at most the 3 ids the env allows, got k=4"):
         TopKMask(env, 4, load_model("random-tiny"))
     with pytest.raises(TextGenValueError, match="k >= 1"):
         TopKMask(env, 0, load_model("random-tiny"))
+
+
+def test_a_given_lm_is_copied_not_frozen_and_random_tiny_fits_the_action_space():
+    """The caller's module stays trainable (it may be the policy's own LM), and a random-tiny
+    mask is built for a widened action space as the policy is."""
+    lm = load_model("random-tiny")
+    lm.train()
+    env = agents.make_vec_env("TextGen-v0", n_envs=2, max_new_tokens=3)
+    masked = TopKMask(env, 4, lm)
+    assert lm.training and all(p.requires_grad for p in lm.parameters())
+    assert masked.lm is not lm and not any(p.requires_grad for p in masked.lm.parameters())
+    wide = agents.make_vec_env("TextGen-v0", n_envs=2, max_new_tokens=3, vocab_size=5000)
+    masked = TopKMask(wide, 4, "random-tiny")
+    masked.reset()
+    assert masked.action_masks().shape == (2, 5000)

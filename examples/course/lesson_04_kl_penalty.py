@@ -77,7 +77,12 @@ def run(args: Args, beta: float, folder: Path) -> dict:
 
 
 def main(args: Args) -> dict[float, dict[str, float]]:
-    betas = [float(b) for b in args.betas.split(",")]
+    try:
+        betas = [float(b) for b in args.betas.split(",")]
+    except ValueError:
+        raise SystemExit(f"--betas: expects comma-separated numbers, got {args.betas!r}") from None
+    if any(b < 0 for b in betas):
+        raise SystemExit(f"--betas: expects coefficients >= 0, got {args.betas!r}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run(args, b, Path(tmp) / f"beta{i}") for i, b in enumerate(betas)]
 

@@ -74,6 +74,8 @@ def main(args: Args) -> dict[str, dict[str, float]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if args.top_k < 1:  # before any training: 0 would be no mask at all
+        raise SystemExit(f"--top-k: expects at least 1 token allowed, got {args.top_k}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = [
             run(args, Path(tmp) / name, masked)

@@ -5,7 +5,8 @@ prompts (here `examples/data/describe_things.jsonl`: one JSON object a line, `pr
 optional `reference`, and `"split": "eval"` for held-out prompts) and a reward: any Python
 function of (prompt, completion[, reference]) returning a float. Everything else - the
 environment, the batched policy, PPO - is unchanged. The same file trains from the shell with
-`textgen train --task examples/data/describe_things.jsonl --scorer module:function`.
+`textgen train --task examples/data/describe_things.jsonl --env-kwargs
+'{"scorer": "my_module:describe_reward"}'` (a scorer by import path).
 
 The reward below asks for a sentence that is *about* the thing named in the prompt (the
 reference word appears) and *finished* (it ends with . ! or ? after a few words): two checks a
@@ -31,13 +32,13 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "describe_things.jsonl"
 
 # --- the reward: 20 lines a student can change --------------------------------------------------
 def on_topic(completion: str, reference: str) -> bool:
-    """The reference word (or its plural) is one of the completion's words."""
+    """The reference word, or it with an "s" (dogs), is one of the completion's words."""
     words = re.findall(r"[a-z]+", completion.lower())
     return reference in words or reference + "s" in words
 
 
 def finished(completion: str) -> bool:
-    """At least four words, and the first sentence ends inside the completion."""
+    """At least four words, and a sentence end (. ! or ?) somewhere in the completion."""
     return len(completion.split()) >= 4 and re.search(r"[.!?](\s|$)", completion) is not None
 
 

@@ -34,7 +34,10 @@ class Args:
     seeds: int = QUICK["seeds"]
     timesteps: int = QUICK["timesteps"]
     """environment steps per cell"""
-    eval_episodes: int = QUICK.get("eval_episodes", 32)
+    eval_episodes: int = 32
+    """held-out episodes scored per cell"""
+    n_envs: int = 8
+    model: str = "default"
     out: str = "lesson_08_bench"
     """the grid's folder: rerunning skips the finished cells"""
     plot: str = "lesson_08.png"
@@ -51,7 +54,7 @@ def iqm(x: np.ndarray) -> float:
 def main(args: Args) -> dict[str, dict[str, float]]:
     cfg = BenchConfig(
         algos=args.algos.split(","), tasks=args.tasks.split(","), seeds=args.seeds, timesteps=args.timesteps,
-        eval_episodes=args.eval_episodes, out=args.out,
+        eval_episodes=args.eval_episodes, n_envs=args.n_envs, model=args.model, out=args.out,
     )  # fmt: skip
     import json
     from pathlib import Path
