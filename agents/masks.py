@@ -115,12 +115,5 @@ class TopKMask(VecEnvWrapper):
             return [masks[i] for i in self._get_indices(indices)]
         return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
 
-    def _get_indices(self, indices: Any) -> list[int]:
-        if indices is None:
-            return list(range(self.num_envs))
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)
-
 
 __all__ = ["MASK_ATTR", "TopKMask"]
