@@ -188,6 +188,22 @@ def test_reasoning_gym_env_passes_the_checkers_and_names_bad_datasets():
         make_task("reasoning_gym:no_such")
 
 
+def test_reasoning_gym_settings_ride_in_the_task_string():
+    rg = pytest.importorskip("reasoning_gym")
+    spec = "reasoning_gym:basic_arithmetic?min_terms=2&max_terms=2&max_digits=1&n_eval=8"
+    task = make_task(spec)
+    assert len(task.eval_prompts) == 8
+    assert task.name == "reasoning_gym:basic_arithmetic?max_digits=1&max_terms=2&min_terms=2"
+    config = {"min_terms": 2, "max_terms": 2, "max_digits": 1}
+    want = rg.create_dataset("basic_arithmetic", size=520, seed=0, **config)
+    assert task.references[:3] == tuple(want[i] for i in range(3))
+    assert all(abs(int(e["answer"])) <= 81 for e in task.references)  # two one-digit terms
+    with pytest.raises(TextGenValueError, match="cannot make dataset 'basic_arithmetic'.*no_such"):
+        make_task("reasoning_gym:basic_arithmetic?no_such=1")
+    with pytest.raises(TextGenValueError, match=r"Expects reasoning_gym:<dataset>\?key=value"):
+        make_task("reasoning_gym:basic_arithmetic?max_terms")
+
+
 def test_a_task_sets_the_env_lengths_unless_the_caller_does():
     task = Task(name="t", prompts=("a b c",), max_prompt_tokens=5, max_new_tokens=3)
     core = gym.make("TextGen-v0", task=task).unwrapped.core

@@ -15,7 +15,7 @@ Data files ship inside the package; nothing is downloaded.
 | `dialogue` | a short exchange between two people; write the next turn (bundled) | similarity to the exchange + fluency + length |
 | `copy`, `reverse` | `copy: red cat sun ->` (procedural) | `word_match` |
 | `arithmetic` | `12 + 35 =` (procedural) | `numeric` |
-| `reasoning_gym:<dataset>` | reasoning-gym's questions (optional extra) | `reasoning_gym` |
+| `reasoning_gym:<dataset>[?key=value&...]` | reasoning-gym's questions, the dataset's settings after `?` (optional extra) | `reasoning_gym` |
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from gym_textgen.scorers import Scorer
 from gym_textgen.tasks.loading import is_task_file, load_task
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
+from gym_textgen.tasks.reasoning import parse_spec
 from gym_textgen.tasks.reasoning import reasoning_gym_task
 from gym_textgen.tasks.task import Task
 
@@ -179,7 +180,8 @@ def make_task(spec: Any) -> Task:
     if is_task_file(spec):
         return load_task(spec)
     if isinstance(spec, str) and spec.startswith(REASONING_GYM):
-        return reasoning_gym_task(spec.removeprefix(REASONING_GYM))
+        dataset, config = parse_spec(spec.removeprefix(REASONING_GYM))
+        return reasoning_gym_task(dataset, **config)
     if isinstance(spec, str):
         if spec not in _TASKS:
             raise TextGenValueError(

@@ -2,8 +2,10 @@
 
 `make_task("reasoning_gym:<dataset>")` (e.g. `basic_arithmetic`, `leg_counting`, any name
 `reasoning_gym.factory` knows) draws seeded questions; the `reasoning_gym` scorer grades each
-answer with the library's own `score_answer`. Needs the optional extra:
-`pip install 'gym-textgen[reasoning]'`.
+answer with the library's own `score_answer`. The dataset's own settings follow a `?` in
+query form, so they also work from the command line and in YAML configs:
+`reasoning_gym:basic_arithmetic?min_terms=2&max_terms=2&max_digits=1`. Needs the optional
+extra: `pip install 'gym-textgen[reasoning]'`.
 
 >>> import gymnasium as gym, gym_textgen
 >>> env = gym.make("TextGen-v0", task="reasoning_gym:basic_arithmetic", max_new_tokens=8)
@@ -13,7 +15,9 @@ True
 
 from __future__ import annotations
 
+import ast
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
@@ -23,6 +27,26 @@ from gym_textgen.scorers.metrics import reference_list
 from gym_textgen.tasks.task import Task
 
 PREFIX = "reasoning_gym:"
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """`"basic_arithmetic?max_terms=2&seed=3"` -> `("basic_arithmetic", {"max_terms": 2, "seed": 3})`.
+
+    Values are Python literals where they parse as one (numbers, True, lists), else strings."""
+    dataset, _, query = spec.partition("?")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as e:
+        raise TextGenValueError(
+            f"Expects {PREFIX}<dataset>?key=value&key=value, got {PREFIX}{spec!r}: {e}"
+        ) from e
+    config: dict[str, Any] = {}
+    for key, value in pairs:
+        try:
+            config[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            config[key] = value
+    return dataset, config
 
 
 def reasoning_gym_task(
@@ -48,7 +72,7 @@ def reasoning_gym_task(
     entries = [data[i] for i in range(n_train + n_eval)]
     prompts = [f"{e['question'].strip()}\nAnswer:" for e in entries]
     return Task(
-        name=f"{PREFIX}{dataset}",
+        name=f"{PREFIX}{dataset}" + (f"?{urlencode(sorted(config.items()))}" if config else ""),
         prompts=tuple(prompts[:n_train]),
         eval_prompts=tuple(prompts[n_train:]),
         references=tuple(entries[:n_train]),
