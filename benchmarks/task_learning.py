@@ -4,10 +4,12 @@ budget, held-out mean reward before and after (issue 12's learning check; not ru
     python benchmarks/task_learning.py                                  # 3 tasks x 10 min, default model
     python benchmarks/task_learning.py --tasks summarize --seconds 60   # one quick cell
     python benchmarks/task_learning.py --model smollm2-135m --algo reinforce
+    python benchmarks/task_learning.py --lr 3e-4 --seconds 240  # issue 12's published check
 
 Each cell trains from the initial model with the same seed and settings, stops at the budget
 (checked every step), and scores the same `--episodes` held-out prompts before and
-after with sampling (seeded). Prints a markdown table: reward before, after, the lift, env-steps.
+after with sampling (seeded). Prints a few of those samples before and after (`--show`: read
+what earned the reward) and a markdown table: reward before, after, the lift, env-steps.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from _common import markdown_table
 from stable_baselines3.common.callbacks import BaseCallback
 
 import agents
-from agents.evaluation import mean_reward, sample_episodes
+from agents.evaluation import mean_reward, sample_episodes, samples_markdown
 
-TASKS = "summarize,commongen,reasoning_gym:basic_arithmetic"
+TASKS = "summarize,commongen,reasoning_gym:syllogism"
 
 
 class Deadline(BaseCallback):
@@ -59,11 +61,15 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
             n_steps=32, batch_size=128, n_epochs=4, gamma=1.0, seed=0,
         )  # fmt: skip
     evaluate = lambda: sample_episodes(model, "TextGen-v0", env_kwargs, n=args.episodes)  # noqa: E731
-    before = mean_reward(evaluate())
+    before_samples = evaluate()
     t0 = time.perf_counter()
     model.learn(10**9, callback=Deadline(args.seconds), progress_bar=False)
     seconds = time.perf_counter() - t0
-    after = mean_reward(evaluate())
+    after_samples = evaluate()
+    if args.show:  # read what earned the reward: a metric can be gamed
+        for when, samples in (("before", before_samples), ("after", after_samples)):
+            print(samples_markdown(f"{task}, {when} training", samples[: args.show]), flush=True)
+    before, after = mean_reward(before_samples), mean_reward(after_samples)
     return [
         task,
         f"{before:.3f}",
@@ -83,6 +89,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--n-envs", type=int, default=16)
     p.add_argument("--episodes", type=int, default=48, help="held-out episodes before and after")
+    p.add_argument("--show", type=int, default=4, help="held-out samples to print per task")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
     rows = [cell(task, a) for task in a.tasks.split(",")]

@@ -164,7 +164,7 @@ Perplexity is per token of each model's own vocabulary; bits per byte compare ac
 tokenizers. Each document is scored on its own from `<|endoftext|>` (`scripts/text_fit.py`).
 The human-written text was written by hand for this repository and is never trained on.
 
-{chr(10).join(fit_tables)}
+{chr(10).join(fit_tables).rstrip()}
 
 Issue 11's bar on the human-written text, perplexity <= 0.05 x vocabulary and <= 2.0 bits per
 byte: **{"met" if met else "NOT met"}** ({human_fit["perplexity"]:.1f} = {human_fit["perplexity"] / len(tok):.3f} x {len(tok)}, {human_fit["bits_per_byte"]:.2f} bits per byte).
