@@ -44,6 +44,8 @@ class Deadline(BaseCallback):
 
 def cell(task: str, args: argparse.Namespace) -> list[Any]:
     env_kwargs: dict[str, Any] = {"task": task}
+    if args.max_new_tokens:
+        env_kwargs["max_new_tokens"] = args.max_new_tokens
     if args.model not in ("default", "random-tiny"):
         env_kwargs["tokenizer"] = args.model
     group = 4 if args.algo == "reinforce" else 1
@@ -89,6 +91,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--n-envs", type=int, default=16)
     p.add_argument("--episodes", type=int, default=48, help="held-out episodes before and after")
+    p.add_argument("--max-new-tokens", type=int, default=0, help="0: each task's own length")
     p.add_argument("--show", type=int, default=4, help="held-out samples to print per task")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
