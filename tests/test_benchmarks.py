@@ -32,8 +32,12 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
                 "2",
                 "--episodes",
                 "4",
+                "--max-new-tokens",
+                "3",
+                "--show",
+                "1",
             ],
-            "| copy |",
+            "## copy, after training",
         ),
         (
             "learn_speed.py",
