@@ -5,7 +5,7 @@ Learning goal: the policy optimises the reward you wrote, not the one you meant.
 reward is the `overlap` scorer (the seed blog's: completion length / prompt length x the share
 of the prompt's words reused). A completion that says nothing new but the prompt's words, at
 length, maximises it - and RL finds that: the completions fill up with the prompt's words, often
-the same few again and again ("I should I should"). The fix keeps the naive reward at half
+the same few again and again ("the the the the"). The fix keeps the naive reward at half
 weight and prices the exploits it found: `new_words` (the share of the completion's words that
 are not in the prompt) and `distinct_words` (the share of its words that are distinct).
 
