@@ -81,15 +81,34 @@ def rollout(model):
     return model.rollout_buffer
 
 
+def held_eos_episodes(buffer) -> bool:
+    """Whether a rollout holds EOS-terminated episodes of more than two lengths."""
+    lengths = {len(s) for s in episode_segments(buffer.episode_starts)}
+    return len(lengths) > 2 and bool((buffer.actions == TOKENIZER.eos_token_id).any())
+
+
+def eos_seed(algo, dtype) -> int:
+    """The first torch seed whose rollout holds EOS-terminated episodes of several lengths: the
+    checks below need them, and which draws end early depends on the model's weights (the
+    default model ends about one 12-token episode in eight with EOS)."""
+    for seed in range(20):
+        model = make(algo, fast=True, dtype=dtype)  # seeds the RNGs itself (SB3's seed=0)
+        th.manual_seed(seed)
+        if held_eos_episodes(rollout(model)):
+            return seed
+    pytest.fail("no rollout seed in 0-19 gave EOS-terminated episodes of several lengths")
+
+
 @pytest.mark.parametrize("dtype", [th.float64, th.float32])
 @pytest.mark.parametrize("algo", [PPO, A2C, MaskablePPO])
 def test_rollouts_and_updates_equal_the_naive_path(algo, dtype):
     tol, tol_buffer = (TOL64, TOL64_BUFFER) if dtype == th.float64 else (TOL32, TOL32)
+    seed = eos_seed(algo, dtype)
     fast, naive = make(algo, fast=True, dtype=dtype), make(algo, fast=False, dtype=dtype)
     naive.policy.load_state_dict(fast.policy.state_dict())
-    th.manual_seed(1)
+    th.manual_seed(seed)
     fb = rollout(fast)
-    th.manual_seed(1)
+    th.manual_seed(seed)
     nb = rollout(naive)
     # same sampled actions, log-probs and values, step by step
     np.testing.assert_array_equal(fb.actions, nb.actions)
