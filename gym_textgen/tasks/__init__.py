@@ -30,8 +30,7 @@ from gym_textgen.scorers import Scorer
 from gym_textgen.tasks.loading import is_task_file, load_task
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
-from gym_textgen.tasks.reasoning import parse_spec
-from gym_textgen.tasks.reasoning import reasoning_gym_task
+from gym_textgen.tasks.reasoning import parse_spec, reasoning_gym_task
 from gym_textgen.tasks.task import Task
 
 DATA = Path(__file__).resolve().parent / "data"
