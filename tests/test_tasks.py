@@ -198,6 +198,10 @@ def test_reasoning_gym_settings_ride_in_the_task_string():
     want = rg.create_dataset("basic_arithmetic", size=520, seed=0, **config)
     assert task.references[:3] == tuple(want[i] for i in range(3))
     assert all(abs(int(e["answer"])) <= 81 for e in task.references)  # two one-digit terms
+    plus = make_task("reasoning_gym:basic_arithmetic?operators=('+',)&n_train=4&n_eval=1")
+    assert all(
+        "+" in e["question"] and not {"*", "/"} & set(e["question"]) for e in plus.references
+    )
     with pytest.raises(TextGenValueError, match="cannot make dataset 'basic_arithmetic'.*no_such"):
         make_task("reasoning_gym:basic_arithmetic?no_such=1")
     with pytest.raises(TextGenValueError, match=r"Expects reasoning_gym:<dataset>\?key=value"):

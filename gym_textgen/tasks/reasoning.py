@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -30,18 +30,19 @@ PREFIX = "reasoning_gym:"
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """`"basic_arithmetic?max_terms=2&seed=3"` -> `("basic_arithmetic", {"max_terms": 2, "seed": 3})`.
+    """`"basic_arithmetic?max_terms=2&operators=('+','-')"` ->
+    `("basic_arithmetic", {"max_terms": 2, "operators": ("+", "-")})`.
 
-    Values are Python literals where they parse as one (numbers, True, lists), else strings."""
+    Values are Python literals where they parse as one (numbers, True, tuples), else strings; no
+    URL decoding, so `+` stays a plus."""
     dataset, _, query = spec.partition("?")
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as e:
-        raise TextGenValueError(
-            f"Expects {PREFIX}<dataset>?key=value&key=value, got {PREFIX}{spec!r}: {e}"
-        ) from e
     config: dict[str, Any] = {}
-    for key, value in pairs:
+    for item in query.split("&") if query else []:
+        key, eq, value = item.partition("=")
+        if not (key and eq):
+            raise TextGenValueError(
+                f"Expects {PREFIX}<dataset>?key=value&key=value, got {PREFIX + spec!r}"
+            )
         try:
             config[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
