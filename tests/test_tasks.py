@@ -202,6 +202,8 @@ def test_reasoning_gym_settings_ride_in_the_task_string():
     assert all(
         "+" in e["question"] and not {"*", "/"} & set(e["question"]) for e in plus.references
     )
+    again = make_task("reasoning_gym:basic_arithmetic?operators=('+',)&max_digits=1")
+    assert make_task(again.name) == again  # the name parses back to the same task
     with pytest.raises(TextGenValueError, match="cannot make dataset 'basic_arithmetic'.*no_such"):
         make_task("reasoning_gym:basic_arithmetic?no_such=1")
     with pytest.raises(TextGenValueError, match=r"Expects reasoning_gym:<dataset>\?key=value"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 from typing import Any
-from urllib.parse import urlencode
 
 import numpy as np
 
@@ -73,7 +72,8 @@ def reasoning_gym_task(
     entries = [data[i] for i in range(n_train + n_eval)]
     prompts = [f"{e['question'].strip()}\nAnswer:" for e in entries]
     return Task(
-        name=f"{PREFIX}{dataset}" + (f"?{urlencode(sorted(config.items()))}" if config else ""),
+        name=f"{PREFIX}{dataset}"
+        + ("?" + "&".join(f"{k}={v!r}" for k, v in sorted(config.items())) if config else ""),
         prompts=tuple(prompts[:n_train]),
         eval_prompts=tuple(prompts[n_train:]),
         references=tuple(entries[:n_train]),
