@@ -121,8 +121,27 @@ def parser() -> ArgumentParser:
     return p
 
 
+def split_commas(text: str) -> list[str]:
+    """Split on the commas outside brackets and quotes, so a task string's settings keep
+    theirs: `"reasoning_gym:basic_arithmetic?operators=('+','-'),copy"` -> 2 items."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [t.strip() for t in [*items, text[start:]] if t.strip()]
+
+
 def comma_list(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    items = split_commas(text)
     if not items:
         raise argparse.ArgumentTypeError(f"expects a comma-separated list, got {text!r}")
     return items

@@ -52,8 +52,8 @@ class TrainConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """TextGenEnv arguments, e.g. {"max_new_tokens": 16, "scorer": "length"}"""
     task: str = ""
-    """a task name (gym_textgen.list_tasks()) or your own prompts file (.txt or .jsonl): sets
-    env_kwargs["task"] (empty: the env id's own task)"""
+    """a task name (gym_textgen.list_tasks()), `reasoning_gym:<dataset>[?key=value&...]` or your
+    own prompts file (.txt or .jsonl): sets env_kwargs["task"] (empty: the env id's own task)"""
     model: str = "default"
     """policy LM: default, random-tiny, smollm2-135m, a HF folder or a .gguf file"""
     timesteps: int = 8192

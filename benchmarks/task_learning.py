@@ -4,12 +4,14 @@ budget, held-out mean reward before and after (issue 12's learning check; not ru
     python benchmarks/task_learning.py                                  # 3 tasks x 10 min, default model
     python benchmarks/task_learning.py --tasks summarize --seconds 60   # one quick cell
     python benchmarks/task_learning.py --model smollm2-135m --algo reinforce
-    python benchmarks/task_learning.py --lr 3e-4 --seconds 240  # issue 12's published check
+    python benchmarks/task_learning.py --lr 3e-4 --seconds 240  # no KL penalty
+    python benchmarks/task_learning.py --kl-coef 0.05 --kl-target 4  # adaptive KL penalty
 
 Each cell trains from the initial model with the same seed and settings, stops at the budget
 (checked every step), and scores the same `--episodes` held-out prompts before and
 after with sampling (seeded). Prints a few of those samples before and after (`--show`: read
-what earned the reward) and a markdown table: reward before, after, the lift, env-steps.
+what earned the reward) and a markdown table: reward before, after, the lift, the KL to the
+initial model per episode over the last rollouts (with `--kl-coef`), env-steps.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import time
 import warnings
 from typing import Any
 
+import numpy as np
 from _common import markdown_table
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 import agents
+from agents.cli import comma_list
 from agents.evaluation import mean_reward, sample_episodes, samples_markdown
+from agents.kl import KLPenaltyCallback
+from gym_textgen.models import load_model
 
 TASKS = "summarize,commongen,reasoning_gym:syllogism"
 
@@ -40,6 +46,20 @@ class Deadline(BaseCallback):
 
     def _on_step(self) -> bool:
         return time.perf_counter() - self.start < self.seconds
+
+
+class KLRecord(BaseCallback):
+    """Keeps each rollout's `kl/ref_per_episode` (runs after KLPenaltyCallback has logged it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kl: list[float] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.kl.append(float(self.logger.name_to_value["kl/ref_per_episode"]))
 
 
 def cell(task: str, args: argparse.Namespace) -> list[Any]:
@@ -60,23 +80,35 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
     else:
         model = agents.make_algo(
             "ppo", env, {**policy_kwargs, "value_lr_scale": 10.0}, learning_rate=args.lr,
-            n_steps=32, batch_size=128, n_epochs=4, gamma=1.0, seed=0,
+            n_steps=32, batch_size=128, n_epochs=4, gamma=1.0, gae_lambda=args.gae_lambda,
+            seed=0,
         )  # fmt: skip
+    callbacks: list[BaseCallback] = [Deadline(args.seconds)]
+    # kl_coef 0 still measures the KL to the initial model, so every row reports it
+    reference = load_model(args.model).to(model.device).requires_grad_(False)
+    kl = KLPenaltyCallback(
+        args.kl_coef, args.kl_target, horizon=args.kl_horizon, reference=reference,
+        in_loss=args.algo == "reinforce" and args.kl_coef > 0,
+    )  # fmt: skip
+    record = KLRecord()
+    callbacks += [kl, record]
     evaluate = lambda: sample_episodes(model, "TextGen-v0", env_kwargs, n=args.episodes)  # noqa: E731
     before_samples = evaluate()
     t0 = time.perf_counter()
-    model.learn(10**9, callback=Deadline(args.seconds), progress_bar=False)
+    model.learn(10**9, callback=CallbackList(callbacks), progress_bar=False)
     seconds = time.perf_counter() - t0
     after_samples = evaluate()
     if args.show:  # read what earned the reward: a metric can be gamed
         for when, samples in (("before", before_samples), ("after", after_samples)):
-            print(samples_markdown(f"{task}, {when} training", samples[: args.show]), flush=True)
+            title = f"{task}, {when} training (first {args.show} of the held-out episodes)"
+            print(samples_markdown(title, samples[: args.show]), flush=True)
     before, after = mean_reward(before_samples), mean_reward(after_samples)
     return [
         task,
         f"{before:.3f}",
         f"{after:.3f}",
         f"{after - before:+.3f}",
+        f"{np.mean(record.kl[-10:]):.2f}",
         model.num_timesteps,
         f"{seconds:.0f}",
     ]
@@ -84,20 +116,31 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", default=TASKS, help="comma-separated task names")
+    p.add_argument(
+        "--tasks", type=comma_list, default=comma_list(TASKS), help="comma-separated task names"
+    )
     p.add_argument("--model", default="default")
     p.add_argument("--algo", choices=["ppo", "reinforce"], default="ppo")
     p.add_argument("--seconds", type=float, default=600.0, help="training budget per task")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--n-envs", type=int, default=16)
+    p.add_argument("--gae-lambda", type=float, default=0.95, help="PPO's GAE lambda")
+    p.add_argument(
+        "--kl-coef", type=float, default=0.0, help="KL penalty to the initial model (0: none)"
+    )
+    p.add_argument(
+        "--kl-target", type=float, default=None, help="nats per episode kl_coef adapts toward"
+    )
+    p.add_argument("--kl-horizon", type=int, default=8192, help="steps per <= 20%% kl_coef change")
     p.add_argument("--episodes", type=int, default=48, help="held-out episodes before and after")
     p.add_argument("--max-new-tokens", type=int, default=0, help="0: each task's own length")
     p.add_argument("--show", type=int, default=4, help="held-out samples to print per task")
     a = p.parse_args()
     warnings.filterwarnings("ignore")
-    rows = [cell(task, a) for task in a.tasks.split(",")]
-    print(f"{a.algo} on {a.model}, {a.seconds:.0f} s per task, lr {a.lr}, {a.n_envs} envs")
-    header = ["task", "held-out before", "after", "lift", "env-steps", "seconds"]
+    rows = [cell(task, a) for task in a.tasks]
+    kl = f"kl_coef {a.kl_coef} (target {a.kl_target})" if a.kl_coef else "no KL penalty"
+    print(f"{a.algo} on {a.model}, {a.seconds:.0f} s per task, lr {a.lr}, {a.n_envs} envs, {kl}")
+    header = ["task", "held-out before", "after", "lift", "KL/episode", "env-steps", "seconds"]
     print(markdown_table(header, rows))
 
 

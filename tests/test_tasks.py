@@ -193,7 +193,9 @@ def test_reasoning_gym_settings_ride_in_the_task_string():
     spec = "reasoning_gym:basic_arithmetic?min_terms=2&max_terms=2&max_digits=1&n_eval=8"
     task = make_task(spec)
     assert len(task.eval_prompts) == 8
-    assert task.name == "reasoning_gym:basic_arithmetic?max_digits=1&max_terms=2&min_terms=2"
+    assert (
+        task.name == "reasoning_gym:basic_arithmetic?max_digits=1&max_terms=2&min_terms=2&n_eval=8"
+    )
     config = {"min_terms": 2, "max_terms": 2, "max_digits": 1}
     want = rg.create_dataset("basic_arithmetic", size=520, seed=0, **config)
     assert task.references[:3] == tuple(want[i] for i in range(3))
@@ -208,6 +210,39 @@ def test_reasoning_gym_settings_ride_in_the_task_string():
         make_task("reasoning_gym:basic_arithmetic?no_such=1")
     with pytest.raises(TextGenValueError, match=r"Expects reasoning_gym:<dataset>\?key=value"):
         make_task("reasoning_gym:basic_arithmetic?max_terms")
+
+
+def test_reasoning_gym_task_strings_round_trip_and_bad_settings_are_named():
+    pytest.importorskip("reasoning_gym")
+    small = make_task("reasoning_gym:basic_arithmetic?seed=3&n_train=4&n_eval=2")
+    assert small.name == "reasoning_gym:basic_arithmetic?n_eval=2&n_train=4&seed=3"
+    assert make_task(small.name) == small
+    assert small != make_task("reasoning_gym:basic_arithmetic?seed=4&n_train=4&n_eval=2")
+    # reasoning-gym checks its settings with assert: still our error, naming the settings
+    with pytest.raises(TextGenValueError, match=r"basic_arithmetic' with \{'max_terms': 1\}"):
+        make_task("reasoning_gym:basic_arithmetic?max_terms=1")
+    with pytest.raises(TextGenTypeError, match="Expects n_train to be an integer, got str: 'abc'"):
+        make_task("reasoning_gym:basic_arithmetic?n_train=abc")
+    for spec, why in [
+        ("basic_arithmetic?seed=1&seed=2", "'seed' is set twice"),
+        ("basic_arithmetic?dataset=leg_counting", "name goes before the '\\?'"),
+        ("?seed=1", "no dataset name"),
+    ]:
+        with pytest.raises(TextGenValueError, match=why):
+            make_task("reasoning_gym:" + spec)
+    # a setting whose value ends in .txt does not make the string a prompts file
+    spell = "reasoning_gym:spell_backward?n_train=2&n_eval=1&data_file='words3to10.txt'"
+    assert len(make_task(spell).prompts) == 2
+    from agents.config import TrainConfig
+
+    assert TrainConfig(task=spell).task == spell  # not resolved to a path
+
+
+def test_task_lists_split_on_commas_outside_a_task_strings_brackets():
+    from agents.cli import comma_list
+
+    spec = "reasoning_gym:basic_arithmetic?operators=('+','-')"
+    assert comma_list(f"{spec}, copy,") == [spec, "copy"]
 
 
 def test_a_task_sets_the_env_lengths_unless_the_caller_does():

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
 from gym_textgen.tasks.task import Task
 
 EVAL_SPLITS = ("eval", "test", "validation", "val", "dev")
@@ -39,8 +40,13 @@ SUFFIXES = (".txt", ".jsonl")
 
 
 def is_task_file(spec: Any) -> bool:
-    """Whether `spec` names a prompts file (`.txt` or `.jsonl`)."""
-    return isinstance(spec, (str, os.PathLike)) and str(spec).lower().endswith(SUFFIXES)
+    """Whether `spec` names a prompts file (`.txt` or `.jsonl`); a reasoning-gym task string
+    never does (`reasoning_gym:spell_backward?data_file=words.txt` ends in .txt too)."""
+    return (
+        isinstance(spec, (str, os.PathLike))
+        and str(spec).lower().endswith(SUFFIXES)
+        and not str(spec).startswith(REASONING_GYM)
+    )
 
 
 def _check_record(record: Any, where: str) -> dict[str, Any]:
