@@ -122,11 +122,17 @@ def parser() -> ArgumentParser:
 
 
 def split_commas(text: str) -> list[str]:
-    """Split on the commas outside brackets and quotes, so a task string's settings keep
-    theirs: `"reasoning_gym:basic_arithmetic?operators=('+','-'),copy"` -> 2 items."""
-    items, depth, quote, start = [], 0, "", 0
+    """Split on commas, except inside the brackets and quotes of an item's `?key=value` part, so
+    a task string's settings keep theirs: `"reasoning_gym:basic_arithmetic?operators=('+','-'),
+    copy"` -> 2 items (an apostrophe in a file name before any `?` is just a character)."""
+    items, depth, quote, query, start = [], 0, "", False, 0
     for i, ch in enumerate(text):
-        if quote:
+        if not query:
+            query = ch == "?"
+            if ch == ",":
+                items.append(text[start:i])
+                start = i + 1
+        elif quote:
             quote = "" if ch == quote else quote
         elif ch in "'\"":
             quote = ch
@@ -136,7 +142,9 @@ def split_commas(text: str) -> list[str]:
             depth = max(0, depth - 1)
         elif ch == "," and depth == 0:
             items.append(text[start:i])
-            start = i + 1
+            start, query = i + 1, False
+    if quote or depth:  # unbalanced: the brackets cannot be settings, so split plainly
+        return [t.strip() for t in text.split(",") if t.strip()]
     return [t.strip() for t in [*items, text[start:]] if t.strip()]
 
 

@@ -88,7 +88,7 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
         rollout = n_steps * args.n_envs
         model = agents.make_algo(
             "ppo", env, {**policy_kwargs, "value_lr_scale": args.value_lr_scale},
-            learning_rate=args.lr, n_steps=n_steps, batch_size=args.batch_size or rollout // 4,
+            learning_rate=args.lr, n_steps=n_steps, batch_size=args.batch_size or max(2, rollout // 4),
             n_epochs=args.n_epochs, gamma=1.0, gae_lambda=args.gae_lambda, seed=0,
         )  # fmt: skip
     callbacks: list[BaseCallback] = [Deadline(args.seconds)]
@@ -116,7 +116,7 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
         f"{before:.3f}",
         f"{after:.3f}",
         f"{after - before:+.3f}",
-        f"{np.mean(record.kl[-10:]):.2f}",
+        f"{np.mean(record.kl[-10:]):.2f}" if record.kl else "-",  # (- : no rollout finished)
         model.num_timesteps,
         f"{seconds:.0f}",
     ]
@@ -151,6 +151,11 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=0, help="0: each task's own length")
     p.add_argument("--show", type=int, default=4, help="held-out samples to print per task")
     a = p.parse_args()
+    if a.kl_coef < 0 or (a.kl_target is not None and not (a.kl_coef > 0 and a.kl_target > 0)):
+        p.error(f"--kl-target needs --kl-coef > 0 and a target > 0; got --kl-coef {a.kl_coef}, "
+                f"--kl-target {a.kl_target}")  # fmt: skip
+    if a.n_steps < 0 or a.batch_size < 0 or a.kl_horizon < 1:
+        p.error("--n-steps and --batch-size take 0 (automatic) or more, --kl-horizon 1 or more")
     warnings.filterwarnings("ignore")
     rows = [cell(task, a) for task in a.tasks]
     kl = f"kl_coef {a.kl_coef} (target {a.kl_target})" if a.kl_coef else "no KL penalty"

@@ -218,6 +218,16 @@ def test_reasoning_gym_task_strings_round_trip_and_bad_settings_are_named():
     assert small.name == "reasoning_gym:basic_arithmetic?n_eval=2&n_train=4&seed=3"
     assert make_task(small.name) == small
     assert small != make_task("reasoning_gym:basic_arithmetic?seed=4&n_train=4&n_eval=2")
+    # numpy scalars (from a sweep, say) draw the same task and leave a name that parses back
+    from gym_textgen.tasks import reasoning_gym_task
+
+    numpy = reasoning_gym_task(
+        "basic_arithmetic", n_train=np.int64(4), n_eval=np.int32(2), seed=np.int64(3)
+    )
+    assert numpy == small
+    terms = reasoning_gym_task("basic_arithmetic", n_train=4, n_eval=2, max_terms=np.int64(3))
+    assert terms.name == "reasoning_gym:basic_arithmetic?max_terms=3&n_eval=2&n_train=4"
+    assert make_task(terms.name) == terms
     # reasoning-gym checks its settings with assert: still our error, naming the settings
     with pytest.raises(TextGenValueError, match=r"basic_arithmetic' with \{'max_terms': 1\}"):
         make_task("reasoning_gym:basic_arithmetic?max_terms=1")
@@ -243,6 +253,7 @@ def test_task_lists_split_on_commas_outside_a_task_strings_brackets():
 
     spec = "reasoning_gym:basic_arithmetic?operators=('+','-')"
     assert comma_list(f"{spec}, copy,") == [spec, "copy"]
+    assert comma_list("don't.txt,copy") == ["don't.txt", "copy"]  # quotes count only after '?'
 
 
 def test_a_task_sets_the_env_lengths_unless_the_caller_does():

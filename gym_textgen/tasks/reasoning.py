@@ -96,6 +96,10 @@ def reasoning_gym_task(
             )
     if n_train < 1 or n_eval < 1:
         raise TextGenValueError(f"Expects n_train >= 1 and n_eval >= 1, got {n_train}, {n_eval}")
+    # numpy scalars as Python ones: reasoning-gym seeds random.Random, and names show repr
+    n_train, n_eval, seed = int(n_train), int(n_eval), int(seed)
+    draw = {"n_train": n_train, "n_eval": n_eval, "seed": seed}
+    config = {k: v.item() if isinstance(v, np.generic) else v for k, v in config.items()}
     try:
         data = rg.create_dataset(dataset, size=n_train + n_eval, seed=seed, **config)
     except (KeyError, ValueError, TypeError, AssertionError) as e:
