@@ -88,8 +88,7 @@ def reasoning_gym_task(
     (`make_task(task.name)` rebuilds the task).
     """
     rg = require("reasoning_gym", "reasoning", f"task {PREFIX}{dataset}")
-    draw = {"n_train": n_train, "n_eval": n_eval, "seed": seed}
-    for key, value in draw.items():
+    for key, value in (("n_train", n_train), ("n_eval", n_eval), ("seed", seed)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
             raise TextGenTypeError(
                 f"Expects {key} to be an integer, got {type(value).__name__}: {value!r}"
