@@ -91,7 +91,6 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
             learning_rate=args.lr, n_steps=n_steps, batch_size=args.batch_size or max(2, rollout // 4),
             n_epochs=args.n_epochs, gamma=1.0, gae_lambda=args.gae_lambda, seed=0,
         )  # fmt: skip
-    callbacks: list[BaseCallback] = [Deadline(args.seconds)]
     # against a frozen copy of the initial policy (the callback's default reference); kl_coef 0
     # still measures the KL, so every row reports it
     kl = KLPenaltyCallback(
@@ -99,11 +98,12 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
         in_loss=args.algo == "reinforce" and args.kl_coef > 0,
     )  # fmt: skip
     record = KLRecord()
-    callbacks += [kl, record]
     evaluate = lambda: sample_episodes(model, "TextGen-v0", env_kwargs, n=args.episodes)  # noqa: E731
     before_samples = evaluate()
     t0 = time.perf_counter()
-    model.learn(10**9, callback=CallbackList(callbacks), progress_bar=False)
+    model.learn(
+        10**9, callback=CallbackList([Deadline(args.seconds), kl, record]), progress_bar=False
+    )
     seconds = time.perf_counter() - t0
     after_samples = evaluate()
     if args.show:  # read what earned the reward: a metric can be gamed

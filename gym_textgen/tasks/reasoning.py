@@ -72,7 +72,11 @@ def task_name(dataset: str, settings: dict[str, Any]) -> str:
 
 
 def reasoning_gym_task(
-    dataset: str, n_train: int = 512, n_eval: int = 64, seed: int = 0, **config: Any
+    dataset: str,
+    n_train: int = DRAW_DEFAULTS["n_train"],
+    n_eval: int = DRAW_DEFAULTS["n_eval"],
+    seed: int = DRAW_DEFAULTS["seed"],
+    **config: Any,
 ) -> Task:
     """A task of `n_train` + `n_eval` questions from reasoning-gym's `dataset`, seeded.
 
