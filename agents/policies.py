@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,48 @@ from gym_textgen.errors import TextGenValueError, deprecated
 from gym_textgen.models import disable_dropout, load_model, quiet_progress
 
 _LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
+
+
+def lora_layer_modules(linear: list[str], targets: Any, layers: Any) -> list[str]:
+    """The full names of the `targets` among `linear` module names that sit in transformer
+    blocks `layers` (an index or a list; negative ones count from the last block).
+
+    >>> lora_layer_modules(["layers.0.q", "layers.0.k", "layers.1.q"], ["q"], -1)
+    ['layers.1.q']
+    """
+    if isinstance(targets, str):
+        raise TextGenValueError(
+            f"lora: layers_to_transform needs target_modules as a list of names, got the "
+            f"pattern {targets!r}"
+        )
+    block = {}
+    for name in linear:
+        found = re.search(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.", name)
+        if found:
+            block[name] = int(found.group(1))
+    n = max(block.values(), default=-1) + 1
+    wanted = [layers] if isinstance(layers, int) else layers
+    if (
+        not isinstance(wanted, list | tuple)
+        or not wanted
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in wanted)
+    ):
+        raise TextGenValueError(
+            f"lora: expects layers_to_transform to be a block index or a list of them, got "
+            f"{layers!r}"
+        )
+    bad = [i for i in wanted if not -n <= i < n]
+    if bad:
+        raise TextGenValueError(
+            f"lora: layers_to_transform {bad} out of range: the model has {n} blocks "
+            f"(0..{n - 1}, or -{n}..-1 from the end)"
+        )
+    picked = {i % n for i in wanted}
+    return [  # peft's own matching rule for a list of names: the name or its dotted suffix
+        name
+        for name in linear
+        if block.get(name) in picked and any(name == t or name.endswith(f".{t}") for t in targets)
+    ]
 
 
 def check_text_observation_space(space: spaces.Space) -> None:
@@ -175,15 +218,21 @@ class TransformerExtractor(BaseFeaturesExtractor):
             from peft import LoraConfig, inject_adapter_in_model
         except ImportError as e:
             raise ImportError("lora=... needs peft: pip install 'gym-textgen[lora]'") from e
-        config = LoraConfig(**{**_LORA_DEFAULTS, **settings})
+        settings = {**_LORA_DEFAULTS, **settings}
+        # peft's layer selection looks for "<something>.layers.<i>." in module names, which the
+        # trunk's own names ("layers.3.mlp.up_proj") never match: the layers are picked here
+        layers = settings.pop("layers_to_transform", None)
+        if layers is not None:
+            settings.pop("layers_pattern", None)
+        try:
+            config = LoraConfig(**settings)
+        except (TypeError, ValueError) as e:
+            raise TextGenValueError(f"lora={settings} is not a valid peft LoraConfig: {e}") from e
+        linear = [name for name, m in self.trunk.named_modules() if isinstance(m, nn.Linear)]
         if config.target_modules == "all-linear" or config.target_modules == {"all-linear"}:
-            config.target_modules = sorted(
-                {
-                    name.rsplit(".", 1)[-1]
-                    for name, m in self.trunk.named_modules()
-                    if isinstance(m, nn.Linear)
-                }
-            )
+            config.target_modules = sorted({name.rsplit(".", 1)[-1] for name in linear})
+        if layers is not None:
+            config.target_modules = lora_layer_modules(linear, config.target_modules, layers)
         inject_adapter_in_model(config, self.trunk)
         for name, p in self.lm.named_parameters():
             p.requires_grad = "lora_" in name

@@ -210,6 +210,32 @@ def test_lora_trains_adapters_only_and_base_is_reference(tmp_path):
     th.testing.assert_close(hf(ids).logits, policy.lm(ids).logits, atol=1e-5, rtol=1e-4)
 
 
+def test_lora_on_chosen_layers_backpropagates_through_those_only():
+    """`layers_to_transform` picks transformer blocks (peft's own rule never matched the trunk's
+    names: it raised for the default "all-linear", found no module for a list)."""
+    model = make(PPO, policy_kwargs={**TINY, "lora": {"r": 4, "layers_to_transform": [-1]}})
+    lm = model.policy.lm
+    adapted = {n.split(".lora_")[0] for n, p in lm.named_parameters() if p.requires_grad}
+    last = len(lm.model.layers) - 1
+    assert adapted and all(f"layers.{last}." in n for n in adapted), adapted
+    assert len(adapted) == 7  # q, k, v, o, gate, up, down of the last block
+    model.learn(32)  # trains: the frozen blocks below need no backward pass
+
+
+@pytest.mark.parametrize(
+    "lora, message",
+    [
+        ({"r": 4, "layers_to_transform": [9]}, "out of range: the model has 2 blocks"),
+        ({"r": 4, "layers_to_transform": "1"}, "block index or a list"),
+        ({"r": 4, "target_modules": "q_proj", "layers_to_transform": 0}, "list of names"),
+        ({"rank": 4}, "not a valid peft LoraConfig"),
+    ],
+)
+def test_lora_settings_errors_name_the_problem(lora, message):
+    with pytest.raises(ValueError, match=message):
+        make(PPO, policy_kwargs={**TINY, "lora": lora})
+
+
 @pytest.mark.slow
 def test_learning_target_tokens():
     """PPO raises the synthetic reward well above the random policy's ~0.25 within a small budget."""
