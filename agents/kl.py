@@ -47,8 +47,10 @@ class KLPenaltyCallback(BaseCallback):
             `kl_coef` times the exact KL of each step's whole next-token distribution to the
             loss (mean over the update's steps). The sampled penalty adds noise of the order of
             the reward itself once the policy has moved a few nats; the exact KL has none.
-            Needs an algorithm that asks for it (`agents.algos.REINFORCE`). The sampled KL is
-            still measured, logged and used by the adaptive controller.
+            Needs an algorithm that asks for it (`agents.algos.REINFORCE`). The update's exact
+            KL is then what is logged and what the adaptive controller steers by (the rollout
+            needs no reference pass of its own; the figures appear with the next rollout's
+            row, as the update's `train/*` statistics do).
         beta, target_kl: deprecated names of kl_coef and kl_coef_target.
 
     Under action masks (MaskablePPO) the reference's distribution is renormalised over the same
@@ -199,6 +201,8 @@ class KLPenaltyCallback(BaseCallback):
         return log_probs.gather(1, actions[:, None]).squeeze(1)
 
     def _on_rollout_end(self) -> None:
+        if self.in_loss:  # the update measures the exact KL and reports it: no pass needed here
+            return
         model, buf = self.model, self.model.rollout_buffer
         n_steps, n_envs = buf.buffer_size, buf.n_envs
         device = model.device
@@ -223,26 +227,31 @@ class KLPenaltyCallback(BaseCallback):
         ref = ref.reshape(n_envs, n_steps).T
         # (n_steps, n_envs): a sample of the per-token KL, 0 on rows that are not steps
         log_ratio = (buf.log_probs - ref) * valid.reshape(n_envs, n_steps).T
-        if not self.in_loss:  # (in_loss: the algorithm adds the exact KL to its loss)
-            buf.rewards -= self.kl_coef * log_ratio
-            # The value of the observation after the rollout and whether it starts a new
-            # episode, as the algorithm computed them (sb3-contrib's MaskablePPO leaves
-            # self.locals stale here).
-            with th.no_grad():
-                last_values = model.policy.predict_values(obs_as_tensor(model._last_obs, device))
-            buf.compute_returns_and_advantage(
-                last_values=last_values, dones=model._last_episode_starts
-            )
+        buf.rewards -= self.kl_coef * log_ratio
+        # The value of the observation after the rollout and whether it starts a new episode,
+        # as the algorithm computed them (sb3-contrib's MaskablePPO leaves self.locals stale).
+        with th.no_grad():
+            last_values = model.policy.predict_values(obs_as_tensor(model._last_obs, device))
+        buf.compute_returns_and_advantage(last_values=last_values, dones=model._last_episode_starts)
 
         episodes = max(1.0, float((buf.episode_starts * valid.reshape(n_envs, n_steps).T).sum()))
-        kl_episode = float(log_ratio.sum()) / episodes
+        steps = max(1, int(valid.sum()))
+        self._measured(float(log_ratio.sum()) / episodes, float(log_ratio.sum()) / steps, steps)
+
+    def update_measured(self, kl_per_episode: float, kl_per_token: float, steps: int) -> None:
+        """Called by an algorithm that adds the KL to its loss (`in_loss=True`) with the exact
+        KL its update measured on `steps` rollout steps; logs it and adapts kl_coef."""
+        self._measured(kl_per_episode, kl_per_token, steps)
+
+    def _measured(self, kl_episode: float, kl_token: float, steps: int) -> None:
+        """Log one rollout's KL to the reference and adapt kl_coef toward the target."""
         self.logger.record("kl/ref_per_episode", kl_episode)
-        self.logger.record("kl/ref_per_token", float(log_ratio.sum()) / max(1, int(valid.sum())))
+        self.logger.record("kl/ref_per_token", kl_token)
         self.logger.record("kl/coef", self.kl_coef)
         if self.kl_coef_target is not None:
             # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the
             # steps this rollout covers, and at most one horizon's worth per rollout, so kl_coef
             # stays positive however long the rollout is.
             error = float(np.clip(kl_episode / self.kl_coef_target - 1.0, -0.2, 0.2))
-            self.kl_coef *= 1.0 + error * min(1.0, n_steps * n_envs / self.horizon)
+            self.kl_coef *= 1.0 + error * min(1.0, steps / self.horizon)
             self._save_state()

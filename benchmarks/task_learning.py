@@ -55,7 +55,8 @@ class Deadline(BaseCallback):
 
 
 class KLRecord(BaseCallback):
-    """Keeps each rollout's `kl/ref_per_episode` (runs after KLPenaltyCallback has logged it)."""
+    """Keeps each rollout's `kl/ref_per_episode` (runs after KLPenaltyCallback has logged it;
+    with the KL in REINFORCE's loss, the previous update's, so the first rollout has none)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,7 +66,8 @@ class KLRecord(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        self.kl.append(float(self.logger.name_to_value["kl/ref_per_episode"]))
+        if "kl/ref_per_episode" in self.logger.name_to_value:
+            self.kl.append(float(self.logger.name_to_value["kl/ref_per_episode"]))
 
 
 def cell(task: str, args: argparse.Namespace) -> list[Any]:

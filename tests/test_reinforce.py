@@ -226,6 +226,29 @@ def test_kl_in_loss_is_the_exact_kl_and_leaves_rewards_alone():
     assert model.kl_loss is None  # the callback unhooks itself when training ends
 
 
+def test_kl_in_loss_logs_and_steers_by_the_updates_exact_kl_without_a_rollout_pass():
+    """The update already computes the exact KL of every step; the callback used to run a second
+    reference pass over the rollout for a sampled estimate (~1/8 of a SmolLM2 run's time)."""
+    import copy
+
+    model = make("rloo", n_rounds=1, learning_rate=1e-2)
+    reference = copy.deepcopy(model.policy.lm).eval()
+    model.learn(200)
+    kl = KLPenaltyCallback(kl_coef=0.5, kl_coef_target=1e-6, horizon=1, reference=reference,
+                           in_loss=True)  # fmt: skip
+    calls = []
+    real = kl.reference_log_softmax
+    kl.reference_log_softmax = lambda *a, **k: calls.append(1) or real(*a, **k)
+    before, logged, after = Observations(), LoggedValues(), Observations(reference)
+    model.learn(1, callback=[before, kl, logged, after], reset_num_timesteps=False)
+    assert len(calls) == 1  # the update's one minibatch, nothing at the rollout's end
+    episodes = model.n_envs * model.n_rounds
+    per_episode = after.kl * len(after.ids) / episodes  # rows: the round's used steps
+    assert logged.values["kl/ref_per_episode"][-1] == pytest.approx(per_episode, rel=1e-3)
+    assert logged.values["kl/ref_per_token"][-1] == pytest.approx(after.kl, rel=1e-3)
+    assert kl.kl_coef == pytest.approx(0.5 * 1.2)  # far above the target: up by the full 20%
+
+
 def test_kl_in_loss_holds_the_policy_near_its_reference():
     """At a learning rate that moves the free policy far (1.6-5.3 nats a token over seeds 0-5,
     measured), a large in-loss coefficient keeps it within ~0.03."""

@@ -433,7 +433,8 @@ class REINFORCE(OnPolicyAlgorithm):
         )
         pg_losses, value_losses, entropy_losses, clip_fractions, approx_kls = [], [], [], [], []
         kl_loss, exact_kls = self.kl_loss, []
-        for _ in range(self.n_epochs):
+        kl_sum, kl_rows = 0.0, 0  # the first epoch's exact KL: each used step once
+        for epoch in range(self.n_epochs):
             for data in self.rollout_buffer.get(self.batch_size):
                 actions = data.actions.long().flatten()
                 values, log_prob, entropy, log_probs_all = evaluate(
@@ -455,9 +456,12 @@ class REINFORCE(OnPolicyAlgorithm):
                     ref = kl_loss.reference_log_softmax(
                         obs["input_ids"].long(), obs["attention_mask"].long().sum(1)
                     )
-                    kl = exact_kl(log_probs_all, ref).mean()
+                    row_kls = exact_kl(log_probs_all, ref)
+                    kl = row_kls.mean()
                     loss = loss + kl_loss.kl_coef * kl
                     exact_kls.append(float(kl.detach()))
+                    if epoch == 0:
+                        kl_sum, kl_rows = kl_sum + float(row_kls.detach().sum()), kl_rows + len(ref)
                 if self.baseline == "value":
                     value_loss = F.mse_loss(data.returns, values.flatten())
                     loss = loss + self.vf_coef * value_loss
@@ -481,6 +485,9 @@ class REINFORCE(OnPolicyAlgorithm):
             self.logger.record("train/clip_fraction", float(np.mean(clip_fractions)))
         if exact_kls:
             self.logger.record(KL_LOSS_KEY, float(np.mean(exact_kls)))
+        if kl_loss is not None and kl_rows:
+            episodes = len(self.rollout_buffer._segments)
+            kl_loss.update_measured(kl_sum / max(1, episodes), kl_sum / kl_rows, kl_rows)
         if value_losses:
             self.logger.record("train/value_loss", float(np.mean(value_losses)))
             self.logger.record(
