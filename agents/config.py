@@ -39,6 +39,8 @@ from gym_textgen.tasks.loading import is_task_file
 ALGO_NAMES = ("a2c", "dqn", "maskable_ppo", "ppo", "reinforce")
 #: REINFORCE's baselines (`agents.algos.REINFORCE`)
 BASELINES = ("none", "value", "rloo")
+#: learning-rate schedules (`lr_schedule`): linear decays to 0 at the end of `timesteps`
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass
@@ -68,6 +70,8 @@ class TrainConfig:
     """run folder (default runs/<algo>-<env_id>-<time>)"""
     learning_rate: float = 1e-4
     """Adam step size"""
+    lr_schedule: str = "constant"
+    """constant, or linear: learning_rate decays linearly to 0 over `timesteps` (rl-zoo's lin_)"""
     n_steps: int = 64
     """steps per env per rollout"""
     batch_size: int = 128
@@ -163,6 +167,10 @@ class TrainConfig:
         if self.n_envs % self.group_size:
             raise TextGenValueError(
                 f"Expects group_size to divide n_envs={self.n_envs}, got {self.group_size}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TextGenValueError(
+                f"Expects lr_schedule in {list(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
         if self.baseline not in BASELINES:
             raise TextGenValueError(f"Expects baseline in {list(BASELINES)}, got {self.baseline!r}")

@@ -150,7 +150,12 @@ def algo_kwargs(cfg: TrainConfig, algo_class: type) -> dict[str, Any]:
     accepted = dict(inspect.signature(algo_class.__init__).parameters)
     if cfg.algo == "dqn":  # DQN's n_steps means n-step returns, not the rollout length
         accepted.pop("n_steps", None)
-    return {n: getattr(cfg, n) for n in ALGO_SETTINGS if n in accepted}
+    kwargs = {n: getattr(cfg, n) for n in ALGO_SETTINGS if n in accepted}
+    if cfg.lr_schedule == "linear":  # SB3 calls it with the progress remaining, 1 -> 0
+        from stable_baselines3.common.utils import LinearSchedule
+
+        kwargs["learning_rate"] = LinearSchedule(cfg.learning_rate, 0.0, 1.0)
+    return kwargs
 
 
 def unused_settings(cfg: TrainConfig, algo_class: type) -> list[str]:

@@ -180,3 +180,18 @@ def test_kl_in_loss_settings():
         load_config(None, algo="reinforce", kl_in_loss=True)
     with pytest.raises(TextGenValueError, match="Expects kl_horizon >= 1, got 0"):
         load_config(None, kl_horizon=0)
+
+
+def test_linear_lr_schedule_decays_to_zero_over_the_run(tmp_path):
+    from agents.training import load_run_model
+
+    run = tmp_path / "run"
+    train(load_config(None, timesteps=64, out=str(run), lr_schedule="linear", **TINY))
+    model = load_run_model(run)
+    start = load_config(run / "config.yaml").learning_rate
+    assert model.lr_schedule(1.0) == pytest.approx(start)
+    assert model.lr_schedule(0.25) == pytest.approx(start / 4)
+    # the last update ran at the end of the schedule (constant: it would be `start`)
+    assert model.policy.optimizer.param_groups[0]["lr"] < start / 2
+    with pytest.raises(TextGenValueError, match="lr_schedule in"):
+        load_config(None, lr_schedule="cosine")
