@@ -40,6 +40,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             "## copy, after training",
         ),
         (
+            "kl_frontier.py",
+            [str(BENCH.parent / "configs" / "default.yaml"), "--prompts", "2", "--samples", "4"],
+            "| best of n |",
+        ),
+        (
             "learn_speed.py",
             ["--quick", "--variants", "fast", "--n-epochs", "1"],
             "learn / generate",
