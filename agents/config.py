@@ -71,7 +71,8 @@ class TrainConfig:
     learning_rate: float = 1e-4
     """Adam step size"""
     lr_schedule: str = "constant"
-    """constant, or linear: learning_rate decays linearly to 0 over `timesteps` (rl-zoo's lin_)"""
+    """constant, or linear: learning_rate decays linearly to 0 over `timesteps` (rl-zoo's lin_;
+    as there, the last update runs at about 0)"""
     n_steps: int = 64
     """steps per env per rollout"""
     batch_size: int = 128

@@ -56,6 +56,11 @@ def lora_layer_modules(linear: list[str], targets: Any, layers: Any) -> list[str
         if found:
             block[name] = int(found.group(1))
     n = max(block.values(), default=-1) + 1
+    if not n:
+        raise TextGenValueError(
+            "lora: layers_to_transform needs numbered blocks (module names like "
+            f"'layers.<i>.' or 'h.<i>.'), found none among {linear[:3]}"
+        )
     wanted = [layers] if isinstance(layers, int) else layers
     if (
         not isinstance(wanted, list | tuple)
@@ -216,6 +221,7 @@ class TransformerExtractor(BaseFeaturesExtractor):
     def _inject_lora(self, settings: dict[str, Any]) -> None:
         try:
             from peft import LoraConfig, inject_adapter_in_model
+            from transformers.pytorch_utils import Conv1D
         except ImportError as e:
             raise ImportError("lora=... needs peft: pip install 'gym-textgen[lora]'") from e
         settings = {**_LORA_DEFAULTS, **settings}
@@ -224,16 +230,28 @@ class TransformerExtractor(BaseFeaturesExtractor):
         layers = settings.pop("layers_to_transform", None)
         if layers is not None:
             settings.pop("layers_pattern", None)
+        given = {**settings, "layers_to_transform": layers} if layers is not None else settings
         try:
             config = LoraConfig(**settings)
         except (TypeError, ValueError) as e:
-            raise TextGenValueError(f"lora={settings} is not a valid peft LoraConfig: {e}") from e
-        linear = [name for name, m in self.trunk.named_modules() if isinstance(m, nn.Linear)]
+            raise TextGenValueError(f"lora={given} is not a valid peft LoraConfig: {e}") from e
+        linear = [  # GPT-2's projections are transformers' Conv1D, which peft adapts too
+            name for name, m in self.trunk.named_modules() if isinstance(m, nn.Linear | Conv1D)
+        ]
         if config.target_modules == "all-linear" or config.target_modules == {"all-linear"}:
             config.target_modules = sorted({name.rsplit(".", 1)[-1] for name in linear})
         if layers is not None:
-            config.target_modules = lora_layer_modules(linear, config.target_modules, layers)
-        inject_adapter_in_model(config, self.trunk)
+            targets = config.target_modules
+            config.target_modules = lora_layer_modules(linear, targets, layers)
+            if not config.target_modules:
+                raise TextGenValueError(
+                    f"lora: no module of target_modules {sorted(targets)} in blocks {layers}; "
+                    f"names are relative to the transformer trunk, e.g. {linear[:2]}"
+                )
+        try:
+            inject_adapter_in_model(config, self.trunk)
+        except (TypeError, ValueError) as e:  # peft checks r, alpha, ... only here
+            raise TextGenValueError(f"lora={given} could not be applied: {e}") from e
         for name, p in self.lm.named_parameters():
             p.requires_grad = "lora_" in name
 

@@ -222,6 +222,21 @@ def test_lora_on_chosen_layers_backpropagates_through_those_only():
     model.learn(32)  # trains: the frozen blocks below need no backward pass
 
 
+def test_lora_layers_on_a_gpt2_model_whose_projections_are_conv1d():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from agents.policies import TransformerExtractor
+
+    lm = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=V)).eval()
+    env = make_vec_env("TextGen-v0", n_envs=1, vocab_size=V, max_new_tokens=2)
+    extractor = TransformerExtractor(
+        env.observation_space, model=lm, lora={"r": 2, "layers_to_transform": [-1]}
+    )
+    adapted = {n.split(".lora_")[0] for n, p in extractor.lm.named_parameters() if p.requires_grad}
+    assert adapted and all(".h.1." in n for n in adapted), adapted
+    assert any(n.endswith("attn.c_attn") for n in adapted)  # a Conv1D, not an nn.Linear
+
+
 @pytest.mark.parametrize(
     "lora, message",
     [
@@ -229,6 +244,11 @@ def test_lora_on_chosen_layers_backpropagates_through_those_only():
         ({"r": 4, "layers_to_transform": "1"}, "block index or a list"),
         ({"r": 4, "target_modules": "q_proj", "layers_to_transform": 0}, "list of names"),
         ({"rank": 4}, "not a valid peft LoraConfig"),
+        ({"r": 0}, "could not be applied"),  # peft checks r only when it injects
+        (
+            {"r": 4, "layers_to_transform": 0, "target_modules": ["model.layers.0.mlp.up_proj"]},
+            "no module of target_modules",
+        ),  # fmt: skip
     ],
 )
 def test_lora_settings_errors_name_the_problem(lora, message):
