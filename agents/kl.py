@@ -236,22 +236,21 @@ class KLPenaltyCallback(BaseCallback):
 
         episodes = max(1.0, float((buf.episode_starts * valid.reshape(n_envs, n_steps).T).sum()))
         steps = max(1, int(valid.sum()))
-        self._measured(float(log_ratio.sum()) / episodes, float(log_ratio.sum()) / steps, steps)
+        self.update_measured(
+            float(log_ratio.sum()) / episodes, float(log_ratio.sum()) / steps, steps
+        )
 
     def update_measured(self, kl_per_episode: float, kl_per_token: float, steps: int) -> None:
-        """Called by an algorithm that adds the KL to its loss (`in_loss=True`) with the exact
-        KL its update measured on `steps` rollout steps; logs it and adapts kl_coef."""
-        self._measured(kl_per_episode, kl_per_token, steps)
-
-    def _measured(self, kl_episode: float, kl_token: float, steps: int) -> None:
-        """Log one rollout's KL to the reference and adapt kl_coef toward the target."""
-        self.logger.record("kl/ref_per_episode", kl_episode)
-        self.logger.record("kl/ref_per_token", kl_token)
+        """Log one rollout's KL to the reference, measured on `steps` steps, and adapt kl_coef
+        toward the target. The sampled penalty calls it at the rollout's end; an algorithm that
+        adds the KL to its loss (`in_loss=True`) calls it with the exact KL its update measured."""
+        self.logger.record("kl/ref_per_episode", kl_per_episode)
+        self.logger.record("kl/ref_per_token", kl_per_token)
         self.logger.record("kl/coef", self.kl_coef)
         if self.kl_coef_target is not None:
             # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the
             # steps this rollout covers, and at most one horizon's worth per rollout, so kl_coef
             # stays positive however long the rollout is.
-            error = float(np.clip(kl_episode / self.kl_coef_target - 1.0, -0.2, 0.2))
+            error = float(np.clip(kl_per_episode / self.kl_coef_target - 1.0, -0.2, 0.2))
             self.kl_coef *= 1.0 + error * min(1.0, steps / self.horizon)
             self._save_state()
