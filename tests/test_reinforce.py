@@ -15,7 +15,9 @@ from gym_textgen.errors import TextGenValueError
 TINY = {"model": "random-tiny"}
 
 
-def make(baseline="rloo", n_envs=4, group_size=2, n_rounds=2, gamma=1.0, seed=0, **kwargs):
+def make(
+    baseline="rloo", n_envs=4, group_size=2, n_rounds=2, gamma=1.0, seed=0, dense=False, **kwargs
+):
     env = agents.make_vec_env(
         "TextGen-v0",
         n_envs=n_envs,
@@ -23,6 +25,7 @@ def make(baseline="rloo", n_envs=4, group_size=2, n_rounds=2, gamma=1.0, seed=0,
         max_new_tokens=5,
         scorer="length",
         scorer_kwargs={"target": 3},
+        dense_reward=dense,
         seed=seed,
     )
     return REINFORCE(
@@ -59,6 +62,18 @@ def episodes(snap, horizon):
     return out
 
 
+def to_go(rewards, gamma=1.0):
+    return [sum(gamma**i * x for i, x in enumerate(rewards[t:])) for t in range(len(rewards))]
+
+
+def step_baseline(eps, r, slot, t, k, gamma=1.0):
+    """The mean reward to go at step t of the other episodes of the slot's group (an episode
+    that has ended holds its last step's value)."""
+    others = [j for j in range(slot // k * k, slot // k * k + k) if j != slot]
+    held = [to_go([rw for _, rw in eps[(r, j)]], gamma) for j in others]
+    return sum(g[min(t, len(g) - 1)] for g in held) / len(others)
+
+
 def test_rloo_advantage_equals_a_hand_computation():
     model = make("rloo", n_envs=6, group_size=3)
     snap = Snapshot()
@@ -80,26 +95,45 @@ def test_rloo_advantage_equals_a_hand_computation():
 def test_grpo_scaling_and_other_baselines():
     snaps = {}
     for baseline, scale in (("rloo", True), ("none", False), ("value", False)):
-        model = make(baseline, scale_by_std=scale, gamma=0.9)
+        model = make(baseline, scale_by_std=scale, gamma=0.9, seed=2)  # mates' rewards differ
         snaps[baseline] = snap = Snapshot()
         model.learn(1, callback=snap)
         eps = episodes(snap, model.horizon)
+        assert (np.abs(snap.advantages) > 1e-3).any()
         for (r, slot), steps in eps.items():
             rewards = [rw for _, rw in steps]
-            to_go = [
-                sum(0.9**i * x for i, x in enumerate(rewards[t:])) for t in range(len(rewards))
-            ]
+            g = to_go(rewards, 0.9)
             for t, (row, _) in enumerate(steps):
                 got = snap.advantages[row, slot]
                 if baseline == "none":
-                    assert got == pytest.approx(to_go[t], abs=1e-5)
+                    assert got == pytest.approx(g[t], abs=1e-5)
                 elif baseline == "value":
-                    assert got == pytest.approx(to_go[t] - snap.values[row, slot], abs=1e-5)
-                else:
+                    assert got == pytest.approx(g[t] - snap.values[row, slot], abs=1e-5)
+                else:  # discounted reward to go against the mate's; the returns' std
                     mate = slot + 1 if slot % 2 == 0 else slot - 1
-                    mine, theirs = sum(rewards), sum(rw for _, rw in eps[(r, mate)])
-                    std = np.std([mine, theirs])
-                    assert got == pytest.approx((mine - theirs) / (std + 1e-4), abs=1e-4)
+                    std = np.std([sum(rewards), sum(rw for _, rw in eps[(r, mate)])])
+                    expected = g[t] - step_baseline(eps, r, slot, t, 2, gamma=0.9)
+                    assert got == pytest.approx(expected / (std + 1e-4), abs=1e-4)
+
+
+def test_rloo_with_dense_rewards_credits_each_step_with_the_rewards_after_it():
+    """Step t of episode i: G_it - mean_{j != i} G_jt (an ended episode holds its last value).
+    With sparse rewards that is the episode-level R_i - mean R_j on every step; with dense
+    ones, it differs (the old episode-level advantage fails this test)."""
+    model = make("rloo", n_envs=6, group_size=3, dense=True)
+    snap = Snapshot()
+    model.learn(1, callback=snap)
+    eps = episodes(snap, model.horizon)
+    differs = 0
+    for (r, slot), steps in eps.items():
+        rewards = [rw for _, rw in steps]
+        episode_level = sum(rewards) - step_baseline(eps, r, slot, model.horizon, 3)
+        for t, (row, _) in enumerate(steps):
+            expected = to_go(rewards)[t] - step_baseline(eps, r, slot, t, 3)
+            assert snap.advantages[row, slot] == pytest.approx(expected, abs=1e-6)
+            differs += abs(expected - episode_level) > 1e-3
+    assert differs > 0  # the dense rewards made some steps' credit differ from the episode's
+    assert (snap.advantages[snap.valid == 0] == 0).all()
 
 
 @pytest.mark.slow

@@ -11,11 +11,17 @@ Baselines (`baseline=`):
 * `"none"`: b = 0; A_t is the reward to go (plain REINFORCE).
 * `"value"`: b = V(s_t), the policy's value head, trained alongside (REINFORCE with a critic).
 * `"rloo"`: the leave-one-out mean of the other completions of the same prompt: with k slots
-  per prompt group (`agents.make_vec_env(..., group_size=k)`), episode i of a group gets
-  A_i = R_i - mean_{j != i} R_j on every one of its steps (Kool et al. 2019; Ahmadian et al.
-  2024, "Back to Basics: Revisiting REINFORCE-Style Optimization for Learning from Human
-  Feedback in LLMs"). `scale_by_std=True` divides by the group's reward std, as GRPO does
-  (Shao et al. 2024).
+  per prompt group (`agents.make_vec_env(..., group_size=k)`), step t of episode i gets
+  A_it = G_it - mean_{j != i} G_jt, the reward to go from step t against the other episodes'
+  reward to go from the same step (an episode that has ended holds its last value). With the
+  default sparse reward, that is A_i = R_i - mean_{j != i} R_j on every step of the episode
+  (Kool et al. 2019; Ahmadian et al. 2024, "Back to Basics: Revisiting REINFORCE-Style
+  Optimization for Learning from Human Feedback in LLMs"). With dense rewards
+  (`dense_reward=True`, or a KL penalty in the reward) a step is credited only with the
+  rewards that come after it: the same gradient in expectation (the score so far depends
+  only on the step's state, so it is a valid baseline), with less noise.
+  `scale_by_std=True` divides by the std of the group's episode returns, as GRPO does (Shao
+  et al. 2024).
 
 Rollouts are rounds, as `generate()` runs them: every slot starts an episode, the round lasts
 until every slot's episode has ended, and only each slot's first episode in the round is used
@@ -131,13 +137,12 @@ class EpisodeRoundBuffer(DictRolloutBuffer):
         elif self.baseline == "value":
             advantages = self.returns - self.values
         else:
-            advantages = np.repeat(
-                rloo_advantages(self.episode_returns(), self.group_size, self.scale_by_std)[
-                    :, None
-                ],
-                self.horizon,
-                axis=1,
-            ).reshape(self.buffer_size, self.n_envs)
+            advantages = rloo_step_advantages(returns, self.valid.reshape(shape), self.group_size)
+            if self.scale_by_std:  # by the std of the group's episode returns, as GRPO does
+                grouped = self.episode_returns().reshape(rounds, -1, self.group_size)
+                std = np.repeat(grouped.std(axis=2) + 1e-4, self.group_size, axis=1)
+                advantages = advantages / std[:, None, :]
+            advantages = advantages.reshape(self.buffer_size, self.n_envs)
         self.advantages = (advantages * self.valid).astype(np.float32)
 
     def get(self, batch_size: int | None = None) -> Generator[DictRolloutBufferSamples, None, None]:
@@ -178,6 +183,29 @@ def rloo_advantages(returns: np.ndarray, group_size: int, scale_by_std: bool = F
     if scale_by_std:
         advantages = advantages / (grouped.std(axis=2, keepdims=True) + 1e-4)
     return advantages.reshape(rounds, n_envs)
+
+
+def rloo_step_advantages(to_go: np.ndarray, valid: np.ndarray, group_size: int) -> np.ndarray:
+    """Leave-one-out advantages of every step, `(n_rounds, horizon, n_envs)`.
+
+    Each step's reward to go minus the mean reward to go at the same step of the other episodes
+    of its group (slots `g*k .. g*k+k-1`); an episode that has ended holds its last step's
+    value, so with sparse rewards every step of episode i gets `R_i - mean_{j != i} R_j`
+    (`rloo_advantages`). Rows that are not steps of a used episode get 0.
+
+    >>> to_go = np.array([[[1.0, 0.5], [0.25, 0.5]]])  # 1 round, 2 steps, a group of 2
+    >>> rloo_step_advantages(to_go, np.ones_like(to_go), 2).tolist()
+    [[[0.5, -0.5], [-0.25, 0.25]]]
+    """
+    valid = valid > 0
+    last = np.maximum(valid.sum(axis=1) - 1, 0)  # (rounds, n_envs): each episode's last step
+    held = np.take_along_axis(to_go, last[:, None, :], axis=1)  # (rounds, 1, n_envs)
+    filled = np.where(valid, to_go, held)
+    rounds, horizon, n_envs = to_go.shape
+    k = group_size
+    grouped = filled.reshape(rounds, horizon, n_envs // k, k)
+    baseline = (grouped.sum(axis=3, keepdims=True) - grouped) / (k - 1)
+    return ((grouped - baseline).reshape(to_go.shape) * valid).astype(np.float32)
 
 
 def evaluate(
@@ -500,4 +528,10 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
 
-__all__ = ["BASELINES", "REINFORCE", "EpisodeRoundBuffer", "rloo_advantages"]
+__all__ = [
+    "BASELINES",
+    "REINFORCE",
+    "EpisodeRoundBuffer",
+    "rloo_advantages",
+    "rloo_step_advantages",
+]
