@@ -9,6 +9,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 import agents
 from agents.algos import REINFORCE
+from agents.algos.reinforce import rloo_step_advantages
 from agents.kl import KLPenaltyCallback
 from gym_textgen.errors import TextGenValueError
 
@@ -66,12 +67,19 @@ def to_go(rewards, gamma=1.0):
     return [sum(gamma**i * x for i, x in enumerate(rewards[t:])) for t in range(len(rewards))]
 
 
+def group_to_go(eps, r, slot, t, k, gamma=1.0):
+    """{slot: reward to go at step t} of the slot's group (an ended episode holds its last)."""
+    held = {}
+    for j in range(slot // k * k, slot // k * k + k):
+        g = to_go([rw for _, rw in eps[(r, j)]], gamma)
+        held[j] = g[min(t, len(g) - 1)]
+    return held
+
+
 def step_baseline(eps, r, slot, t, k, gamma=1.0):
-    """The mean reward to go at step t of the other episodes of the slot's group (an episode
-    that has ended holds its last step's value)."""
-    others = [j for j in range(slot // k * k, slot // k * k + k) if j != slot]
-    held = [to_go([rw for _, rw in eps[(r, j)]], gamma) for j in others]
-    return sum(g[min(t, len(g) - 1)] for g in held) / len(others)
+    """The mean reward to go at step t of the other episodes of the slot's group."""
+    held = group_to_go(eps, r, slot, t, k, gamma)
+    return sum(v for j, v in held.items() if j != slot) / (k - 1)
 
 
 def test_rloo_advantage_equals_a_hand_computation():
@@ -109,9 +117,8 @@ def test_grpo_scaling_and_other_baselines():
                     assert got == pytest.approx(g[t], abs=1e-5)
                 elif baseline == "value":
                     assert got == pytest.approx(g[t] - snap.values[row, slot], abs=1e-5)
-                else:  # discounted reward to go against the mate's; the returns' std
-                    mate = slot + 1 if slot % 2 == 0 else slot - 1
-                    std = np.std([sum(rewards), sum(rw for _, rw in eps[(r, mate)])])
+                else:  # discounted reward to go against the mate's, over the step's std
+                    std = np.std(list(group_to_go(eps, r, slot, t, 2, gamma=0.9).values()))
                     expected = g[t] - step_baseline(eps, r, slot, t, 2, gamma=0.9)
                     assert got == pytest.approx(expected / (std + 1e-4), abs=1e-4)
 
@@ -134,6 +141,22 @@ def test_rloo_with_dense_rewards_credits_each_step_with_the_rewards_after_it():
             differs += abs(expected - episode_level) > 1e-3
     assert differs > 0  # the dense rewards made some steps' credit differ from the episode's
     assert (snap.advantages[snap.valid == 0] == 0).all()
+
+
+def test_grpo_scaling_is_per_step_so_tied_returns_stay_bounded():
+    """Two completions that end with the same score by different paths (dense rewards): their
+    returns' std is 0, so dividing every step by it gave advantages of ~1e4; the std of the
+    group's reward to go at the same step keeps them at GRPO's +-2 for a group of 2."""
+    rewards = np.zeros((1, 4, 2))  # (rounds, steps, slots)
+    rewards[0, :2, 0] = [0.5, 0.25]  # slot 0: two steps, score 0.75
+    rewards[0, :, 1] = [0.25, 0.25, 0.5, -0.25]  # slot 1: four steps, score 0.75
+    valid = np.ones((1, 4, 2))
+    valid[0, 2:, 0] = 0
+    to_go = np.cumsum(rewards[:, ::-1], axis=1)[:, ::-1]  # slot 0: .75 .25; slot 1: .75 .5 .25 -.25
+    scaled = rloo_step_advantages(to_go, valid, 2, scale_by_std=True)
+    # step 1: .25 vs .5; step 3: -.25 vs slot 0's held .25 (std = half the gap: +-2)
+    expected = [[[0, 0], [-2, 2], [0, 0], [0, -2]]]
+    np.testing.assert_allclose(scaled, expected, atol=5e-3)
 
 
 @pytest.mark.slow

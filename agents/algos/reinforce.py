@@ -14,14 +14,14 @@ Baselines (`baseline=`):
   per prompt group (`agents.make_vec_env(..., group_size=k)`), step t of episode i gets
   A_it = G_it - mean_{j != i} G_jt, the reward to go from step t against the other episodes'
   reward to go from the same step (an episode that has ended holds its last value). With the
-  default sparse reward, that is A_i = R_i - mean_{j != i} R_j on every step of the episode
+  default sparse reward and gamma 1, that is A_i = R_i - mean_{j != i} R_j on every step
   (Kool et al. 2019; Ahmadian et al. 2024, "Back to Basics: Revisiting REINFORCE-Style
   Optimization for Learning from Human Feedback in LLMs"). With dense rewards
   (`dense_reward=True`, or a KL penalty in the reward) a step is credited only with the
-  rewards that come after it: the same gradient in expectation (the score so far depends
+  rewards from it on: the same gradient in expectation (the score so far depends
   only on the step's state, so it is a valid baseline), with less noise.
-  `scale_by_std=True` divides by the std of the group's episode returns, as GRPO does (Shao
-  et al. 2024).
+  `scale_by_std=True` divides by the std of the group's reward to go at the same step (with
+  sparse rewards and gamma 1, of the group's returns, as GRPO does: Shao et al. 2024).
 
 Rollouts are rounds, as `generate()` runs them: every slot starts an episode, the round lasts
 until every slot's episode has ended, and only each slot's first episode in the round is used
@@ -137,12 +137,9 @@ class EpisodeRoundBuffer(DictRolloutBuffer):
         elif self.baseline == "value":
             advantages = self.returns - self.values
         else:
-            advantages = rloo_step_advantages(returns, self.valid.reshape(shape), self.group_size)
-            if self.scale_by_std:  # by the std of the group's episode returns, as GRPO does
-                grouped = self.episode_returns().reshape(rounds, -1, self.group_size)
-                std = np.repeat(grouped.std(axis=2) + 1e-4, self.group_size, axis=1)
-                advantages = advantages / std[:, None, :]
-            advantages = advantages.reshape(self.buffer_size, self.n_envs)
+            advantages = rloo_step_advantages(
+                returns, self.valid.reshape(shape), self.group_size, self.scale_by_std
+            ).reshape(self.buffer_size, self.n_envs)
         self.advantages = (advantages * self.valid).astype(np.float32)
 
     def get(self, batch_size: int | None = None) -> Generator[DictRolloutBufferSamples, None, None]:
@@ -185,13 +182,18 @@ def rloo_advantages(returns: np.ndarray, group_size: int, scale_by_std: bool = F
     return advantages.reshape(rounds, n_envs)
 
 
-def rloo_step_advantages(to_go: np.ndarray, valid: np.ndarray, group_size: int) -> np.ndarray:
+def rloo_step_advantages(
+    to_go: np.ndarray, valid: np.ndarray, group_size: int, scale_by_std: bool = False
+) -> np.ndarray:
     """Leave-one-out advantages of every step, `(n_rounds, horizon, n_envs)`.
 
     Each step's reward to go minus the mean reward to go at the same step of the other episodes
     of its group (slots `g*k .. g*k+k-1`); an episode that has ended holds its last step's
-    value, so with sparse rewards every step of episode i gets `R_i - mean_{j != i} R_j`
-    (`rloo_advantages`). Rows that are not steps of a used episode get 0.
+    value, so with sparse rewards and gamma 1 every step of episode i gets
+    `R_i - mean_{j != i} R_j` (`rloo_advantages`). `scale_by_std` divides by the std of the
+    group's reward to go at the same step (with sparse rewards and gamma 1, of the group's
+    returns, as GRPO does; per step, a group whose returns tie but whose steps differ stays
+    bounded). Rows that are not steps of a used episode get 0.
 
     >>> to_go = np.array([[[1.0, 0.5], [0.25, 0.5]]])  # 1 round, 2 steps, a group of 2
     >>> rloo_step_advantages(to_go, np.ones_like(to_go), 2).tolist()
@@ -205,7 +207,10 @@ def rloo_step_advantages(to_go: np.ndarray, valid: np.ndarray, group_size: int) 
     k = group_size
     grouped = filled.reshape(rounds, horizon, n_envs // k, k)
     baseline = (grouped.sum(axis=3, keepdims=True) - grouped) / (k - 1)
-    return ((grouped - baseline).reshape(to_go.shape) * valid).astype(np.float32)
+    advantages = grouped - baseline
+    if scale_by_std:
+        advantages = advantages / (grouped.std(axis=3, keepdims=True) + 1e-4)
+    return (advantages.reshape(to_go.shape) * valid).astype(np.float32)
 
 
 def evaluate(
@@ -274,7 +279,7 @@ class REINFORCE(OnPolicyAlgorithm):
             near the sampling policy).
         gamma: discount of the reward to go (1: the episode's return).
         baseline: `"none"`, `"value"` or `"rloo"`.
-        scale_by_std: divide RLOO advantages by the group's reward std (GRPO's scaling).
+        scale_by_std: divide RLOO advantages by the group's std (GRPO's scaling; per step).
         clip_range: clip the ratio to [1 - c, 1 + c] (None: no clipping).
         normalize_advantage: standardise advantages per minibatch.
         ent_coef: entropy bonus.
