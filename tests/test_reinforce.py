@@ -9,7 +9,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 import agents
 from agents.algos import REINFORCE
-from agents.algos.reinforce import rloo_step_advantages
+from agents.algos.reinforce import rloo_advantages, rloo_step_advantages
 from agents.kl import KLPenaltyCallback
 from gym_textgen.errors import TextGenValueError
 
@@ -52,6 +52,7 @@ class Snapshot(BaseCallback):
         self.rewards, self.valid = buf.rewards.copy(), buf.valid.copy()
         self.advantages, self.values = buf.advantages.copy(), buf.values.copy()
         self.starts = buf.episode_starts.copy()
+        self.episode_returns = buf.episode_returns()
 
 
 def episodes(snap, horizon):
@@ -98,6 +99,23 @@ def test_rloo_advantage_equals_a_hand_computation():
             assert snap.advantages[row, slot] == pytest.approx(expected, abs=1e-6)
     assert (snap.advantages[snap.valid == 0] == 0).all()
     assert len(lengths) >= 1 and max(lengths) <= model.horizon
+    episode_level = np.repeat(rloo_advantages(snap.episode_returns, 3)[:, None], 5, axis=1)
+    np.testing.assert_allclose(snap.advantages, episode_level.reshape(-1, 6) * snap.valid)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_rloo_per_step_equals_the_episode_level_formula_for_sparse_rewards(k):
+    """Sparse rewards, gamma 1, episodes of random lengths: every step of episode i gets
+    R_i - mean_{j != i} R_j (and GRPO's scaling divides by the returns' std), as before."""
+    rng = np.random.default_rng(k)
+    rounds, horizon, n_envs = 3, 6, 4 * k
+    lengths = rng.integers(1, horizon + 1, size=(rounds, n_envs))
+    valid = (np.arange(horizon)[None, :, None] < lengths[:, None, :]).astype(np.float64)
+    returns = rng.random((rounds, n_envs))
+    g = valid * returns[:, None, :]  # reward to go: the return on every step of the episode
+    for scale in (False, True):
+        expected = rloo_advantages(returns, k, scale)[:, None, :] * valid
+        np.testing.assert_allclose(rloo_step_advantages(g, valid, k, scale), expected, atol=1e-5)
 
 
 def test_grpo_scaling_and_other_baselines():
@@ -123,7 +141,7 @@ def test_grpo_scaling_and_other_baselines():
                     assert got == pytest.approx(expected / (std + 1e-4), abs=1e-4)
 
 
-def test_rloo_with_dense_rewards_credits_each_step_with_the_rewards_after_it():
+def test_rloo_with_dense_rewards_credits_each_step_with_the_rewards_from_it_on():
     """Step t of episode i: G_it - mean_{j != i} G_jt (an ended episode holds its last value).
     With sparse rewards that is the episode-level R_i - mean R_j on every step; with dense
     ones, it differs (the old episode-level advantage fails this test)."""
@@ -152,8 +170,8 @@ def test_grpo_scaling_is_per_step_so_tied_returns_stay_bounded():
     rewards[0, :, 1] = [0.25, 0.25, 0.5, -0.25]  # slot 1: four steps, score 0.75
     valid = np.ones((1, 4, 2))
     valid[0, 2:, 0] = 0
-    to_go = np.cumsum(rewards[:, ::-1], axis=1)[:, ::-1]  # slot 0: .75 .25; slot 1: .75 .5 .25 -.25
-    scaled = rloo_step_advantages(to_go, valid, 2, scale_by_std=True)
+    g = np.cumsum(rewards[:, ::-1], axis=1)[:, ::-1]  # slot 0: .75 .25; slot 1: .75 .5 .25 -.25
+    scaled = rloo_step_advantages(g, valid, 2, scale_by_std=True)
     # step 1: .25 vs .5; step 3: -.25 vs slot 0's held .25 (std = half the gap: +-2)
     expected = [[[0, 0], [-2, 2], [0, 0], [0, -2]]]
     np.testing.assert_allclose(scaled, expected, atol=5e-3)
