@@ -115,8 +115,8 @@ class TextGenSB3VecEnv(VecEnv):
         return [None] * self.num_envs
 
     def render(self, mode: str | None = None) -> Any:
-        """Each slot's text (prompt«completion»)."""
-        return [env.render() for env in self.venv.envs]
+        """Each slot's text (prompt«completion»), whatever the render mode."""
+        return [env.text for env in self.venv.envs]
 
 
 def make_vec_env(

@@ -21,7 +21,8 @@ from _common import markdown_table
 
 import gym_textgen
 
-FINAL_INFO = {"prompt", "completion", "new_tokens", "reward_components"}
+INFO_KEYS = ["prompt_index", "prompt_tokens", "prompt", "completion", "new_tokens",
+             "reward_components"]  # fmt: skip
 
 
 def run_id(env_id: str, episodes: int, block: int, rng: np.random.Generator) -> tuple[int, int]:
@@ -47,7 +48,8 @@ def run_id(env_id: str, episodes: int, block: int, rng: np.random.Generator) -> 
                 steps += 1
                 assert type(reward) is float and math.isfinite(reward), reward
                 assert not truncated and space.contains(obs)
-            assert set(info) == FINAL_INFO and info["new_tokens"] <= kwargs["max_new_tokens"]
+                assert list(info) == INFO_KEYS  # on every step
+            assert info["new_tokens"] <= kwargs["max_new_tokens"]
             done += 1
             obs, _ = env.reset()
     return done, steps

@@ -166,7 +166,7 @@ def test_abbreviated_and_unknown_flags_are_errors(tmp_path):
         ),
         (
             ["--env-kwargs", '{"max_tokens": 3}'],
-            r"unexpected keyword argument\(s\) \['max_tokens'\]",
+            r"got an unexpected keyword argument 'max_tokens'. Did you mean 'max_new_tokens'\?",
         ),
         (["--model", "no-such-model-xyz"], "Cannot resolve model 'no-such-model-xyz'"),
         (["--n-envs", "0"], "Expects n_envs >= 1, got 0"),

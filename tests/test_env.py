@@ -93,7 +93,7 @@ def test_pickle_round_trip(env_id):
     clone = pickle.loads(pickle.dumps(env))
     # the copy continues exactly where the original was ...
     assert_same(env.step(7), clone.step(7))
-    assert env.render() == clone.render() != ""
+    assert env.text == clone.text != ""
     # ... and a seeded reset plus steps match too
     assert_same(rollout(env, seed=11, n_steps=12), rollout(clone, seed=11, n_steps=12))
 
@@ -121,6 +121,56 @@ def test_render_modes(env_id, capsys):
     with pytest.warns(UserWarning, match=r"render_mode 'rgb_array' is not supported"):
         env = gym_textgen.TextGenEnv(render_mode="rgb_array")
     assert env.render_mode is None
+    # without a render mode, render() returns None with Gymnasium's warning; `text` still tells
+    env.reset(seed=0, options={"prompt": "The acting was"})
+    env.step(great[0])
+    with pytest.warns(UserWarning, match="without specifying any render mode"):
+        assert env.render() is None
+    assert env.text == f"The acting was«{tok.decode(great[:1])}»"
+
+
+INFO_KEYS = ["prompt_index", "prompt_tokens", "prompt", "completion", "new_tokens",
+             "reward_components"]  # fmt: skip
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("env_id", IDS)
+def test_info_has_the_same_keys_on_every_reset_and_step(env_id, dense):
+    """Clients that stack infos across steps (Tianshou's buffer, TorchRL's tensordicts) need
+    every key on every step, with one type each: neutral values before the last step."""
+    env = gym.make(env_id, max_new_tokens=4, dense_reward=dense)
+    names = env.unwrapped.core.scorer.component_names()
+    for obs, info in [env.reset(seed=0), env.reset(seed=1, options={"prompt": "Hello there"})]:
+        assert list(info) == INFO_KEYS
+        assert info["completion"] == "" and info["new_tokens"] == 0
+        assert info["reward_components"] == dict.fromkeys(names, 0.0)
+        assert info["prompt_tokens"] == int(obs["attention_mask"].sum())
+    assert info["prompt_index"] == -1 and info["prompt"] == "Hello there"  # a forced prompt
+    _, first = env.reset(seed=2)
+    types = {k: type(v) for k, v in first.items()}
+    for n in range(1, 5):
+        obs, reward, terminated, _, info = env.step(WORD)
+        assert list(info) == INFO_KEYS and {k: type(v) for k, v in info.items()} == types
+        assert list(info["reward_components"]) == names
+        assert info["new_tokens"] == n and info["prompt"] == first["prompt"]
+        assert info["prompt_index"] == first["prompt_index"] >= 0
+        assert info["prompt_tokens"] == first["prompt_tokens"]
+        assert (info["completion"] != "") == terminated == (n == 4)
+        if not dense and not terminated:
+            assert info["reward_components"] == dict.fromkeys(names, 0.0) and reward == 0.0
+    assert info["completion"] == env.unwrapped.core.decode([WORD] * 4)
+
+
+def test_unknown_keywords_raise_pythons_own_type_error():
+    """One name a time in Python's wording (TorchRL's GymEnv retries without `frameskip` on
+    exactly that message), with a did-you-mean hint after it."""
+    with pytest.raises(TypeError, match=r"^TextGenEnv.__init__\(\) got an unexpected keyword "
+                       r"argument 'frameskip' \(valid names: allowed_tokens, chat"):  # fmt: skip
+        gym.make("TextGen-v0", frameskip=4)
+    with pytest.raises(TypeError, match=r"argument 'max_tokens'. Did you mean 'max_new_tokens'\?"):
+        gym_textgen.TextGenEnv(max_tokens=4, zzz=1)
+    with pytest.raises(TypeError, match=r"^TextGenVectorEnv.__init__\(\) got an unexpected "):
+        gym_textgen.TextGenVectorEnv(2, frameskip=4)
 
 
 def test_episode_ends_on_eos_and_at_max_new_tokens():
@@ -128,7 +178,7 @@ def test_episode_ends_on_eos_and_at_max_new_tokens():
     eos = env.unwrapped.core.eos_id
     env.reset(seed=0, options={"prompt": "The plot was"})
     obs, reward, terminated, truncated, info = env.step(WORD)
-    assert not terminated and reward == 0.0 and info == {}
+    assert not terminated and reward == 0.0 and info["completion"] == "" and info["new_tokens"] == 1
     obs, reward, terminated, _, info = env.step(eos)
     assert terminated and info["new_tokens"] == 2
     # EOS is in the observation but not in the scored completion

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*longer than max_prompt_tokens"
 IDS = sorted(gym_textgen.ENV_IDS)
 NEURAL_REWARD = {"TextGenDialogue-v0"}  # rewards from models: batch-dependent float32 round-off
 TOKENIZER_SIZE = len(load_tokenizer("default"))
-FINAL_INFO = {"prompt", "completion", "new_tokens", "reward_components"}
+INFO_KEYS = ["prompt_index", "prompt_tokens", "prompt", "completion", "new_tokens",
+             "reward_components"]  # fmt: skip
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -63,7 +64,9 @@ def test_observations_rewards_and_infos(env_id, kwargs, data, seed):
         return
     obs, info = env.reset(seed=seed)
     assert env.observation_space.contains(obs)
-    assert set(info) == {"prompt_index", "prompt_tokens"}
+    types = {k: type(v) for k, v in info.items()}
+    assert list(info) == INFO_KEYS and info["new_tokens"] == 0 and info["completion"] == ""
+    names = list(info["reward_components"])
     mask = env.action_masks()
     assert mask.shape == (env.action_space.n,) and mask.dtype == bool and mask.any()
     for action in actions_for(data.draw, env):
@@ -71,14 +74,17 @@ def test_observations_rewards_and_infos(env_id, kwargs, data, seed):
         assert env.observation_space.contains(obs)
         assert type(reward) is float and math.isfinite(reward)
         assert type(terminated) is bool and truncated is False
+        # the same keys, types and component names on every step and reset
+        assert list(info) == INFO_KEYS and {k: type(v) for k, v in info.items()} == types
+        assert list(info["reward_components"]) == names
+        assert all(type(v) is float for v in info["reward_components"].values())
+        assert 1 <= info["new_tokens"] <= kwargs["max_new_tokens"]
         if terminated:
-            assert set(info) == FINAL_INFO
-            assert 1 <= info["new_tokens"] <= kwargs["max_new_tokens"]
-            assert all(type(v) is float for v in info["reward_components"].values())
             obs, info = env.reset()
             assert env.observation_space.contains(obs)
+            assert list(info) == INFO_KEYS and info["new_tokens"] == 0
         else:
-            assert info == {}
+            assert info["completion"] == "" and set(info["reward_components"].values()) == {0.0}
 
 
 @SETTINGS

@@ -18,14 +18,20 @@ KW = dict(max_new_tokens=5)
 
 
 def run(envs, seed=5, steps=14):
+    """A seeded random run; with autoreset Disabled, the caller resets ended slots itself
+    (`reset_mask`, as TorchRL does)."""
     rng = np.random.default_rng(0)
     out = [envs.reset(seed=seed)]
+    done = np.zeros(envs.num_envs, dtype=bool)
     for _ in range(steps):
+        if envs.metadata["autoreset_mode"] == AutoresetMode.DISABLED and done.any():
+            out.append(envs.reset(options={"reset_mask": done}))
         out.append(envs.step(rng.integers(envs.single_action_space.n, size=envs.num_envs)))
+        done = out[-1][2] | out[-1][3]
     return out
 
 
-@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+@pytest.mark.parametrize("mode", list(AutoresetMode))
 @pytest.mark.parametrize("env_id", ["TextGen-v0", "TextGenTargetTokens-v0"])
 def test_native_equals_sync(env_id, mode):
     native = gym.make_vec(
@@ -38,6 +44,46 @@ def test_native_equals_sync(env_id, mode):
     assert native.observation_space == sync.observation_space
     assert native.action_space == sync.action_space
     assert_same(run(native), run(sync))
+
+
+def test_autoreset_disabled_resets_only_the_slots_asked_for():
+    """TorchRL's preferred mode: no slot resets by itself, `reset_mask` resets the chosen ones
+    (the others keep their text), and stepping an ended slot is an error that changes nothing."""
+    envs = gym.make_vec("TextGen-v0", num_envs=N, vectorization_mode="vector_entry_point",
+                        autoreset_mode="Disabled", max_new_tokens=2, stop_on_eos=False)  # fmt: skip
+    envs.reset(seed=0)
+    envs.step(np.array(WORDS[:N]))
+    obs, _, terminated, _, _ = envs.step(np.array(WORDS[:N]))
+    assert terminated.all()
+    with pytest.raises(gym.error.ResetNeeded, match=r"Slots \[0, 1, 2\] have ended.*reset_mask"):
+        envs.step(np.array(WORDS[:N]))
+    mask = np.array([True, False, True])
+    new_obs, info = envs.reset(seed=10, options={"reset_mask": mask})
+    np.testing.assert_array_equal(new_obs["input_ids"][1], obs["input_ids"][1])  # kept
+    assert info["_new_tokens"].tolist() == mask.tolist() and info["new_tokens"][0] == 0
+    fresh, _ = gym.make("TextGen-v0", max_new_tokens=2).reset(seed=12)  # slot 2: seed 10 + 2
+    np.testing.assert_array_equal(new_obs["input_ids"][2], fresh["input_ids"])
+    with pytest.raises(gym.error.ResetNeeded, match=r"Slots \[1\] have ended"):
+        envs.step(np.array(WORDS[:N]))
+    with pytest.raises(
+        ValueError, match=r"reset_mask'\] to be a bool array of shape \(3,\), got int64"
+    ):
+        envs.reset(options={"reset_mask": np.array([1, 0, 1])})
+    with pytest.raises(ValueError, match=r"Expects autoreset_mode in \['NextStep', 'SameStep', "):
+        gym.make_vec("TextGen-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                     autoreset_mode="Sometimes")  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_vector_info_has_every_key_for_every_slot_on_every_step(mode):
+    envs = gym.make_vec("TextGen-v0", num_envs=N, vectorization_mode="vector_entry_point",
+                        autoreset_mode=mode, **KW)  # fmt: skip
+    keys = ["prompt_index", "prompt_tokens", "prompt", "completion", "new_tokens",
+            "reward_components"]  # fmt: skip
+    for step in run(envs, steps=12):
+        info = step[-1]
+        for key in keys:
+            assert key in info and (mode == AutoresetMode.DISABLED or info[f"_{key}"].all())
 
 
 def test_native_equals_single_envs():

@@ -36,7 +36,7 @@ class TextGenConfig:
     >>> TextGenConfig.from_kwargs(max_tokens=16)
     Traceback (most recent call last):
     ...
-    gym_textgen.errors.TextGenTypeError: TextGenEnv got unexpected keyword argument(s) ['max_tokens'] (did you mean 'max_new_tokens'?); valid names: ['allowed_tokens', 'chat', 'dense_reward', 'max_new_tokens', 'max_prompt_tokens', 'scorer', 'scorer_kwargs', 'scorer_timeout', 'split', 'stop_on_eos', 'task', 'tokenizer', 'vocab_size']
+    gym_textgen.errors.TextGenTypeError: TextGenEnv.__init__() got an unexpected keyword argument 'max_tokens'. Did you mean 'max_new_tokens'? (valid names: allowed_tokens, chat, dense_reward, max_new_tokens, max_prompt_tokens, scorer, scorer_kwargs, scorer_timeout, split, stop_on_eos, task, tokenizer, vocab_size)
     """
 
     task: Any = "movie_sentiment"
@@ -125,11 +125,14 @@ class TextGenConfig:
         """A config from keyword arguments; unknown names are an error listing the valid ones."""
         unknown = sorted(set(kwargs) - set(cls.names()))
         if unknown:
-            near = [m for k in unknown for m in difflib.get_close_matches(k, cls.names(), n=1)]
-            maybe = f" (did you mean {', '.join(repr(m) for m in near)}?)" if near else ""
+            # Python's own wording, one name at a time: clients such as TorchRL's GymEnv retry
+            # without an optional keyword (its `frameskip`) only on this message
+            name = unknown[0]
+            near = difflib.get_close_matches(name, cls.names(), n=1)
+            maybe = f". Did you mean {near[0]!r}?" if near else ""
             raise TextGenTypeError(
-                f"{owner} got unexpected keyword argument(s) {unknown}{maybe}; "
-                f"valid names: {cls.names()}"
+                f"{owner}.__init__() got an unexpected keyword argument {name!r}{maybe} "
+                f"(valid names: {', '.join(cls.names())})"
             )
         return cls(**kwargs)
 
@@ -178,6 +181,7 @@ class TextGenCore:
         self.prompts = self.task.prompts if self.split == "train" else self.task.eval_prompts
         spec = cfg.scorer if cfg.scorer is not None else self.task.scorer
         self.scorer: Scorer = make_scorer(spec, **(cfg.scorer_kwargs or {}))
+        self.component_names = tuple(self.scorer.component_names())  # info["reward_components"]
         timeout = cfg.scorer_timeout
         self.scorer_timeout = None if timeout is None else float(timeout)
 

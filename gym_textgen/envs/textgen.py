@@ -62,6 +62,9 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `input_ids`      | `Box(0, V-1, (L,), int64)`   | prompt + generated ids, then `pad_id`    |
     | `attention_mask` | `Box(0, 1, (L,), int8)`      | 1 where there is text, 0 on padding      |
 
+    Flattened (`gymnasium.wrappers.FlattenObservation`, a client that wants one array): `Dict`
+    keys are sorted, so the flat vector is `[attention_mask (L) | input_ids (L)]`, mask first.
+
     ## Rewards
     Sparse (default): 0 at every step but the last, which gets the scorer's value of the finished
     completion (most built-in scorers lie in [0, 1]). Dense (`dense_reward=True`): each step gets
@@ -79,7 +82,25 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ## Episode End
     Termination: the agent emits EOS (when `stop_on_eos`) or has written `max_new_tokens` tokens.
     Both are true ends of this finite-horizon MDP, since the text's length is part of the state.
-    Truncation: never set by the environment; it is left to wrappers such as `TimeLimit`.
+    Truncation: never set by the environment; it is left to wrappers such as `TimeLimit`. So
+    the registered ids have `spec.max_episode_steps = None`: the episode's longest length is
+    `env.unwrapped.max_new_tokens`, and `gym.make(..., max_episode_steps=n)` adds a `TimeLimit`
+    that truncates after n steps.
+
+    ## Info
+    The same keys on every `reset` and `step` (clients such as Tianshou's buffer and TorchRL's
+    tensordicts stack infos across steps), with neutral values where a key has no meaning yet:
+
+    | Key                 | Type               | Value                                          |
+    |---------------------|--------------------|------------------------------------------------|
+    | `prompt_index`      | `int`              | the prompt's index in the split (-1: forced)   |
+    | `prompt_tokens`     | `int`              | the prompt's length in tokens                  |
+    | `prompt`            | `str`              | the prompt's text (what the scorer reads)      |
+    | `completion`        | `str`              | the completion, at the last step; else `""`    |
+    | `new_tokens`        | `int`              | tokens written so far (0 after `reset`)        |
+    | `reward_components` | `dict[str, float]` | each named part of the score, where this step  |
+    |                     |                    | scored (the last step; each step when dense);  |
+    |                     |                    | else 0.0 each                                  |
 
     ## Arguments
     Keywords (as below), or one `TextGenConfig` (`TextGenEnv(config=...)`), whose fields are
@@ -95,8 +116,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ...     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     ...     if terminated:
     ...         break
-    >>> terminated, 0.0 <= reward <= 1.0, sorted(info)
-    (True, True, ['completion', 'new_tokens', 'prompt', 'reward_components'])
+    >>> terminated, 0.0 <= reward <= 1.0, list(info)
+    (True, True, ['prompt_index', 'prompt_tokens', 'prompt', 'completion', 'new_tokens', 'reward_components'])
 
     | Parameter           | Default             | Meaning                                           |
     |---------------------|---------------------|---------------------------------------------------|
@@ -116,6 +137,10 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `chat`              | the task's          | wrap prompts in the tokenizer's chat template     |
     | `render_mode`       | `None`              | `"ansi"` or `"human"` (others: a warning, none)   |
 
+    An unknown keyword is Python's own `TypeError` (`TextGenEnv.__init__() got an unexpected
+    keyword argument 'x'`, then a did-you-mean hint), so clients that retry without an optional
+    keyword (TorchRL's `GymEnv` and its `frameskip`) work.
+
     ## Vectorized environment
     `gym.make_vec("TextGen-v0", num_envs=N, vectorization_mode="vector_entry_point")` returns
     `TextGenVectorEnv`: N slots that share one tokenizer and score all episodes that end in a
@@ -126,6 +151,9 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ## Version History
     * v0: initial version. Arguments became the fields of `TextGenConfig` (same names); an
       unsupported `render_mode` now warns instead of raising, as Gymnasium's own envs do.
+      Then (same dynamics, same rewards): `info` holds every key on every step and reset;
+      `render()` without a render mode returns None (the text is `env.unwrapped.text`); an
+      unknown keyword raises in Python's wording; the vector env takes every autoreset mode.
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
@@ -166,6 +194,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._done = False
         self._prompt = ""
         self._prompt_len = 0
+        self._prompt_index = -1
         self._reference: Any = None
         self._last_score = 0.0
         self._completion = ""
@@ -206,11 +235,12 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._mask.fill(0)
         self._mask[:n] = 1
         self._prompt, self._prompt_len, self._reference = text, n, reference
+        self._prompt_index = index
         self._generated, self._done, self._last_score, self._completion = [], False, 0.0, ""
         self._episode += 1
         if self.render_mode == "human":
             self.render()
-        return self._obs(), {"prompt_index": index, "prompt_tokens": n}
+        return self._obs(), self._info()
 
     def step(
         self, action: int | np.integer
@@ -230,16 +260,28 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return self.core.mask.copy()
 
     def render(self) -> str | None:
-        """`"ansi"`: the prompt with the generated part between « and »; `"human"`: print it."""
-        if self._generated is None:
-            text = ""
-        else:
-            completion = self._completion if self._done else self.core.decode(self._generated)
-            text = f"{self._prompt}«{completion}»"
-        if self.render_mode == "human":
-            print(text)
+        """`"ansi"`: the prompt with the generated part between « and » (`text`); `"human"`:
+        print it and return None. Without a render mode: a warning and None, as Gymnasium's
+        own environments do."""
+        if self.render_mode is None:
+            logger.warn(
+                "You are calling render method without specifying any render mode. You can "
+                'specify the render_mode at initialization, e.g. gym.make("TextGen-v0", '
+                'render_mode="ansi"); `env.unwrapped.text` gives the text without one'
+            )
             return None
-        return text
+        if self.render_mode == "human":
+            print(self.text)
+            return None
+        return self.text
+
+    @property
+    def text(self) -> str:
+        """The prompt with the generated part between « and » ("" before the first reset)."""
+        if self._generated is None:
+            return ""
+        completion = self._completion if self._done else self.core.decode(self._generated)
+        return f"{self._prompt}«{completion}»"
 
     # -- the two halves of a step (the vector env batches the scoring in between) ---------------
     def prepare_step(self, action: Any) -> PreparedStep:
@@ -316,18 +358,25 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if p.score_ids is not None:
             reward = score - self._last_score if self.dense_reward else score
             self._last_score = score
-        info: dict[str, Any] = {}
         if p.terminated:
             self._done, self._completion = True, completion
-            info = {
-                "prompt": self._prompt,
-                "completion": completion,
-                "new_tokens": len(self._generated),
-                "reward_components": components,
-            }
         if self.render_mode == "human":
             self.render()
-        return self._obs(), reward, p.terminated, False, info
+        return self._obs(), reward, p.terminated, False, self._info(components)
+
+    def _info(self, components: dict[str, float] | None = None) -> dict[str, Any]:
+        """The same keys on every reset and step (see `## Episode End`): clients that stack
+        infos across steps (Tianshou's buffer, TorchRL's tensordicts) need them all, always."""
+        if components is None:
+            components = dict.fromkeys(self.core.component_names, 0.0)
+        return {
+            "prompt_index": self._prompt_index,
+            "prompt_tokens": self._prompt_len,
+            "prompt": self._prompt,
+            "completion": self._completion,
+            "new_tokens": len(self._generated or ()),
+            "reward_components": components,
+        }
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
@@ -31,8 +32,10 @@ class TextGenVectorEnv(VectorEnv):
     Args:
         num_envs: number of slots.
         autoreset_mode: `"NextStep"` (Gymnasium's default: the step after an episode ends resets
-            that slot, ignoring its action) or `"SameStep"` (the slot resets in the step that
-            ends it; `info["final_obs"]` and `info["final_info"]` hold what it ended with).
+            that slot, ignoring its action), `"SameStep"` (the slot resets in the step that
+            ends it; `info["final_obs"]` and `info["final_info"]` hold what it ended with) or
+            `"Disabled"` (nothing resets by itself: `reset(options={"reset_mask": done})`
+            resets the chosen slots, and stepping a slot whose episode has ended is an error).
         config: a `TextGenConfig`, or
         **kwargs: its fields as keywords (`TextGenEnv`'s arguments).
         render_mode: `"ansi"` or `"human"` for every slot.
@@ -62,11 +65,13 @@ class TextGenVectorEnv(VectorEnv):
                 f"got {group_size!r}"
             )
         self.group_size = int(group_size)
-        mode = AutoresetMode(autoreset_mode)
-        if mode == AutoresetMode.DISABLED:
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
             raise TextGenValueError(
-                "autoreset_mode 'Disabled' is not supported; use NextStep or SameStep"
-            )
+                f"Expects autoreset_mode in {[m.value for m in AutoresetMode]}, "
+                f"got {autoreset_mode!r}"
+            ) from None
         self.core = TextGenCore(TextGenConfig.resolve(config, "TextGenVectorEnv", **kwargs))
         self.envs = [TextGenEnv.from_core(self.core, render_mode) for _ in range(num_envs)]
         self.num_envs = int(num_envs)
@@ -123,7 +128,15 @@ class TextGenVectorEnv(VectorEnv):
         seed: int | list[int | None] | None = None,
         options: dict[str, Any] | list[dict[str, Any] | None] | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset every slot: slot i gets `seed + i` (or `seed[i]`) and `options` (or `options[i]`)."""
+        """Reset every slot: slot i gets `seed + i` (or `seed[i]`) and `options` (or `options[i]`).
+
+        `options={"reset_mask": mask}` (a boolean array `(num_envs,)`, Gymnasium's convention)
+        resets only the slots where `mask` is True; the others keep their episodes and their
+        observations, and `info` holds the reset slots only. With groups, a partial reset
+        continues the group's prompt sequence (a seed reseeds the reset slots only)."""
+        if isinstance(options, dict) and "reset_mask" in options:
+            options = dict(options)
+            return self._reset_slots(self._reset_mask(options.pop("reset_mask")), seed, options)
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
@@ -143,6 +156,32 @@ class TextGenVectorEnv(VectorEnv):
             infos = self._add_info(infos, info, i)
         self._needs_reset[:] = False
         return self._stack(obs), infos
+
+    def _reset_mask(self, mask: Any) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+            raise TextGenValueError(
+                f"Expects options['reset_mask'] to be a bool array of shape ({self.num_envs},), "
+                f"got {mask.dtype} of shape {mask.shape}"
+            )
+        return mask
+
+    def _reset_slots(
+        self, mask: np.ndarray, seed: int | list[int | None] | None, options: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the slots where `mask` is True; the others keep their current observation."""
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise TextGenValueError(f"Expects {self.num_envs} seeds, got {len(seeds)}")
+        infos: dict[str, Any] = {}
+        for i in np.flatnonzero(mask):
+            _, info = self.envs[i].reset(seed=seeds[i], options=self._slot_options(i, options))
+            infos = self._add_info(infos, info, i)
+        self._needs_reset[mask] = False
+        return self._stack([env._obs() for env in self.envs]), infos
 
     def step(
         self, actions: Any
@@ -179,6 +218,12 @@ class TextGenVectorEnv(VectorEnv):
             )
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         # 1. check every slot's step (nothing changes yet)
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._needs_reset.any():
+            raise ResetNeeded(
+                f"Slots {np.flatnonzero(self._needs_reset).tolist()} have ended their episodes "
+                "and autoreset_mode is Disabled: reset them first with "
+                "reset(options={'reset_mask': mask})"
+            )
         pending = [
             None if self._needs_reset[i] else env.prepare_step(actions[i])
             for i, env in enumerate(self.envs)
@@ -222,9 +267,10 @@ class TextGenVectorEnv(VectorEnv):
         return np.stack([env.action_masks() for env in self.envs])
 
     def render(self) -> tuple[Any, ...] | None:
-        """Each slot's render (`"ansi"`: a tuple of strings)."""
-        out = tuple(env.render() for env in self.envs)
-        return None if self.render_mode == "human" else out
+        """Each slot's render (`"ansi"`: a tuple of strings; `"human"` prints them; no render
+        mode: None, with Gymnasium's warning)."""
+        out = tuple(env.render() for env in (self.envs if self.render_mode else self.envs[:1]))
+        return out if self.render_mode == "ansi" else None
 
     def _stack(self, obs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         return {key: np.stack([o[key] for o in obs]) for key in obs[0]}

@@ -211,6 +211,13 @@ def _score_batch(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     try:
         comps = scorer.components(prompts, completions, references, completion_ids=completion_ids)
+        if not isinstance(comps, dict) or list(comps) != list(scorer.component_names()):
+            # the env's info holds these keys on every step: they cannot change with the batch
+            raise ScorerError(
+                f"Scorer {scorer.name!r}'s components() must return a dict with the keys its "
+                f"component_names() lists, {list(scorer.component_names())}, returned "
+                f"{list(comps) if isinstance(comps, dict) else type(comps).__name__}"
+            )
         comps = {k: check_scores(scorer, v, completions) for k, v in comps.items()}
         total = check_scores(scorer, scorer.combine(comps), completions)
     except ScorerError:
