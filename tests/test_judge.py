@@ -152,10 +152,30 @@ def test_a_judge_whose_tokenizer_cannot_say_yes_or_no_is_refused(tmp_path):
         make_scorer("judge", model=folder)(["p"], ["x"])
 
 
-def test_http_judge_reads_the_last_rating():
-    from gym_textgen.scorers.judge import _RATING
+REPLIES = {  # what judges write -> the rating's score (rating - 1) / 9
+    "8/10": 7 / 9, "3 out of 10": 2 / 9, "Rating: 2/10": 1 / 9, "9": 8 / 9,
+    "On a 1-10 scale: 9": 8 / 9, "I give it 7.": 6 / 9, "**Rating:** 6/10": 5 / 9,
+    "10/10": 1.0, "7.5/10": 6.5 / 9, "From 1 to 10, a 3.": 2 / 9, "1": 0.0,
+}  # fmt: skip
 
-    assert _RATING.findall("On a 1-10 scale: 9")[-1] == "9"
+
+def test_http_judge_reads_realistic_replies_through_a_real_server(api):
+    """A reply of "8/10" is a rating of 8 (it was read as 10, the last number from 1 to 10)."""
+    url, _ = api
+    judge = make_scorer("judge", base_url=url, concurrency=2)
+    got = judge(["p"] * len(REPLIES), [f" say {reply}" for reply in REPLIES])
+    np.testing.assert_allclose(got, list(REPLIES.values()), rtol=0, atol=1e-12)
+    with pytest.raises(ScorerError, match="expected a rating from 1 to 10, got 'fine, I guess'"):
+        judge(["p"], [" say fine, I guess"])
+
+
+@pytest.mark.parametrize("api", [("--fail-first", "1", "--fault", "not-json"),
+                                 ("--fail-first", "1", "--fault", "cut")], indirect=True)  # fmt: skip
+def test_http_judge_retries_a_body_that_is_cut_short_or_not_json(api):
+    url, log = api
+    judge = make_scorer("judge", base_url=url, retries=2, backoff=0.01, concurrency=1)
+    assert judge(["p"], [" great"]).tolist() == [1.0]
+    assert len(log.read_text().splitlines()) == 2  # the faulty answer, then the good one
 
 
 def test_judge_arguments_are_checked():

@@ -21,6 +21,7 @@ that stays unreachable gives a `ScorerError` naming the URL (the env then loses 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -37,7 +38,31 @@ from gym_textgen.errors import ScorerError, TextGenValueError
 from gym_textgen.scorers.base import Scorer
 
 DEFAULT_RUBRIC = "Is the response a fluent, relevant continuation of the prompt?"
-_RATING = re.compile(r"\b(10|[1-9])\b")
+_NUM = r"(?<![\d.])(\d+(?:\.\d+)?)"  # a whole or decimal number, not the tail of another one
+_END = r"(?!\.?\d)"  # "7." ends a sentence; "7.5" and "70" are other numbers
+_OUT_OF_TEN = re.compile(_NUM + r"\s*(?:/|out of)\s*10" + _END, re.IGNORECASE)
+_SCALE = re.compile(r"(?<![\d.])[01]\s*(?:-|–|—|to)\s*10" + _END)  # "1-10", "1 to 10"
+_NUMBER = re.compile(_NUM + _END)
+
+
+def parse_rating(reply: str) -> float | None:
+    """The 1-10 rating a judge's reply gives, or None when it gives none.
+
+    "8/10", "3 out of 10" and "Rating: 2/10" are ratings of 8, 3 and 2 (a "/10" names the
+    rating's scale, not a rating of 10); otherwise the first number from 1 to 10 once scale
+    mentions ("on a 1-10 scale", "from 1 to 10") are set aside: "On a 1-10 scale: 9" is 9.
+    Decimals count ("7.5"); a rating outside 1-10 written as "x/10" is clipped to it.
+
+    >>> [parse_rating(r) for r in ("8/10", "3 out of 10", "Rating: 2/10", "9", "On a 1-10 scale: 7.5")]
+    [8.0, 3.0, 2.0, 9.0, 7.5]
+    >>> parse_rating("I cannot rate this.") is None
+    True
+    """
+    out_of_ten = _OUT_OF_TEN.findall(reply)
+    if out_of_ten:
+        return min(10.0, max(1.0, float(out_of_ten[-1])))
+    numbers = (float(n) for n in _NUMBER.findall(_SCALE.sub(" ", reply)))
+    return next((n for n in numbers if 1.0 <= n <= 10.0), None)
 
 
 def question(rubric: str, prompt: str, completion: str, rating: bool) -> str:
@@ -209,6 +234,10 @@ class JudgeScorer(Scorer):
                     raise ScorerError(f"judge: {url} answered {last}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 last = str(getattr(e, "reason", e))
+            except (http.client.HTTPException, ValueError) as e:
+                # a body cut short (IncompleteRead) or not JSON (a proxy's error page with
+                # status 200): a passing fault, as a 503 is
+                last = f"{type(e).__name__}: {e}"
         else:
             raise ScorerError(f"judge: cannot reach {url} after {self.retries} tries: {last}")
         try:
@@ -217,10 +246,10 @@ class JudgeScorer(Scorer):
             raise ScorerError(
                 f"judge: {url} answered without choices[0].message.content: {str(answer):.200}"
             ) from None
-        ratings = _RATING.findall(content or "")  # the last: "On a 1-10 scale: 9" means 9
-        if not ratings:
+        rating = parse_rating(content) if isinstance(content, str) else None
+        if rating is None:
             raise ScorerError(f"judge: expected a rating from 1 to 10, got {content!r:.80}")
-        return (int(ratings[-1]) - 1) / 9.0
+        return (rating - 1.0) / 9.0
 
     def _score_http(self, prompts, completions) -> np.ndarray:
         pairs = list(zip(prompts, completions, strict=True))

@@ -1,11 +1,14 @@
 """A local OpenAI-compatible chat-completions server for the judge's tests.
 
-    python tests/servers/fake_chat_api.py PORT_FILE [--fail-first N] [--key KEY]
+    python tests/servers/fake_chat_api.py PORT_FILE [--fail-first N] [--fault KIND] [--key KEY]
 
 Listens on a free port (written to PORT_FILE), answers POST /v1/chat/completions with a rating:
-10 when the user message's "Response:" line contains "great", else 1. The first N requests get
-HTTP 503; a request without "Authorization: Bearer KEY" (when --key is given) gets 401. Every
-request's headers are appended to PORT_FILE + ".log" as JSON lines.
+what follows "say " in the user message's "Response:" line when it has one (a judge's reply
+as written, e.g. "say 8/10"), else 10 when that line contains "great", else 1. The first N
+requests fail with --fault: "503" (HTTP 503, the default), "not-json" (HTTP 200 with an HTML
+body, as a proxy's error page) or "cut" (the body ends before its Content-Length: the client's
+read raises IncompleteRead). A request without "Authorization: Bearer KEY" (when --key is
+given) gets 401. Every request's headers are appended to PORT_FILE + ".log" as JSON lines.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 lock = threading.Lock()
 seen = {"n": 0}
-args = argparse.Namespace(port_file=Path("port"), fail_first=0, key="")
+args = argparse.Namespace(port_file=Path("port"), fail_first=0, fault="503", key="")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -34,28 +37,37 @@ class Handler(BaseHTTPRequestHandler):
                 f.write(json.dumps(dict(self.headers)) + "\n")
         if self.path != "/v1/chat/completions":
             return self._send(404, {"error": "not found"})
-        if n <= args.fail_first:
+        if n <= args.fail_first and args.fault == "503":
             return self._send(503, {"error": "busy"})
+        if n <= args.fail_first and args.fault == "not-json":
+            return self._send(200, b"<html><body>Bad gateway, try later</body></html>")
         if args.key and self.headers.get("Authorization") != f"Bearer {args.key}":
             return self._send(401, {"error": "bad key"})
         user = body["messages"][-1]["content"]
         response = next(line for line in user.splitlines() if line.startswith("Response:"))
-        rating = "10" if "great" in response else "1"
-        self._send(200, {"choices": [{"message": {"role": "assistant", "content": rating}}]})
+        if "say " in response:
+            rating = response.split("say ", 1)[1]
+        else:
+            rating = "10" if "great" in response else "1"
+        answer = {"choices": [{"message": {"role": "assistant", "content": rating}}]}
+        self._send(200, answer, cut=n <= args.fail_first and args.fault == "cut")
 
-    def _send(self, code, obj):
-        data = json.dumps(obj).encode()
+    def _send(self, code, obj, cut=False):
+        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(len(data) + (10 if cut else 0)))
         self.end_headers()
         self.wfile.write(data)
+        if cut:
+            self.close_connection = True
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("port_file", type=Path)
     p.add_argument("--fail-first", type=int, default=0)
+    p.add_argument("--fault", choices=["503", "not-json", "cut"], default="503")
     p.add_argument("--key", default="")
     p.parse_args(namespace=args)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
