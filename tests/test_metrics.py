@@ -65,6 +65,17 @@ def test_exact_match_normalises_and_reads_the_first_line():
     assert got.tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
+def test_exact_match_keeps_the_signs_and_decimal_points_of_numbers():
+    """Stripping all punctuation made "-5" match "5" and "3.5" match "35"; a number keeps its
+    sign and decimal point (thousands separators and a trailing full stop still go)."""
+    s = make_scorer("exact_match")
+    pairs = [("-5", "5", 0.0), ("3.5", "35", 0.0), ("−4", "-4", 1.0), ("+7", "7", 1.0),
+             ("1,000", "1000", 1.0), ("It is 42.", "it is 42", 1.0), ("4.", "4", 1.0),
+             ("don't", "dont", 1.0), ("x-5", "x5", 1.0), ("-5", "-5", 1.0)]  # fmt: skip
+    got = s(["q"] * len(pairs), [c for c, _, _ in pairs], [[r] for _, r, _ in pairs])
+    assert got.tolist() == [want for *_, want in pairs]
+
+
 def test_repetition_counts_distinct_ngrams():
     s = make_scorer("repetition", n=2)
     got = s(["p"] * 3, ["a b c d", "a b a b a b", "a"], None)

@@ -62,6 +62,19 @@ def test_jsonl_file_with_splits_and_references(tmp_path):
     assert make_task(str(path)).scorer == "chrf"  # references and no scorer given
 
 
+def test_line_separators_inside_records_and_prompts_do_not_split_them(tmp_path):
+    """json.dumps(ensure_ascii=False) writes U+2028, U+2029 and U+0085 raw inside strings; a
+    file's lines are split at newlines only (str.splitlines cut these records in two)."""
+    prompts = ["one\u2028two", "para\u2029graph", "next\x85line", "tab\x0bbed"]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\r\n".join(json.dumps({"prompt": p}, ensure_ascii=False) for p in prompts),
+                    encoding="utf-8")  # fmt: skip
+    assert load_task(path).prompts == tuple(prompts)
+    txt = tmp_path / "odd.txt"
+    txt.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+    assert load_task(txt).prompts == tuple(prompts)
+
+
 def test_eval_fraction_holds_out_a_seeded_share():
     prompts = [f"prompt {i}" for i in range(20)]
     a = load_task(prompts, eval_fraction=0.25, seed=1)

@@ -145,11 +145,28 @@ class RougeScorer(Scorer):
 
 
 _PUNCT = str.maketrans("", "", string.punctuation)
+# a number not inside a word: its sign and decimal point are part of the answer
+_NUMBER_IN_TEXT = re.compile(r"(?<!\w)[-+\u2212]?\d+(?:[.,]\d+)*")
+
+
+def _number(match: re.Match[str]) -> str:
+    """A number as `normalize` writes it: "-" for any minus, no "+", no thousands commas."""
+    return match.group().replace("\u2212", "-").lstrip("+").replace(",", "")
 
 
 def normalize(text: str) -> str:
-    """Lower case, no punctuation, single spaces: what `exact_match` compares."""
-    return " ".join(text.lower().translate(_PUNCT).split())
+    """Lower case, no punctuation but in numbers, single spaces: what `exact_match` compares.
+
+    >>> normalize("  It's -3.5, not 35!"), normalize("1,000.")
+    ('its -3.5 not 35', '1000')
+    """
+    text = text.lower()
+    parts, end = [], 0
+    for match in _NUMBER_IN_TEXT.finditer(text):
+        parts += [text[end : match.start()].translate(_PUNCT), _number(match)]
+        end = match.end()
+    parts.append(text[end:].translate(_PUNCT))
+    return " ".join("".join(parts).split())
 
 
 class ExactMatchScorer(Scorer):

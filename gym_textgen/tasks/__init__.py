@@ -27,7 +27,7 @@ from typing import Any
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.scorers import Scorer
-from gym_textgen.tasks.loading import is_task_file, load_task
+from gym_textgen.tasks.loading import is_task_file, load_task, text_lines
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
 from gym_textgen.tasks.reasoning import parse_spec, reasoning_gym_task
@@ -37,7 +37,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def _read_lines(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text_lines(path.read_text(encoding="utf-8"))
     return [line for line in lines if line.strip() and not line.startswith("#")]
 
 

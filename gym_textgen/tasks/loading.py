@@ -49,6 +49,16 @@ def is_task_file(spec: Any) -> bool:
     )
 
 
+def text_lines(text: str) -> list[str]:
+    """`text`'s lines, split at "\\n" (and "\\r\\n") only.
+
+    `str.splitlines` also splits at U+2028, U+2029, U+0085 and other separators that
+    `json.dumps(..., ensure_ascii=False)` writes raw inside strings, so it cut valid JSONL records
+    and `.txt` prompts in two; files are lines of "\\n" (POSIX, and the JSON Lines format).
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _check_record(record: Any, where: str) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise TextGenTypeError(
@@ -72,10 +82,10 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError as e:
         raise TextGenValueError(f"Expects {path} to be UTF-8 text: {e}") from None
     if path.suffix.lower() == ".txt":
-        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        lines = [line for line in text_lines(text) if line.strip() and not line.startswith("#")]
         return [{"prompt": line} for line in lines]
     records = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:
