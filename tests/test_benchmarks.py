@@ -45,6 +45,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             "| best of n |",
         ),
         (
+            "reasoning_gym_sweep.py",
+            ["--datasets", "prime_factorization,boxnet,leg_counting"],
+            "exceptions that escaped the scorer: none",
+        ),
+        (
             "learn_speed.py",
             ["--quick", "--variants", "fast", "--n-epochs", "1"],
             "learn / generate",

@@ -19,9 +19,13 @@ True
 from __future__ import annotations
 
 import ast
+import functools
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from gymnasium import logger
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError, require
 from gym_textgen.scorers.base import Scorer
@@ -33,6 +37,10 @@ PREFIX = "reasoning_gym:"
 
 #: reasoning_gym_task's own settings and their defaults (the rest go to the dataset)
 DRAW_DEFAULTS = {"n_train": 512, "n_eval": 64, "seed": 0}
+
+#: held-out questions seen in training (or twice) are skipped; this many draws per held-out
+#: question (plus a fixed 100) are tried before the task gives up
+EVAL_DRAWS_PER_QUESTION = 10
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -83,7 +91,9 @@ def reasoning_gym_task(
     Args:
         dataset: a reasoning-gym dataset name, e.g. "basic_arithmetic" or "leg_counting".
         n_train: training questions.
-        n_eval: held-out questions (drawn after the training ones, from the same seed).
+        n_eval: held-out questions, drawn after the training ones from the same seed, each
+            unlike every training question and every other held-out one (repeats are skipped
+            and more are drawn; too few distinct ones is a `TextGenValueError`).
         seed: seeds the draw.
         config: the dataset's own settings (e.g. `min_terms=2, max_terms=3` for
             basic_arithmetic; see reasoning-gym's config class of each dataset).
@@ -103,23 +113,29 @@ def reasoning_gym_task(
     n_train, n_eval, seed = int(n_train), int(n_eval), int(seed)
     draw = {"n_train": n_train, "n_eval": n_eval, "seed": seed}
     config = {k: v.item() if isinstance(v, np.generic) else v for k, v in config.items()}
-    try:
-        data = rg.create_dataset(dataset, size=n_train + n_eval, seed=seed, **config)
-    except (KeyError, ValueError, TypeError, AssertionError) as e:
-        # (reasoning-gym checks its settings with assert: an AssertionError is a bad setting)
-        settings = f" with {config}" if config else ""
-        raise TextGenValueError(
-            f"reasoning-gym cannot make dataset {dataset!r}{settings}: {e}"
-        ) from e
-    entries = [data[i] for i in range(n_train + n_eval)]
-    prompts = [f"{e['question'].strip()}\nAnswer:" for e in entries]
+
+    def create(size: int) -> Any:
+        try:
+            return rg.create_dataset(dataset, size=size, seed=seed, **config)
+        except (KeyError, ValueError, TypeError, AssertionError) as e:
+            # (reasoning-gym checks its settings with assert: an AssertionError is a bad setting)
+            settings = f" with {config}" if config else ""
+            raise TextGenValueError(
+                f"reasoning-gym cannot make dataset {dataset!r}{settings}: {e}"
+            ) from e
+
+    data = create(n_train + n_eval)
+    train = [data[i] for i in range(n_train)]
+    held_out = _held_out(dataset, data, create, train, n_train, n_eval, config, draw)
+    prompts = [_prompt(e) for e in train]
+    eval_prompts = [_prompt(e) for e in held_out]
     changed = {k: v for k, v in draw.items() if v != DRAW_DEFAULTS[k]}
     return Task(
         name=task_name(dataset, {**config, **changed}),
-        prompts=tuple(prompts[:n_train]),
-        eval_prompts=tuple(prompts[n_train:]),
-        references=tuple(entries[:n_train]),
-        eval_references=tuple(entries[n_train:]),
+        prompts=tuple(prompts),
+        eval_prompts=tuple(eval_prompts),
+        references=tuple(train),
+        eval_references=tuple(held_out),
         scorer="reasoning_gym",
         description=f"reasoning-gym {dataset}: graded by its own score_answer",
         max_prompt_tokens=192,  # long questions; the default model's context is 256
@@ -128,11 +144,78 @@ def reasoning_gym_task(
     )
 
 
+def _prompt(entry: dict[str, Any]) -> str:
+    return f"{entry['question'].strip()}\nAnswer:"
+
+
+def _held_out(
+    dataset: str,
+    data: Any,
+    create: Callable[[int], Any],
+    train: list[dict[str, Any]],
+    n_train: int,
+    n_eval: int,
+    config: dict[str, Any],
+    draw: dict[str, int],
+) -> list[dict[str, Any]]:
+    """`n_eval` entries whose questions are not training questions, nor each other's.
+
+    The candidates are the dataset's items after the training ones, in order: first the
+    `n_eval` items of the draw (so a task without repeats is what it always was), then, only
+    where some were skipped, further items from a larger draw of the same seed (reasoning-gym
+    items are mostly seeded by `seed + index`; a few datasets depend on the size or cannot index
+    past it, so the further items come from a dataset of the larger size), up to
+    `EVAL_DRAWS_PER_QUESTION * n_eval + 100` candidates in all.
+    """
+    seen = {_prompt(e) for e in train}
+    held_out: list[dict[str, Any]] = []
+    limit = n_train + EVAL_DRAWS_PER_QUESTION * n_eval + 100
+    candidates, why = data, ""
+    for i in range(n_train, limit):
+        if i == n_train + n_eval:
+            try:
+                candidates = create(limit)
+            except TextGenValueError as e:  # a dataset that caps its size, say
+                why = f" (a larger draw fails: {e})"
+                break
+        entry = candidates[i]
+        if _prompt(entry) not in seen:
+            seen.add(_prompt(entry))
+            held_out.append(entry)
+            if len(held_out) == n_eval:
+                return held_out
+    draws = (limit if not why else n_train + n_eval) - n_train
+    settings = {**config, **draw}
+    raise TextGenValueError(
+        f"Expects {n_eval} held-out questions of reasoning-gym dataset {dataset!r} that are not "
+        f"training questions, got {len(held_out)} distinct unseen ones in {draws} draws after "
+        f"the {n_train} training questions{why} (settings {settings}): lower n_train "
+        "or n_eval, or widen the dataset's settings so that it has more distinct questions"
+    )
+
+
 class ReasoningGymScorer(Scorer):
     """reasoning-gym's own grade of the answer (the completion's first non-empty line,
-    stripped) against the question's entry, which the task gives as the reference. In [0, 1]."""
+    stripped) against the question's entry, which the task gives as the reference. In [0, 1].
+
+    Some of reasoning-gym's graders raise on answers they cannot parse (`prime_factorization`
+    on "tw", `boxnet` on "1", `coin_flip` on "1e999", `game_of_life` on "{}"), and an untrained
+    policy writes such answers all the time. Any `Exception` raised inside the library's
+    `score_answer(answer, entry)` counts as "the grader could not parse the answer": that
+    completion scores 0 (the lowest score), the count per dataset goes up in `grader_errors`,
+    and the first such error of each dataset is warned about (gymnasium's logger). A reference
+    that is not a reasoning-gym entry (a dict with 'question', 'answer' and 'metadata' naming a
+    registered `source_dataset`) is our error, not the answer's: it raises `TextGenValueError`.
+
+    Attributes:
+        grader_errors: answers scored 0 because the grader raised, per dataset name (a
+            `Counter`; `sum(scorer.grader_errors.values())` is the total).
+    """
 
     name = "reasoning_gym"
+
+    def __init__(self) -> None:
+        self.grader_errors: Counter[str] = Counter()
 
     def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
         if references is None or len(references) != len(completions):
@@ -140,12 +223,46 @@ class ReasoningGymScorer(Scorer):
         rg = require("reasoning_gym", "reasoning", "the reasoning_gym scorer")
         out = np.zeros(len(completions))
         for i, (c, entry) in enumerate(zip(completions, references, strict=True)):
-            if not (isinstance(entry, dict) and "metadata" in entry):
-                raise TextGenValueError(
-                    "reasoning_gym scorer expects a reasoning-gym entry as reference (a dict with "
-                    f"'question', 'answer', 'metadata'), got {entry!r:.80}"
-                )
+            dataset = _source_dataset(rg, entry)
             answer = next((line.strip() for line in c.splitlines() if line.strip()), "")
-            grade = rg.get_score_answer_fn(entry["metadata"]["source_dataset"])
-            out[i] = float(grade(answer, entry))
+            try:
+                value = _grader(dataset)(answer, entry)
+            except Exception as e:  # the grader cannot parse this answer: the lowest score
+                self.grader_errors[dataset] += 1
+                if self.grader_errors[dataset] == 1:
+                    message = (
+                        f"reasoning-gym's {dataset!r} grader raised {type(e).__name__} "
+                        f"({e!s:.120}) on the answer {answer!r:.80}; such answers score 0 "
+                        "(counted in the scorer's grader_errors; further ones of this dataset "
+                        "are silent)"
+                    )
+                    logger.warn(message.replace("%", "%%"))  # logger.warn %-formats its message
+                continue
+            out[i] = float(value)
         return np.clip(out, 0.0, 1.0)
+
+
+def _source_dataset(rg: Any, entry: Any) -> str:
+    """The registered dataset name that `entry` (a reference) comes from, or the clear error."""
+    metadata = entry.get("metadata") if isinstance(entry, dict) else None
+    name = metadata.get("source_dataset") if isinstance(metadata, dict) else None
+    if not (isinstance(name, str) and {"question", "answer"} <= entry.keys()):
+        raise TextGenValueError(
+            "reasoning_gym scorer expects a reasoning-gym entry as reference (a dict with "
+            f"'question', 'answer', 'metadata' holding 'source_dataset'), got {entry!r:.80}"
+        )
+    if name not in rg.factory.DATASETS:
+        raise TextGenValueError(
+            "reasoning_gym scorer expects a reference from a registered reasoning-gym dataset, "
+            f"got source_dataset {name!r}, which the installed reasoning-gym does not know"
+        )
+    return name
+
+
+@functools.cache
+def _grader(dataset: str) -> Callable[[str, dict[str, Any]], float]:
+    """reasoning-gym's `score_answer` of `dataset`, made once per process (the library builds a
+    whole dataset for it, 0.7 s for arc_agi)."""
+    import reasoning_gym as rg
+
+    return rg.get_score_answer_fn(dataset)
