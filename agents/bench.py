@@ -4,15 +4,15 @@ Each cell is a `textgen train` run (or, for `random`, an evaluation of a uniform
 in `OUT/cells/<algo>__<task>-<hash>__s<seed>/`, finished by an atomically written `result.json`;
 a rerun skips finished cells and resumes interrupted ones from their checkpoint. `OUT/grid.json`
 records the settings every cell shares (model, steps, envs, rate, eval episodes): a rerun with
-other settings into the same folder is refused rather than mixed. A cell that fails does not
-stop the others; the grid reports the failures at the end. The outputs, rewritten after every
-cell from all finished cells:
+other settings into a folder holding a finished or started cell is refused rather than mixed. A
+cell that fails, whatever the error, does not stop the others; the grid reports the failures at
+the end. The outputs, rewritten after every cell from all finished cells:
 
 | file | what |
 | --- | --- |
 | `results.csv` | one row per cell: held-out reward before and after training, the lift, steps, seconds |
 | `results.json` | the same with each cell's learning curve (rollout reward per step) |
-| `results.md` | per task: mean +- std over seeds; per algorithm: the interquartile mean (IQM) over tasks x seeds with a 95% stratified-bootstrap confidence interval (rliable) |
+| `results.md` | per task: mean +- std over seeds; per algorithm: the interquartile mean (IQM) over tasks x seeds with a 95% stratified-bootstrap confidence interval (as rliable computes it, with every finished seed of every task) |
 | `curves.png` | learning curves, one panel per task: the mean over seeds with a band from the lowest to the highest seed |
 
 Cells run one after another, or as Ray tasks (`--ray`: a local Ray, or the cluster named by
@@ -215,36 +215,71 @@ def _steps(metrics: Path) -> int:
     return max((int(r["timesteps"]) for r in rows), default=0)
 
 
-def iqm_table(results: list[dict[str, Any]], algos: list[str], tasks: list[str]) -> list[list[str]]:
-    """Per algorithm: IQM of the final held-out reward over tasks x seeds, with a 95%
-    stratified-bootstrap CI (rliable)."""
-    require("rliable", "bench", "textgen bench's statistics")
-    from rliable import library as rly
-    from rliable import metrics
+def iqm(scores: np.ndarray) -> np.ndarray:
+    """The interquartile mean over the last axis: the mean of the middle half of the scores once
+    sorted (`scipy.stats.trim_mean(x, 0.25)`, which rliable's `aggregate_iqm` computes)."""
+    scores = np.sort(np.asarray(scores, dtype=np.float64), axis=-1)
+    cut = int(0.25 * scores.shape[-1])
+    return scores[..., cut : scores.shape[-1] - cut].mean(axis=-1)
 
-    scores = {}
-    for algo in algos:
-        by_task = [
-            [r["after"] for r in results if r["algo"] == algo and r["task"] == t] for t in tasks
-        ]
-        n = min(len(x) for x in by_task)
-        if n == 0:
-            continue
-        scores[algo] = np.array([x[:n] for x in by_task], dtype=np.float64).T  # (seeds, tasks)
-    if not scores:
-        return []
-    if min(s.shape[0] for s in scores.values()) < 2:  # one run per task: nothing to resample
-        return [[a, f"{metrics.aggregate_iqm(s):.3f}", "n/a (one seed)", str(s.size)]
-                for a, s in scores.items()]  # fmt: skip
-    point, interval = rly.get_interval_estimates(
-        scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000
-    )
+
+def stratified_bootstrap_iqm(
+    by_task: list[np.ndarray], reps: int = 2000, size: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """The IQM of every run of every task, with a percentile confidence interval from a
+    stratified bootstrap (rliable's `StratifiedBootstrap`): each resample draws every task's
+    runs with replacement, as many as that task has, and pools them. Unlike rliable, the tasks
+    may hold different numbers of runs, so no finished run is dropped to square the matrix.
+
+    Args:
+        by_task: one array of final scores per task, each with at least one run.
+        reps: the number of bootstrap resamples.
+        size: the coverage of the interval.
+        seed: seeds the resampling, so that a report is reproducible.
+
+    Returns:
+        The IQM over all runs, and the interval's lower and upper bounds.
+    """
+    rng = np.random.default_rng(seed)
+    tasks = [np.asarray(x, dtype=np.float64) for x in by_task]
+    point = float(iqm(np.concatenate(tasks)))
+    resamples = np.concatenate(
+        [x[rng.integers(len(x), size=(reps, len(x)))] for x in tasks], axis=1
+    )  # (reps, all runs): row k is the k-th resample of every task, pooled
+    lo, hi = np.percentile(iqm(resamples), [50 * (1 - size), 50 * (1 + size)])
+    return point, float(lo), float(hi)
+
+
+def iqm_table(results: list[dict[str, Any]], algos: list[str], tasks: list[str]) -> list[list[str]]:
+    """Per algorithm: the IQM of the final held-out reward over all its runs (tasks x seeds),
+    with a 95% stratified-bootstrap confidence interval (`stratified_bootstrap_iqm`).
+
+    Each algorithm stands on its own: one with a single run on a task gets its IQM and
+    "n/a (one seed)" for the interval, the others their intervals; tasks with different numbers
+    of finished runs keep all of them; tasks where an algorithm has no finished run are named
+    in its "runs" column (its IQM is then over the other tasks). An algorithm with no finished
+    run has no row.
+    """
     rows = []
-    for algo in scores:
-        lo, hi = interval[algo][:, 0]
-        rows.append(
-            [algo, f"{point[algo][0]:.3f}", f"[{lo:.3f}, {hi:.3f}]", str(scores[algo].size)]
-        )
+    for algo in algos:
+        runs = {t: [r["after"] for r in results if r["algo"] == algo and r["task"] == t]
+                for t in tasks}  # fmt: skip
+        by_task = [np.array(x, dtype=np.float64) for x in runs.values() if x]
+        if not by_task:
+            continue
+        point, lo, hi = stratified_bootstrap_iqm(by_task)
+        single = [t for t, x in runs.items() if len(x) == 1]
+        if not single:
+            interval = f"[{lo:.3f}, {hi:.3f}]"
+        elif len(single) == len(by_task):  # one run per task: nothing to resample
+            interval = "n/a (one seed)"
+        else:  # a task whose one run cannot vary would narrow the interval
+            interval = f"n/a (one seed on {', '.join(single)})"
+        count = str(sum(len(x) for x in by_task))
+        missing = [t for t, x in runs.items() if not x]
+        if missing:
+            count += f" (none on {', '.join(missing)})"
+        rows.append([algo, f"{point:.3f}", interval, count])
     return rows
 
 
@@ -325,7 +360,7 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
         "policy before training (the random baseline is not trained: its lift is 0).\n",
         markdown(["task", "algorithm", "reward after", "lift", "seeds"], per_task),
         "\nInterquartile mean over tasks x seeds of the reward after training, with a 95%",
-        "stratified-bootstrap confidence interval (rliable, 2000 resamples). The rewards are",
+        "stratified-bootstrap confidence interval (2000 resamples, as in rliable). The rewards are",
         "raw, not normalised: compare algorithms, not tasks, and mind tasks whose scale differs.\n",
         markdown(["algorithm", "IQM", "95% CI", "runs"], iqm_table(results, cfg.algos, cfg.tasks)),
         "",
@@ -333,6 +368,35 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
     atomic_write_bytes(paths["md"], "\n".join(report).encode())
     plot_curves(results, cfg.tasks, paths["png"])
     return paths
+
+
+def _cells_with_progress(out: Path) -> list[Path]:
+    """The cell folders under `out` with a result or a run that a rerun would resume."""
+    from agents.training import RunDir
+
+    cells = out / "cells"
+    folders = sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else []
+    return [p for p in folders if (p / "result.json").exists() or RunDir(p / "run").has_progress()]
+
+
+def _describe(error: BaseException) -> str:
+    """`Type: message` on one line for the list of failed cells: the message's non-empty lines
+    joined, or the type alone when the message is empty (`OSError()`)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _describe_ray_error(error: Exception) -> str:
+    """`_describe` for what `ray.get` raised: the cell's own error when the task raised one."""
+    from ray.exceptions import RayTaskError
+
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        return _describe(cause)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, RayTaskError) and lines:  # no cause: its text is the remote traceback,
+        return f"RayTaskError: {lines[-1]}"  # whose last line names the error
+    return _describe(error)
 
 
 def run_bench(
@@ -348,11 +412,19 @@ def run_bench(
         make_task(task)  # a misspelt task fails now, not after the cells before it
     out = Path(cfg.out)
     grid = out / "grid.json"
+    # grid.json is written before the first cell runs, so that a cell interrupted with a
+    # checkpoint is tied to its settings from the start (a rerun resumes it with the settings
+    # saved in it). It guards only what depends on those settings: a cell with a result or a
+    # checkpoint. A folder whose cells all failed before either (a mistyped --model) holds
+    # nothing to mix, so a rerun with other settings replaces its grid.json and retries them.
     if grid.exists() and json.loads(grid.read_text()) != cfg.shared():
-        raise TextGenValueError(
-            f"{out} holds cells run with other settings ({json.loads(grid.read_text())}); "
-            f"this grid asks for {cfg.shared()}: use another --out, or the same settings"
-        )
+        held = _cells_with_progress(out)
+        if held:
+            raise TextGenValueError(
+                f"{out} holds cells run with other settings ({json.loads(grid.read_text())}), "
+                f"{len(held)} with a result or a checkpoint (such as {held[0].name}); this grid "
+                f"asks for {cfg.shared()}: use another --out, or the same settings"
+            )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(grid, json.dumps(cfg.shared()).encode())
     specs = cfg.cells()
@@ -384,18 +456,24 @@ def run_bench(
             ready, _ = ray.wait(list(pending), num_returns=1)
             i = pending.pop(ready[0])
             try:
-                finish(i, ray.get(ready[0]))
-            except ray.exceptions.RayTaskError as e:
-                cause = e.cause if getattr(e, "cause", None) is not None else e
-                finish(i, None, f"{type(cause).__name__}: {str(cause).splitlines()[-1]}")
+                result = ray.get(ready[0])
+            except Exception as e:  # any RayError: the cell raised, its worker or node died
+                # (WorkerCrashedError, OutOfMemoryError, NodeDiedError), its result was lost
+                # (ObjectLostError), ...: a failed cell, not a failed grid
+                finish(i, None, _describe_ray_error(e))
+            else:
+                finish(i, result)
     else:
         for n, i in enumerate(todo, 1):
             spec = specs[i]
             print(f"[{n}/{len(todo)}] {spec['algo']} on {spec['task']}, seed {spec['seed']}")
             try:
-                finish(i, run_cell(spec))
-            except (TextGenError, ValueError, RuntimeError) as e:
-                finish(i, None, f"{type(e).__name__}: {e}")
+                result = run_cell(spec)
+            except Exception as e:  # OSError, MemoryError, a bug in one algorithm: the cell
+                # failed, the others go on (KeyboardInterrupt and SystemExit stop the grid)
+                finish(i, None, _describe(e))
+            else:
+                finish(i, result)
     paths = write_outputs(cfg, [results[k] for k in sorted(results)]) if results else {}
     if paths:
         print(Path(paths["md"]).read_text())

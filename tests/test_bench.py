@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agents import cli
@@ -141,3 +142,220 @@ def test_groups_must_divide_the_envs_and_lists_hold_no_repeats():
         BenchConfig(algos=["reinforce-rloo"], n_envs=2)
     with pytest.raises(TextGenValueError, match=r"each of --algos once, got \['ppo'\]"):
         BenchConfig(algos=["ppo", "ppo"])
+
+
+# --- a grid whose cells all failed, cell failures of any kind, the IQM table (bugs 4-6) ---
+
+
+def test_a_grid_whose_cells_all_failed_does_not_lock_its_folder(tmp_path, capsys):
+    pytest.importorskip("rliable")
+    out = tmp_path / "grid"
+    flags = ["bench", "--algos", "random", *TINY, "--seeds", "1", "--out", str(out)]
+    assert cli.main([*flags, "--model", "no-such-model-xyz"]) == 2  # a mistyped --model
+    assert "1 of 1 cells failed" in capsys.readouterr().err
+    assert (out / "grid.json").exists() and not list(out.glob("cells/*/result.json"))
+    assert cli.main(flags) == 0  # the corrected rerun: nothing ran under the old settings
+    assert [r["seed"] for r in json.loads((out / "results.json").read_text())] == [0]
+    assert json.loads((out / "grid.json").read_text())["model"] == "random-tiny"
+
+
+def test_a_started_cell_still_ties_its_grid_to_its_settings(tmp_path):
+    pytest.importorskip("rliable")
+    from agents.bench import run_bench
+    from agents.training import RunDir
+
+    kwargs = dict(algos=["ppo"], tasks=["target_tokens"], seeds=1, timesteps=64, n_envs=4,
+                  eval_episodes=4, out=str(tmp_path / "grid"))  # fmt: skip
+    old = BenchConfig(model="other-model", **kwargs)
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "grid.json").write_text(json.dumps(old.shared()))
+    # a cell killed after its first checkpoint: a rerun would resume it with the old settings
+    checkpoint = RunDir(cell_folder(old.cells()[0]) / "run").checkpoint
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"PK")
+    with pytest.raises(
+        TextGenValueError, match=r"other settings .*1 with a result or a checkpoint \(such as ppo__"
+    ):
+        run_bench(BenchConfig(model="random-tiny", **kwargs))
+
+
+def test_any_error_of_a_cell_is_a_failed_cell_on_the_serial_path(tmp_path, monkeypatch):
+    pytest.importorskip("rliable")
+    from agents import bench as bench_module
+    from gym_textgen.errors import TextGenError
+
+    real = bench_module.run_cell
+
+    def failing(spec):
+        if spec["seed"] == 0:
+            raise MemoryError()
+        if spec["seed"] == 1:
+            raise OSError(28, "No space left on device")
+        return real(spec)
+
+    monkeypatch.setattr(bench_module, "run_cell", failing)
+    cfg = BenchConfig(algos=["random"], tasks=["target_tokens"], seeds=3, model="random-tiny",
+                      n_envs=4, eval_episodes=4, out=str(tmp_path / "g"))  # fmt: skip
+    with pytest.raises(TextGenError, match=r"2 of 3 cells failed") as failure:
+        bench_module.run_bench(cfg)
+    lines = str(failure.value).splitlines()[1:]
+    assert [line.strip() for line in lines] == [
+        "random on target_tokens, seed 0: MemoryError",
+        "random on target_tokens, seed 1: OSError: [Errno 28] No space left on device",
+    ]
+    assert [r["seed"] for r in json.loads((tmp_path / "g" / "results.json").read_text())] == [2]
+
+
+def test_an_interrupt_stops_the_grid_rather_than_failing_a_cell(tmp_path, monkeypatch):
+    pytest.importorskip("rliable")
+    from agents import bench as bench_module
+
+    def interrupted(spec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_module, "run_cell", interrupted)
+    cfg = BenchConfig(algos=["random"], tasks=["target_tokens"], seeds=2, model="random-tiny",
+                      n_envs=4, eval_episodes=4, out=str(tmp_path / "g"))  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        bench_module.run_bench(cfg)
+
+
+def _results(scores: dict[tuple[str, str], list[float]]) -> list[dict[str, object]]:
+    return [
+        {"algo": algo, "task": task, "seed": seed, "after": after}
+        for (algo, task), afters in scores.items()
+        for seed, after in enumerate(afters)
+    ]
+
+
+def test_an_algorithm_with_one_seed_leaves_the_others_their_intervals():
+    from agents.bench import iqm_table
+
+    results = _results({
+        ("ppo", "t1"): [0.1, 0.5, 0.9], ("ppo", "t2"): [0.2, 0.4, 0.6],
+        ("a2c", "t1"): [0.3, 0.2, 0.1], ("a2c", "t2"): [0.7, 0.8, 0.9],
+        ("dqn", "t1"): [0.25], ("dqn", "t2"): [0.75],
+    })  # fmt: skip
+    rows = {row[0]: row for row in iqm_table(results, ["ppo", "a2c", "dqn"], ["t1", "t2"])}
+    assert rows["dqn"] == ["dqn", "0.500", "n/a (one seed)", "2"]
+    for algo in ("ppo", "a2c"):
+        _, point, interval, runs = rows[algo]
+        lo, hi = (float(x) for x in interval.strip("[]").split(", "))
+        assert lo <= float(point) <= hi and lo < hi and runs == "6"
+
+
+def test_tasks_with_unequal_seeds_keep_every_run():
+    from agents.bench import iqm_table
+
+    t1, t2 = [0.1, 0.9, 0.4, 0.7, 0.3], [0.2, 0.8, 0.05]  # 5 and 3 seeds finished
+    # by hand: the 8 runs sorted are .05 .1 | .2 .3 .4 .7 | .8 .9: the IQM is the middle four's mean
+    expected = (np.float64(0.2) + np.float64(0.3) + np.float64(0.4) + np.float64(0.7)) / 4
+    rows = iqm_table(_results({("ppo", "t1"): t1, ("ppo", "t2"): t2}), ["ppo"], ["t1", "t2"])
+    assert rows[0][:2] == ["ppo", f"{expected:.3f}"] and rows[0][3] == "8"  # 0.375 from x[:3]
+    lo, hi = (float(x) for x in rows[0][2].strip("[]").split(", "))
+    assert lo <= expected <= hi
+
+    from agents.bench import stratified_bootstrap_iqm
+
+    assert stratified_bootstrap_iqm([np.array(t1), np.array(t2)])[0] == pytest.approx(
+        expected, rel=1e-12, abs=0
+    )
+
+    # the resampling is stratified: each resample keeps every task's count, whatever it is
+    assert stratified_bootstrap_iqm([np.zeros(5), np.ones(3)]) == (0.25, 0.25, 0.25)
+    # a task with one run beside one with three: no interval; a task with none: named
+    rows = iqm_table(
+        _results({("ppo", "t1"): [0.1, 0.2, 0.3], ("ppo", "t2"): [0.5]}),
+        ["ppo"],
+        ["t1", "t2", "t3"],
+    )
+    assert rows == [["ppo", "0.250", "n/a (one seed on t2)", "4 (none on t3)"]]
+
+
+def test_the_iqm_and_its_interval_are_rliables_on_equal_counts():
+    pytest.importorskip("rliable")
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from rliable import library as rly
+    from rliable import metrics
+
+    from agents.bench import iqm, stratified_bootstrap_iqm
+
+    for runs, tasks in [(1, 1), (3, 2), (5, 3), (7, 1), (2, 4)]:
+        x = np.random.default_rng(runs * 10 + tasks).normal(size=(runs, tasks))
+        assert iqm(x.ravel()) == pytest.approx(metrics.aggregate_iqm(x), rel=1e-12, abs=1e-15)
+        assert iqm(x.ravel()) == pytest.approx(
+            scipy_stats.trim_mean(x, 0.25, axis=None), rel=1e-12, abs=1e-15
+        )
+    x = np.random.default_rng(0).normal(size=(5, 3))  # (runs, tasks): rliable's layout
+    state = np.random.get_state()
+    np.random.seed(0)  # rliable resamples with numpy's global generator
+    try:
+        point, interval = rly.get_interval_estimates(
+            {"a": x}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=5000
+        )
+    finally:
+        np.random.set_state(state)
+    mine = stratified_bootstrap_iqm(list(x.T), reps=5000)
+    assert mine[0] == pytest.approx(point["a"][0], rel=1e-12)
+    assert mine[1:] == pytest.approx(tuple(interval["a"][:, 0]), abs=0.05)  # two samplings
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _ray_grid(out: Path, seeds: int) -> BenchConfig:
+    return BenchConfig(algos=["random"], tasks=["target_tokens"], seeds=seeds, model="random-tiny",
+                       n_envs=4, eval_episodes=4, out=str(out))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_cell_is_a_failed_cell_on_ray(tmp_path, monkeypatch, local_ray):
+    pytest.importorskip("rliable")
+    import os
+    import signal
+
+    from agents import bench as bench_module
+    from gym_textgen.errors import TextGenError
+
+    driver = os.getpid()
+
+    def killed(spec):  # pickled by value into the workers, where agents.bench is not patched
+        if spec["seed"] == 0 and os.getpid() != driver:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+        from agents.bench import run_cell
+
+        return run_cell(spec)
+
+    monkeypatch.setattr(bench_module, "run_cell", killed)
+    with pytest.raises(
+        TextGenError, match=r"1 of 2 cells failed[^\n]*\n  random on target_tokens, seed 0: "
+        r"WorkerCrashedError: The worker died unexpectedly"
+    ):  # fmt: skip
+        bench_module.run_bench(_ray_grid(tmp_path / "g", seeds=2), use_ray=True)
+    assert [r["seed"] for r in json.loads((tmp_path / "g" / "results.json").read_text())] == [1]
+
+
+@pytest.mark.slow
+def test_an_error_with_no_message_is_a_failed_cell_on_ray(tmp_path, monkeypatch, local_ray):
+    pytest.importorskip("rliable")
+    from agents import bench as bench_module
+    from gym_textgen.errors import TextGenError
+
+    def silent(spec):
+        if spec["seed"] == 0:
+            raise OSError()  # str() is "": no last line to show
+        from agents.bench import run_cell
+
+        return run_cell(spec)
+
+    monkeypatch.setattr(bench_module, "run_cell", silent)
+    with pytest.raises(TextGenError, match=r"1 of 2 cells failed") as failure:
+        bench_module.run_bench(_ray_grid(tmp_path / "g", seeds=2), use_ray=True)
+    assert str(failure.value).splitlines()[1:] == ["  random on target_tokens, seed 0: OSError"]
+    assert [r["seed"] for r in json.loads((tmp_path / "g" / "results.json").read_text())] == [1]
