@@ -9,7 +9,9 @@ model over the buffer's episode segments, and advantages are recomputed; the alg
 untouched.
 
 With `kl_coef_target`, kl_coef adapts (the proportional controller of Ziegler et al.): it grows
-when the measured KL per episode exceeds the target and shrinks when it falls below.
+when the measured KL per episode exceeds the target and shrinks when it falls below. The KL per
+episode is that of whole episodes, which may span rollouts (stock PPO with `n_steps` shorter than
+an episode): see `KLPenaltyCallback`.
 """
 
 from __future__ import annotations
@@ -57,13 +59,34 @@ class KLPenaltyCallback(BaseCallback):
     allowed ids as the policy's, so a policy equal to its reference has zero KL.
 
     The adaptive kl_coef is part of the run: it is stored on the model
-    (`model.textgen_kl_state`), so it is saved with every checkpoint, and a callback with the
-    same settings continues from it after `load`. The default reference is a copy of the policy
+    (`model.textgen_kl_state`, with the steps measured since the controller last moved), so it
+    is saved with every checkpoint, and a callback with the same settings continues from it
+    after `load`. The default reference is a copy of the policy
     when `learn` starts, which after a `load` is the trained policy: to keep penalising against
     the initial model, pass it (`reference=load_model(name)`), as `textgen train --resume` does.
 
-    Logs `kl/ref_per_episode` (mean KL estimate per episode), `kl/ref_per_token` and
-    `kl/coef`.
+    Logs `kl/ref_per_token` (the rollout's sampled KL per used step), `kl/coef`, and
+    `kl/ref_per_episode`: the mean over the episodes that ended in this rollout of each one's
+    whole KL (the sum of its steps' log-ratios, each measured when the step was sampled). An
+    episode may span rollouts (stock PPO with `n_steps` shorter than an episode, or any episode
+    that straddles a rollout's end), so the callback carries each env slot's sum for the episode
+    in progress from one rollout to the next, and counts an episode when it ends: at a row whose
+    next row starts an episode (or, for the rollout's last row, when the algorithm's
+    `_last_episode_starts` says the next observation starts one) or, in a buffer with `valid`
+    rows (REINFORCE's rounds), whose next row is not a step of a used episode. Dividing the
+    rollout's KL by the episodes that start in it, as before, overstated the KL of a rollout
+    with no episode start up to `n_envs`-fold and understated it in rollouts whose episodes
+    were cut. A rollout in which no episode ended logs no `kl/ref_per_episode` and moves no
+    controller; the next step of the controller covers the steps of the rollouts in between
+    (its `horizon` rate is per environment step, as before). In REINFORCE's rounds every
+    episode starts and ends inside its round, so the figure is, as before, the rounds' KL over
+    their episodes.
+
+    An episode is only counted if the callback saw all of it: episodes already in progress when
+    it first sees a model (a new callback, a loaded model, or rollouts in between that ran
+    without it) are left out of the per-episode figure, though their steps count per token.
+    The carried sums live on the callback, not in the checkpoint: a resumed run resets its envs
+    (SB3's `load(..., env=)`), so its open episodes start afresh.
     """
 
     def __init__(
@@ -99,6 +122,15 @@ class KLPenaltyCallback(BaseCallback):
         self.initial_kl_coef = self.kl_coef
         self.reference: Any = reference
         self.in_loss = bool(in_loss)
+        #: environment steps measured since the controller last moved (a rollout in which no
+        #: episode ended gives it no KL per episode to steer by)
+        self.pending_steps = 0
+        # each env slot's KL so far of the episode in progress (NaN: it started before this
+        # callback saw the slot), valid for `_carry_model` from timestep `_carry_at` on
+        self._episode_kl: np.ndarray | None = None
+        self._carry_model: Any = None
+        self._carry_at = -1
+        self._rollout_start_at = -1
 
     @property
     def beta(self) -> float:
@@ -139,6 +171,12 @@ class KLPenaltyCallback(BaseCallback):
                     "in_loss=False to penalise the reward instead"
                 )
             self.model.kl_loss = self
+        elif not hasattr(self.model, "rollout_buffer"):
+            raise TextGenValueError(
+                "KLPenaltyCallback penalises the steps of an on-policy rollout (PPO, A2C, "
+                f"MaskablePPO, REINFORCE); got {type(self.model).__name__}, which has no rollout "
+                "buffer (DQN learns from a replay buffer)"
+            )
         if self.reference is None and not policy.lora:
             self.reference = copy.deepcopy(policy.lm).eval().requires_grad_(False)
         saved = getattr(self.model, STATE_ATTR, None)
@@ -153,13 +191,75 @@ class KLPenaltyCallback(BaseCallback):
             }
         if isinstance(saved, dict) and saved.get("settings") == self._settings():
             self.kl_coef = float(saved["kl_coef"])  # a resumed run continues its controller
+            self.pending_steps = int(saved.get("pending_steps", 0))
         self._save_state()
 
     def _save_state(self) -> None:
-        setattr(self.model, STATE_ATTR, {"kl_coef": self.kl_coef, "settings": self._settings()})
+        setattr(
+            self.model,
+            STATE_ATTR,
+            {
+                "kl_coef": self.kl_coef,
+                "settings": self._settings(),
+                "pending_steps": self.pending_steps,
+            },
+        )
 
     def _on_step(self) -> bool:
         return True
+
+    def _on_rollout_start(self) -> None:
+        self._rollout_start_at = self.model.num_timesteps
+
+    def _carried_episode_kl(self, n_envs: int) -> np.ndarray:
+        """Each slot's KL so far of its episode in progress, if this rollout continues the one
+        the callback last measured on this model; NaN (unknown) for slots it cannot vouch for."""
+        carry = self._episode_kl
+        if (
+            carry is None
+            or self._carry_model is not self.model
+            or self._carry_at != self._rollout_start_at
+            or len(carry) != n_envs
+        ):
+            return np.full(n_envs, np.nan)
+        return carry.copy()
+
+    def _whole_episode_kls(
+        self,
+        log_ratio: np.ndarray,
+        episode_starts: np.ndarray,
+        valid: np.ndarray,
+        last_episode_starts: np.ndarray,
+    ) -> np.ndarray:
+        """The KL (float64) of each episode that ended in this rollout, and carry the episodes in
+        progress to the next rollout.
+
+        Args:
+            log_ratio: `(n_steps, n_envs)`: each row's sampled log-ratio (0 on rows not used).
+            episode_starts: `(n_steps, n_envs)`: whether the row starts an episode.
+            valid: `(n_steps, n_envs)`: whether the row is a step of a used episode.
+            last_episode_starts: `(n_envs,)`: whether the observation after the last row starts
+                an episode.
+
+        Returns:
+            The whole episodes' KL sums, in no particular order (episodes that began before the
+            callback saw their slot are left out).
+        """
+        n_steps, n_envs = log_ratio.shape
+        used = valid > 0
+        starts = episode_starts > 0
+        next_starts = np.concatenate([starts[1:], np.asarray(last_episode_starts, bool)[None]])
+        next_used = np.concatenate([used[1:], np.ones((1, n_envs), bool)])
+        ends = used & (next_starts | ~next_used)
+        carry = self._carried_episode_kl(n_envs)
+        totals = []
+        for t in range(n_steps):
+            carry = np.where(starts[t], 0.0, carry) + log_ratio[t].astype(np.float64)
+            totals.append(carry[ends[t] & ~np.isnan(carry)])
+            carry = np.where(ends[t], 0.0, carry)
+        self._episode_kl, self._carry_model = carry, self.model
+        self._carry_at = self.model.num_timesteps
+        return np.concatenate(totals) if totals else np.zeros(0)
 
     def _on_training_end(self) -> None:
         if getattr(self.model, "kl_loss", None) is self:
@@ -225,8 +325,9 @@ class KLPenaltyCallback(BaseCallback):
         ref = np.zeros(n_steps * n_envs, dtype=np.float32)
         ref[valid] = self.reference_log_probs(ids, lengths, actions, masks).cpu().numpy()
         ref = ref.reshape(n_envs, n_steps).T
+        used = valid.reshape(n_envs, n_steps).T
         # (n_steps, n_envs): a sample of the per-token KL, 0 on rows that are not steps
-        log_ratio = (buf.log_probs - ref) * valid.reshape(n_envs, n_steps).T
+        log_ratio = (buf.log_probs - ref) * used
         buf.rewards -= self.kl_coef * log_ratio
         # The value of the observation after the rollout and whether it starts a new episode,
         # as the algorithm computed them (sb3-contrib's MaskablePPO leaves self.locals stale).
@@ -234,23 +335,40 @@ class KLPenaltyCallback(BaseCallback):
             last_values = model.policy.predict_values(obs_as_tensor(model._last_obs, device))
         buf.compute_returns_and_advantage(last_values=last_values, dones=model._last_episode_starts)
 
-        episodes = max(1.0, float((buf.episode_starts * valid.reshape(n_envs, n_steps).T).sum()))
-        steps = max(1, int(valid.sum()))
+        episodes = self._whole_episode_kls(
+            log_ratio, buf.episode_starts, used, model._last_episode_starts
+        )
+        steps = int(valid.sum())
+        total = float(log_ratio.astype(np.float64).sum())
         self.update_measured(
-            float(log_ratio.sum()) / episodes, float(log_ratio.sum()) / steps, steps
+            float(episodes.mean()) if len(episodes) else None, total / max(1, steps), steps
         )
 
-    def update_measured(self, kl_per_episode: float, kl_per_token: float, steps: int) -> None:
+    def update_measured(
+        self, kl_per_episode: float | None, kl_per_token: float, steps: int
+    ) -> None:
         """Log one rollout's KL to the reference, measured on `steps` steps, and adapt kl_coef
         toward the target. The sampled penalty calls it at the rollout's end; an algorithm that
-        adds the KL to its loss (`in_loss=True`) calls it with the exact KL its update measured."""
-        self.logger.record("kl/ref_per_episode", kl_per_episode)
+        adds the KL to its loss (`in_loss=True`) calls it with the exact KL its update measured.
+
+        Args:
+            kl_per_episode: the mean KL of the whole episodes that ended in the rollout, or None
+                when none did: then it is not logged and the controller waits, and its next
+                step covers these steps too.
+            kl_per_token: the KL per step.
+            steps: the steps measured.
+        """
+        if kl_per_episode is not None:
+            self.logger.record("kl/ref_per_episode", kl_per_episode)
         self.logger.record("kl/ref_per_token", kl_per_token)
         self.logger.record("kl/coef", self.kl_coef)
-        if self.kl_coef_target is not None:
+        self.pending_steps += steps
+        if self.kl_coef_target is not None and kl_per_episode is not None:
             # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the
-            # steps this rollout covers, and at most one horizon's worth per rollout, so kl_coef
-            # stays positive however long the rollout is.
+            # steps measured since its last step, and at most one horizon's worth per step, so
+            # kl_coef stays positive however long the rollout is.
             error = float(np.clip(kl_per_episode / self.kl_coef_target - 1.0, -0.2, 0.2))
-            self.kl_coef *= 1.0 + error * min(1.0, steps / self.horizon)
-            self._save_state()
+            self.kl_coef *= 1.0 + error * min(1.0, self.pending_steps / self.horizon)
+        if kl_per_episode is not None:  # the controller has used (or, with no target, had) them
+            self.pending_steps = 0
+        self._save_state()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
@@ -10,6 +9,7 @@ from stable_baselines3 import DQN
 import agents
 from agents import cli
 from agents.config import TrainConfig
+from agents.kl import KLPenaltyCallback
 from gym_textgen.errors import TextGenValueError
 from gym_textgen.models import load_model
 
@@ -49,7 +49,15 @@ def test_dqn_refuses_what_it_cannot_do():
         TrainConfig(algo="dqn", kl_coef=0.1)
     with pytest.raises(TextGenValueError, match="algo 'dqn' takes 1"):
         TrainConfig(algo="dqn", group_size=4, n_envs=8)
-    assert np.isfinite(0.0)
+    env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=4)
+    with pytest.raises(TextGenValueError, match="DQN has no value function"):
+        agents.make_algo("dqn", env, {"model": "random-tiny", "separate_value_trunk": True})
+    # outside TrainConfig, a KL callback given to DQN says why before any step (bug: an
+    # AttributeError for the missing rollout buffer, after the first rollout)
+    model = agents.make_algo("dqn", env, {"model": "random-tiny"}, seed=0)
+    with pytest.raises(TextGenValueError, match=r"on-policy rollout .*got DQN.*replay buffer"):
+        model.learn(8, callback=KLPenaltyCallback(kl_coef=0.1))
+    assert model.num_timesteps == 0
 
 
 def test_dqn_defaults_suit_a_language_model_and_it_is_evaluated_greedily():

@@ -186,3 +186,88 @@ def test_old_argument_names_still_work_with_a_warning():
     assert (kl.kl_coef, kl.kl_coef_target) == (0.2, 3.0)
     with pytest.warns(FutureWarning, match="use KLPenaltyCallback.kl_coef"):
         assert kl.beta == 0.2
+
+
+# -- the KL per episode is that of whole episodes --------------------------------------------------
+
+
+class Rollouts(BaseCallback):
+    """Per rollout: kl_coef at its start, the buffer's rewards (before or after the KL callback
+    changes them) and the KL per episode logged for it, if any (SB3 clears the logger at each
+    dump, which follows every rollout)."""
+
+    def __init__(self, kl=None):
+        super().__init__()
+        self.kl, self.coefs, self.rewards, self.per_episode = kl, [], [], []
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_start(self):
+        self.coefs.append(self.kl.kl_coef if self.kl else None)
+
+    def _on_rollout_end(self):
+        self.rewards.append(self.model.rollout_buffer.rewards.astype(np.float64))
+        self.per_episode.append(self.model.logger.name_to_value.get("kl/ref_per_episode"))
+
+
+def ten_step_episodes():
+    """PPO whose rollouts (4 steps of 2 envs) are shorter than its episodes (10 steps, no EOS):
+    rows 0-9 of each env are its first episode, rows 10-19 its second; a reference that
+    differs from the policy, so that every step has a log-ratio."""
+    from gym_textgen.models import load_model
+
+    env = agents.make_vec_env(
+        "TextGen-v0", n_envs=2, max_new_tokens=10, stop_on_eos=False, scorer="length",
+        scorer_kwargs={"target": 3}, seed=0,
+    )  # fmt: skip
+    model = agents.make_algo(
+        "ppo", env, {"model": "random-tiny"}, n_steps=4, batch_size=8, n_epochs=1, seed=0
+    )
+    return model, load_model("random-tiny", seed=1)
+
+
+def log_ratios(before, after, coefs):
+    """(rows, n_envs): each step's log pi - log pi_ref, from the penalty kl_coef x it (float32
+    rewards of magnitude <= ~2: each row within ~1e-6)."""
+    return np.concatenate([(b - a) / c for b, a, c in zip(before, after, coefs, strict=True)])
+
+
+def test_kl_per_episode_is_that_of_whole_episodes_across_rollouts():
+    """Bug: the rollout's KL was divided by the episodes that started in it, max 1: a rollout
+    inside episodes reported the KL of n_envs partial episodes as one episode's, one whose
+    episodes were cut reported a fraction, and the controller steered by both."""
+    model, reference = ten_step_episodes()
+    kl = KLPenaltyCallback(kl_coef=1.0, kl_coef_target=1e6, horizon=20, reference=reference)
+    before, after = Rollouts(kl), Rollouts()
+    model.learn(2 * 8, callback=[before, kl, after])  # rollouts 0-1: rows 0-7
+    model.learn(3 * 8, callback=[before, kl, after], reset_num_timesteps=False)  # rows 8-19
+    ratio = log_ratios(before.rewards, after.rewards, before.coefs)
+    assert ratio.shape == (20, 2) and np.abs(ratio).sum(0).min() > 0.1
+    # episodes end in rollouts 2 (rows 0-9) and 4 (rows 10-19); each is counted whole there,
+    # though rollout 2 holds 2 of its 10 steps and the first spans the two learn calls
+    got = after.per_episode
+    assert got[0] is None and got[1] is None and got[3] is None, got
+    assert got[2] == pytest.approx(ratio[:10].sum(0).mean(), abs=2e-5)
+    assert got[4] == pytest.approx(ratio[10:].sum(0).mean(), abs=2e-5)
+    # the controller steps only when it has a per-episode KL, by the steps since its last step
+    # (far below the target: -20% x min(1, steps / horizon)): 24 steps, then 16
+    coefs = [*before.coefs, kl.kl_coef]
+    np.testing.assert_allclose(coefs, [1, 1, 1, 0.8, 0.8, 0.8 * 0.84], rtol=1e-12)
+
+
+def test_kl_per_episode_leaves_out_episodes_it_did_not_see_whole():
+    """Episodes in progress when the callback first sees the model, or that went on in rollouts
+    trained without it, are not counted as whole (their steps still count per token)."""
+    model, reference = ten_step_episodes()
+    kl = KLPenaltyCallback(kl_coef=1.0, reference=reference)
+    before, after = Rollouts(kl), Rollouts()
+    model.learn(8)  # rollout 0 (rows 0-3) without the callback
+    model.learn(4 * 8, callback=[before, kl, after], reset_num_timesteps=False)  # rows 4-19
+    model.learn(8, reset_num_timesteps=False)  # rows 20-23 without it
+    model.learn(2 * 8, callback=[before, kl, after], reset_num_timesteps=False)  # rows 24-31
+    ratio = log_ratios(before.rewards, after.rewards, before.coefs)  # rows 4-19, 24-31
+    # only the episode of rows 10-19 was seen whole; those of rows 0-9 and 20-29 were not
+    assert after.per_episode[:2] == [None, None] and after.per_episode[4:] == [None, None]
+    assert after.per_episode[2] is None  # (rows 12-15: none ends)
+    assert after.per_episode[3] == pytest.approx(ratio[6:16].sum(0).mean(), abs=2e-5)

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnvWrapper
 
 import agents
 from agents.algos import REINFORCE
 from agents.algos.reinforce import rloo_advantages, rloo_step_advantages
 from agents.kl import KLPenaltyCallback
+from agents.vec_env import unwrap_textgen
 from gym_textgen.errors import TextGenValueError
 
 TINY = {"model": "random-tiny"}
@@ -41,6 +43,35 @@ def make(
     )
 
 
+def force_episode_lengths(model, lengths):
+    """Script when each slot's episode ends: slot e writes EOS at step `lengths[e]` of every
+    round (None: it never writes EOS, so its episode runs to the horizon).
+
+    SB3's `ActorCriticPolicy.forward` with one change: the sampled actions are overridden
+    (EOS forced where scripted, a sampled EOS elsewhere replaced by an ordinary token) before
+    their log-probabilities are taken, so the buffer holds the policy's log-probability of the
+    token that was played. The step counter restarts at each round's first step, when
+    REINFORCE marks every slot as starting an episode."""
+    policy = model.policy
+    core = unwrap_textgen(model.env).venv.core
+    eos, ordinary = core.eos_id, core.tokenizer.encode(" the", add_special_tokens=False)[0]
+    assert ordinary != eos
+    step = [0]
+
+    def forward(obs, deterministic=False):
+        step[0] = 0 if model._last_episode_starts.all() else step[0] + 1
+        latent_pi, latent_vf = policy.mlp_extractor(policy.extract_features(obs))
+        distribution = policy._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        actions = th.where(actions == eos, th.full_like(actions, ordinary), actions)
+        for slot, length in enumerate(lengths):
+            if length is not None and step[0] == length - 1:
+                actions[slot] = eos
+        return actions, policy.value_net(latent_vf), distribution.log_prob(actions)
+
+    policy.forward = forward
+
+
 class Snapshot(BaseCallback):
     """The buffer at the end of a rollout, before the update reorders it."""
 
@@ -51,7 +82,7 @@ class Snapshot(BaseCallback):
         buf = self.model.rollout_buffer
         self.rewards, self.valid = buf.rewards.copy(), buf.valid.copy()
         self.advantages, self.values = buf.advantages.copy(), buf.values.copy()
-        self.starts = buf.episode_starts.copy()
+        self.starts, self.log_probs = buf.episode_starts.copy(), buf.log_probs.copy()
         self.episode_returns = buf.episode_returns()
 
 
@@ -83,13 +114,31 @@ def step_baseline(eps, r, slot, t, k, gamma=1.0):
     return sum(v for j, v in held.items() if j != slot) / (k - 1)
 
 
+LENGTHS = [1, None, 3, 2, None, 4]  # per slot: the step at which its episode ends (None: 5)
+
+
+def assert_scripted_lengths(snap, model, lengths):
+    """Each round's episodes have the scripted lengths; the rows after them are not used and
+    carry neither reward nor advantage; the model counted exactly the used steps."""
+    eps = episodes(snap, model.horizon)
+    want = {
+        (r, e): n or model.horizon for r in range(model.n_rounds) for e, n in enumerate(lengths)
+    }
+    assert {k: len(v) for k, v in eps.items()} == want
+    invalid = snap.valid == 0
+    assert invalid.sum() == model.n_steps * model.n_envs - sum(want.values()) > 0
+    assert (snap.rewards[invalid] == 0).all() and (snap.advantages[invalid] == 0).all()
+    assert model.num_timesteps == int(snap.valid.sum()) == sum(want.values())
+    return eps
+
+
 def test_rloo_advantage_equals_a_hand_computation():
     model = make("rloo", n_envs=6, group_size=3)
+    force_episode_lengths(model, LENGTHS)  # groups (1, 5, 3) and (2, 5, 4) steps long
     snap = Snapshot()
     model.learn(1, callback=snap)  # one rollout
-    eps = episodes(snap, model.horizon)
-    assert len(eps) == 2 * 6  # every slot, every round: one used episode
-    lengths = {len(v) for v in eps.values()}
+    eps = assert_scripted_lengths(snap, model, LENGTHS)
+    assert (snap.episode_returns != 0).any()  # (early episodes too: their reward is not cut)
     for (r, slot), steps in eps.items():
         group = range(slot // 3 * 3, slot // 3 * 3 + 3)
         returns = {j: sum(rw for _, rw in eps[(r, j)]) for j in group}
@@ -97,8 +146,7 @@ def test_rloo_advantage_equals_a_hand_computation():
         expected = returns[slot] - sum(others) / len(others)
         for row, _ in steps:  # the episode's advantage on every one of its steps
             assert snap.advantages[row, slot] == pytest.approx(expected, abs=1e-6)
-    assert (snap.advantages[snap.valid == 0] == 0).all()
-    assert len(lengths) >= 1 and max(lengths) <= model.horizon
+    # per step, an ended episode holds its return for the mates still running: the same
     episode_level = np.repeat(rloo_advantages(snap.episode_returns, 3)[:, None], 5, axis=1)
     np.testing.assert_allclose(snap.advantages, episode_level.reshape(-1, 6) * snap.valid)
 
@@ -122,9 +170,10 @@ def test_grpo_scaling_and_other_baselines():
     snaps = {}
     for baseline, scale in (("rloo", True), ("none", False), ("value", False)):
         model = make(baseline, scale_by_std=scale, gamma=0.9, seed=2)  # mates' rewards differ
+        force_episode_lengths(model, [2, None, None, 3])  # each group has an early end
         snaps[baseline] = snap = Snapshot()
         model.learn(1, callback=snap)
-        eps = episodes(snap, model.horizon)
+        eps = assert_scripted_lengths(snap, model, [2, None, None, 3])
         assert (np.abs(snap.advantages) > 1e-3).any()
         for (r, slot), steps in eps.items():
             rewards = [rw for _, rw in steps]
@@ -146,10 +195,11 @@ def test_rloo_with_dense_rewards_credits_each_step_with_the_rewards_from_it_on()
     With sparse rewards that is the episode-level R_i - mean R_j on every step; with dense
     ones, it differs (the old episode-level advantage fails this test)."""
     model = make("rloo", n_envs=6, group_size=3, dense=True)
+    force_episode_lengths(model, LENGTHS)
     snap = Snapshot()
     model.learn(1, callback=snap)
-    eps = episodes(snap, model.horizon)
-    differs = 0
+    eps = assert_scripted_lengths(snap, model, LENGTHS)
+    differs = held = 0
     for (r, slot), steps in eps.items():
         rewards = [rw for _, rw in steps]
         episode_level = sum(rewards) - step_baseline(eps, r, slot, model.horizon, 3)
@@ -157,8 +207,10 @@ def test_rloo_with_dense_rewards_credits_each_step_with_the_rewards_from_it_on()
             expected = to_go(rewards)[t] - step_baseline(eps, r, slot, t, 3)
             assert snap.advantages[row, slot] == pytest.approx(expected, abs=1e-6)
             differs += abs(expected - episode_level) > 1e-3
+            mates = range(slot // 3 * 3, slot // 3 * 3 + 3)
+            held += any(t >= len(eps[(r, j)]) for j in mates)  # a mate's episode has ended
     assert differs > 0  # the dense rewards made some steps' credit differ from the episode's
-    assert (snap.advantages[snap.valid == 0] == 0).all()
+    assert held > 0  # and some steps were compared with a mate's held last value
 
 
 def test_grpo_scaling_is_per_step_so_tied_returns_stay_bounded():
@@ -197,9 +249,11 @@ def test_learns_target_tokens(baseline):
 
 def test_counts_only_used_steps_and_saves(tmp_path):
     model = make("rloo", n_rounds=1)
+    force_episode_lengths(model, [2, None, 3, None])
     snap = Snapshot()
     model.learn(1, callback=snap)
-    assert model.num_timesteps == int(snap.valid.sum())
+    assert_scripted_lengths(snap, model, [2, None, 3, None])
+    assert model.num_timesteps == 2 + 5 + 3 + 5  # not the 4 x 5 steps the slots took
     model.save(tmp_path / "r.zip")
     loaded = REINFORCE.load(tmp_path / "r.zip")
     assert (loaded.horizon, loaded.group_size, loaded.baseline) == (5, 2, "rloo")
@@ -216,6 +270,7 @@ def test_counts_only_used_steps_and_saves(tmp_path):
 def test_kl_penalty_with_reinforce_rounds():
     """The KL callback penalises used steps only; at the start policy == reference."""
     model = make("rloo", learning_rate=1e-2)
+    force_episode_lengths(model, [2, None, 3, None])
     before, after = Snapshot(), Snapshot()
     model.learn(1, callback=[before, KLPenaltyCallback(kl_coef=0.5), after])
     np.testing.assert_allclose(after.rewards, before.rewards, atol=1e-5)
@@ -223,7 +278,37 @@ def test_kl_penalty_with_reinforce_rounds():
         400, callback=[before, KLPenaltyCallback(kl_coef=0.5), after], reset_num_timesteps=False
     )
     change = np.abs(after.rewards - before.rewards)
+    assert (before.valid == 0).sum() == 2 * (3 + 2)  # the rows after slots 0 and 2 ended
     assert change.max() > 1e-3 and (change[before.valid == 0] == 0).all()
+
+
+def test_kl_per_episode_of_rounds_is_their_kl_over_their_episodes():
+    """Every episode of a round starts and ends in it, so the KL per whole episode is the
+    rollout's KL over its episodes, as it was before the callback counted whole episodes."""
+    from gym_textgen.models import load_model
+
+    model = make("rloo", n_envs=6, group_size=3)
+    force_episode_lengths(model, LENGTHS)
+    kl = KLPenaltyCallback(kl_coef=0.5, reference=load_model("random-tiny", seed=1))
+    refs = []  # what the reference pass returned, each rollout
+
+    def reference_log_probs(*args, **kwargs):
+        refs.append(real(*args, **kwargs))
+        return refs[-1]
+
+    real, kl.reference_log_probs = kl.reference_log_probs, reference_log_probs
+    before, logged = Snapshot(), LoggedValues()
+    model.learn(2 * 30, callback=[before, kl, logged])  # two rollouts of 2 rounds
+    per_episode = logged.values["kl/ref_per_episode"]
+    assert len(per_episode) == len(refs) == 2
+    # the rollout's log-ratios as the callback forms them (float32), rows env-major
+    valid = before.valid
+    ref = np.zeros(valid.size, np.float32)
+    ref[valid.T.reshape(-1) > 0] = refs[-1].cpu().numpy()
+    log_ratio = (before.log_probs - ref.reshape(valid.shape[::-1]).T) * valid
+    old = log_ratio.astype(np.float64).sum() / (before.starts * valid).sum()  # 12 episodes
+    assert (before.starts * valid).sum() == 2 * 6 and abs(old) > 1e-2
+    assert per_episode[-1] == pytest.approx(old, rel=1e-12)  # float64 sums, in other orders
 
 
 def test_bad_settings():
@@ -231,6 +316,49 @@ def test_bad_settings():
         make("rloo", group_size=1)
     with pytest.raises(TextGenValueError, match=r"baseline in \['none', 'value', 'rloo'\]"):
         make("critic")
+    with pytest.raises(TextGenValueError, match=r"max_episode_steps to be an int >= 1 .*got 0"):
+        make("rloo", max_episode_steps=0)
+
+
+def test_max_episode_steps_shorter_than_the_envs_episodes_is_refused():
+    """Bug: the rounds cut the episodes at max_episode_steps and paid them 0, silently."""
+    with pytest.raises(
+        TextGenValueError,
+        match=r"max_episode_steps=4 is shorter than the env's episodes \(max_new_tokens=5\)",
+    ):
+        make("rloo", max_episode_steps=4)
+    assert make("rloo", max_episode_steps=7).horizon == 7  # longer is fine: rounds end early
+
+
+class HiddenHorizon(VecEnvWrapper):
+    """A VecEnv whose episodes' maximum length cannot be read (`max_new_tokens`)."""
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self):
+        return self.venv.step_wait()
+
+    def get_attr(self, attr_name, indices=None):
+        if attr_name == "max_new_tokens":
+            raise AttributeError(attr_name)
+        return self.venv.get_attr(attr_name, indices)
+
+
+def test_a_round_that_would_cut_an_episode_raises():
+    """When the env's horizon cannot be read, a round that ends with an episode still open
+    raises instead of cutting it (bug: it was used, with reward 0)."""
+    env = HiddenHorizon(
+        agents.make_vec_env("TextGen-v0", n_envs=2, group_size=2, max_new_tokens=5, seed=0)
+    )
+    with pytest.raises(TextGenValueError, match="pass max_episode_steps"):
+        REINFORCE("TransformerPolicy", env, policy_kwargs=TINY)
+    model = REINFORCE("TransformerPolicy", env, max_episode_steps=4, policy_kwargs=TINY, seed=0)
+    force_episode_lengths(model, [3, None])  # slot 1 would run to the env's 5 steps
+    with pytest.raises(TextGenValueError, match=r"its 4 steps .* env slots \[1\] still in their"):
+        model.learn(1)
+    force_episode_lengths(model, [3, 4])  # every episode ends within the rounds: fine
+    model.learn(1)
 
 
 class LoggedValues(BaseCallback):

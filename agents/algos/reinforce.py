@@ -266,6 +266,29 @@ def env_horizon(env: VecEnv) -> int:
         ) from e
 
 
+def episode_horizon(env: VecEnv, max_episode_steps: int | None) -> int:
+    """The rounds' length: `max_episode_steps`, else the env's `max_new_tokens`.
+
+    Raises:
+        TextGenValueError: when `max_episode_steps` is shorter than the env's episodes (they
+            would be cut and paid 0), or when neither is known.
+    """
+    if max_episode_steps is None:
+        return env_horizon(env)
+    try:
+        longest = env_horizon(env)
+    except TextGenValueError:  # not a TextGen env: collect_rollouts checks every round instead
+        return max_episode_steps
+    if max_episode_steps < longest:
+        raise TextGenValueError(
+            f"max_episode_steps={max_episode_steps} is shorter than the env's episodes "
+            f"(max_new_tokens={longest}): REINFORCE would cut them, and a cut episode misses "
+            "the score of its end (all of its reward when sparse: it would be paid 0); expects "
+            f"max_episode_steps >= {longest}, or None to use the env's"
+        )
+    return max_episode_steps
+
+
 class REINFORCE(OnPolicyAlgorithm):
     """REINFORCE with a baseline (none, value head, or leave-one-out over prompt groups).
 
@@ -286,6 +309,10 @@ class REINFORCE(OnPolicyAlgorithm):
         vf_coef: value loss weight (`baseline="value"`).
         max_grad_norm: gradient clipping.
         max_episode_steps: the episodes' maximum length (default: the env's max_new_tokens).
+            Every episode must end within it: a cut episode would miss the score of its end
+            (with sparse rewards, be paid 0). A value below the env's max_new_tokens is refused at setup, and a
+            round that ends with an episode still open (an env whose horizon cannot be read)
+            raises.
         Others: as stable-baselines3's algorithms.
     """
 
@@ -321,6 +348,12 @@ class REINFORCE(OnPolicyAlgorithm):
         for name, value in (("n_rounds", n_rounds), ("n_epochs", n_epochs)):
             if not isinstance(value, int) or value < 1:
                 raise TextGenValueError(f"Expects {name} to be an int >= 1, got {value!r}")
+        if max_episode_steps is not None and (
+            not isinstance(max_episode_steps, int) or max_episode_steps < 1
+        ):
+            raise TextGenValueError(
+                f"Expects max_episode_steps to be an int >= 1 or None, got {max_episode_steps!r}"
+            )
         if batch_size is not None and batch_size < 2 and normalize_advantage:
             raise TextGenValueError(f"normalize_advantage needs batch_size >= 2, got {batch_size}")
         self.n_rounds, self.batch_size, self.n_epochs = n_rounds, batch_size, n_epochs
@@ -383,7 +416,7 @@ class REINFORCE(OnPolicyAlgorithm):
         # a loaded model keeps its saved horizon and group size unless an env says otherwise
         saved_horizon, saved_group = getattr(self, "horizon", None), getattr(self, "group_size", 1)
         if self.env is not None:
-            self.horizon = self.max_episode_steps or env_horizon(self.env)
+            self.horizon = episode_horizon(self.env, self.max_episode_steps)
             self.group_size = env_group_size(self.env)
         else:
             self.horizon, self.group_size = saved_horizon, saved_group
@@ -452,6 +485,15 @@ class REINFORCE(OnPolicyAlgorithm):
                 self._last_obs = {
                     k: np.where(active[:, None], new_obs[k], self._last_obs[k]) for k in new_obs
                 }
+            if active.any():  # an env whose horizon `_setup_model` could not read
+                raise TextGenValueError(
+                    f"REINFORCE's round ended after its {self.horizon} steps (max_episode_steps, "
+                    "else the env's max_new_tokens) with env slots "
+                    f"{np.flatnonzero(active).tolist()} still in their episode: cut there, an "
+                    "episode misses the score of its end (all of its reward when sparse); "
+                    "expects every episode to end within max_episode_steps, so pass one at "
+                    "least as long as the env's longest episode"
+                )
             rollout_buffer.skip_to((r + 1) * self.horizon)
         rollout_buffer.compute_returns_and_advantage()
         callback.update_locals(locals())
