@@ -134,28 +134,27 @@ class TextGenVectorEnv(VectorEnv):
         resets only the slots where `mask` is True; the others keep their episodes and their
         observations, and `info` holds the reset slots only. With groups, a partial reset
         continues the group's prompt sequence (a seed reseeds the reset slots only)."""
-        if isinstance(options, dict) and "reset_mask" in options:
-            options = dict(options)
-            return self._reset_slots(self._reset_mask(options.pop("reset_mask")), seed, options)
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise TextGenValueError(f"Expects {self.num_envs} seeds, got {len(seeds)}")
+        if isinstance(options, dict) and "reset_mask" in options:
+            options = dict(options)
+            return self._reset_slots(self._reset_mask(options.pop("reset_mask")), seeds, options)
         per_slot = options if isinstance(options, list) else [options] * self.num_envs
         if len(per_slot) != self.num_envs:
             raise TextGenValueError(f"Expects {self.num_envs} option dicts, got {len(per_slot)}")
         if self.group_size > 1:
             self._start_groups(seeds)
-        infos: dict[str, Any] = {}
-        obs = []
+        obs, infos = [], []
         for i, (env, s) in enumerate(zip(self.envs, seeds, strict=True)):
             o, info = env.reset(seed=s, options=self._slot_options(i, per_slot[i]))
             obs.append(o)
-            infos = self._add_info(infos, info, i)
+            infos.append(info)
         self._needs_reset[:] = False
-        return self._stack(obs), infos
+        return self._stack(obs), self._batch_infos(infos)
 
     def _reset_mask(self, mask: Any) -> np.ndarray:
         mask = np.asarray(mask)
@@ -167,15 +166,9 @@ class TextGenVectorEnv(VectorEnv):
         return mask
 
     def _reset_slots(
-        self, mask: np.ndarray, seed: int | list[int | None] | None, options: dict[str, Any]
+        self, mask: np.ndarray, seeds: list[int | None], options: dict[str, Any]
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Reset the slots where `mask` is True; the others keep their current observation."""
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise TextGenValueError(f"Expects {self.num_envs} seeds, got {len(seeds)}")
         infos: dict[str, Any] = {}
         for i in np.flatnonzero(mask):
             _, info = self.envs[i].reset(seed=seeds[i], options=self._slot_options(i, options))
@@ -188,12 +181,31 @@ class TextGenVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminated, truncated, slot_infos, finals = self.step_slots(actions)
         infos: dict[str, Any] = {}
-        for i, info in enumerate(slot_infos):
-            if finals[i] is not None:
-                final_obs, final_info = finals[i]
-                infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
-            infos = self._add_info(infos, info, i)
+        for i, final in enumerate(finals):
+            if final is not None:
+                infos = self._add_info(infos, {"final_obs": final[0], "final_info": final[1]}, i)
+        infos.update(self._batch_infos(slot_infos))
         return obs, rewards, terminated, truncated, infos
+
+    def _batch_infos(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
+        """What Gymnasium's `_add_info` makes of every slot's info, built at once: every slot's
+        info holds the same keys (half the vector step's time went to `_add_info` per slot)."""
+        out: dict[str, Any] = {}
+        every = np.ones(self.num_envs, dtype=bool)
+        for key, first in infos[0].items():
+            values = [info[key] for info in infos]
+            if isinstance(first, dict):
+                out[key] = self._batch_infos(values)
+            elif type(first) in (int, float, bool):
+                out[key] = np.array(values, dtype=type(first))
+            elif type(first) is str:
+                out[key] = np.array(values, dtype=object)
+            else:  # any other object: an object array, one entry a slot
+                out[key] = np.empty(self.num_envs, dtype=object)
+                for i, value in enumerate(values):
+                    out[key][i] = value
+            out[f"_{key}"] = every.copy()
+        return out
 
     def step_slots(
         self, actions: Any
