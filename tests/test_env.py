@@ -121,6 +121,8 @@ def test_render_modes(env_id, capsys):
     with pytest.warns(UserWarning, match=r"render_mode 'rgb_array' is not supported"):
         env = gym_textgen.TextGenEnv(render_mode="rgb_array")
     assert env.render_mode is None
+    with pytest.warns(UserWarning, match=r"render_mode '100%s' is not"):  # not a %-format
+        gym_textgen.TextGenEnv(render_mode="100%s")
     # without a render mode, render() returns None with Gymnasium's warning; `text` still tells
     env.reset(seed=0, options={"prompt": "The acting was"})
     env.step(great[0])

@@ -156,6 +156,9 @@ REPLIES = {  # what judges write -> the rating's score (rating - 1) / 9
     "8/10": 7 / 9, "3 out of 10": 2 / 9, "Rating: 2/10": 1 / 9, "9": 8 / 9,
     "On a 1-10 scale: 9": 8 / 9, "I give it 7.": 6 / 9, "**Rating:** 6/10": 5 / 9,
     "10/10": 1.0, "7.5/10": 6.5 / 9, "From 1 to 10, a 3.": 2 / 9, "1": 0.0,
+    "It has 3 sentences. Rating: 8": 7 / 9, "1. Fluent 2. Overall: 7": 6 / 9,
+    "I'd rate it 8 out of 10.": 7 / 9, "Rating: 7/10 (a 10/10 is rare)": 6 / 9,
+    "7 (out of 10)": 6 / 9, "4/5": 7 / 9, "Rating: 0": 0.0,
 }  # fmt: skip
 
 
@@ -176,6 +179,12 @@ def test_http_judge_retries_a_body_that_is_cut_short_or_not_json(api):
     judge = make_scorer("judge", base_url=url, retries=2, backoff=0.01, concurrency=1)
     assert judge(["p"], [" great"]).tolist() == [1.0]
     assert len(log.read_text().splitlines()) == 2  # the faulty answer, then the good one
+
+
+def test_http_judge_does_not_retry_an_invalid_url():
+    judge = make_scorer("judge", base_url="http://localhost:80a/v1", retries=3, backoff=0.01)
+    with pytest.raises(ScorerError, match=r"localhost:80a/v1/chat/completions is not a valid URL"):
+        judge(["p"], ["x"])
 
 
 def test_judge_arguments_are_checked():

@@ -67,11 +67,14 @@ def test_exact_match_normalises_and_reads_the_first_line():
 
 def test_exact_match_keeps_the_signs_and_decimal_points_of_numbers():
     """Stripping all punctuation made "-5" match "5" and "3.5" match "35"; a number keeps its
-    sign and decimal point (thousands separators and a trailing full stop still go)."""
+    sign, decimal point and what joins its digits (thousands separators, a leading "+" and a
+    trailing full stop still go)."""
     s = make_scorer("exact_match")
     pairs = [("-5", "5", 0.0), ("3.5", "35", 0.0), ("−4", "-4", 1.0), ("+7", "7", 1.0),
              ("1,000", "1000", 1.0), ("It is 42.", "it is 42", 1.0), ("4.", "4", 1.0),
-             ("don't", "dont", 1.0), ("x-5", "x5", 1.0), ("-5", "-5", 1.0)]  # fmt: skip
+             ("don't", "dont", 1.0), ("x-5", "x5", 0.0), ("-5", "-5", 1.0), (".5", "5", 0.0),
+             (".5", "0.5", 1.0), ("-.5", "-0.5", 1.0), ("1/2", "12", 0.0), ("3,4", "34", 0.0),
+             ("2-1", "21", 0.0), ("v1.2", "v12", 0.0), ("1.000", "1000", 0.0)]  # fmt: skip
     got = s(["q"] * len(pairs), [c for c, _, _ in pairs], [[r] for _, r, _ in pairs])
     assert got.tolist() == [want for *_, want in pairs]
 

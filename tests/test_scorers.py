@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pickle
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
+import gym_textgen  # noqa: F401  (registers the ids)
 from gym_textgen.scorers import (
     KeywordsScorer,
     LengthScorer,
@@ -135,3 +137,41 @@ def test_custom_scorer_subclass_batches():
 
     total, comps = score_batch(Batch(), P * 2, ["ab", "abcd"])
     assert total.tolist() == [2.0, 4.0] and list(comps) == ["batch"]
+
+
+class Parts(Scorer):
+    """A scorer of two named parts, declared in `names`."""
+
+    name = "parts"
+
+    def __init__(self, names: list[str] | None = None) -> None:
+        self.names = names
+
+    def components(self, prompts, completions, references=None, *, completion_ids=None):
+        return {
+            "len": np.array([len(c) / 100 for c in completions]),
+            "bonus": np.ones(len(prompts)),
+        }
+
+    def component_names(self):
+        return self.names if self.names is not None else super().component_names()
+
+    def combine(self, components):
+        return components["len"] + components["bonus"]
+
+
+def test_components_must_be_the_component_names_the_info_shows_on_every_step():
+    """info["reward_components"] holds the keys on every step, before any score: a scorer whose
+    components() returns other keys than component_names() is a clear error (any order is fine,
+    and the info follows component_names()'s)."""
+    with pytest.raises(ScorerError, match=r"returned \['bonus', 'len'\]: a scorer that overrides "):
+        score_batch(Parts(), P, [" x"])
+    total, comps = score_batch(Parts(["bonus", "len"]), P, [" xy"])
+    assert list(comps) == ["bonus", "len"] and total.tolist() == [1.03]
+    env = gym.make("TextGen-v0", scorer=Parts(["bonus", "len"]), max_new_tokens=2)
+    _, info = env.reset(seed=0)
+    assert info["reward_components"] == {"bonus": 0.0, "len": 0.0}
+    env.step(5)
+    *_, info = env.step(5)
+    assert list(info["reward_components"]) == ["bonus", "len"]
+    assert info["reward_components"]["bonus"] == 1.0

@@ -66,9 +66,11 @@ def test_autoreset_disabled_resets_only_the_slots_asked_for():
     with pytest.raises(gym.error.ResetNeeded, match=r"Slots \[1\] have ended"):
         envs.step(np.array(WORDS[:N]))
     with pytest.raises(
-        ValueError, match=r"reset_mask'\] to be a bool array of shape \(3,\), got int64"
+        TypeError, match=r"reset_mask'\] to be a bool array of shape \(3,\), got int"
     ):
         envs.reset(options={"reset_mask": np.array([1, 0, 1])})
+    with pytest.raises(ValueError, match=r"with at least one True, got \[False False False\]"):
+        envs.reset(options={"reset_mask": np.zeros(N, dtype=bool)})
     with pytest.raises(ValueError, match=r"Expects autoreset_mode in \['NextStep', 'SameStep', "):
         gym.make_vec("TextGen-v0", num_envs=2, vectorization_mode="vector_entry_point",
                      autoreset_mode="Sometimes")  # fmt: skip

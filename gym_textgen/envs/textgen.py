@@ -85,7 +85,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     Truncation: never set by the environment; it is left to wrappers such as `TimeLimit`. So
     the registered ids have `spec.max_episode_steps = None`: the episode's longest length is
     `env.unwrapped.max_new_tokens`, and `gym.make(..., max_episode_steps=n)` adds a `TimeLimit`
-    that truncates after n steps.
+    that truncates after n steps. A truncated episode is not scored (its text never finished):
+    with sparse rewards it is paid 0, so set `max_new_tokens` instead to shorten episodes.
 
     ## Info
     The same keys on every `reset` and `step` (clients such as Tianshou's buffer and TorchRL's
@@ -174,8 +175,9 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.core = core
         modes = self.metadata["render_modes"]
         if render_mode is not None and render_mode not in modes:
+            shown = repr(render_mode).replace("%", "%%")  # logger.warn %-formats its message
             logger.warn(
-                f"render_mode {render_mode!r} is not supported (expected one of {modes} or None); "
+                f"render_mode {shown} is not supported (expected one of {modes} or None); "
                 "rendering is off"
             )
             render_mode = None
@@ -365,7 +367,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return self._obs(), reward, p.terminated, False, self._info(components)
 
     def _info(self, components: dict[str, float] | None = None) -> dict[str, Any]:
-        """The same keys on every reset and step (see `## Episode End`): clients that stack
+        """The same keys on every reset and step (see `## Info`): clients that stack
         infos across steps (Tianshou's buffer, TorchRL's tensordicts) need them all, always."""
         if components is None:
             components = dict.fromkeys(self.core.component_names, 0.0)

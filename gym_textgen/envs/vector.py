@@ -11,7 +11,7 @@ from gymnasium.vector.utils import batch_space
 
 from gym_textgen.envs.core import TextGenConfig, TextGenCore
 from gym_textgen.envs.textgen import TextGenEnv
-from gym_textgen.errors import TextGenValueError
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
 
 
 class TextGenVectorEnv(VectorEnv):
@@ -133,7 +133,8 @@ class TextGenVectorEnv(VectorEnv):
         `options={"reset_mask": mask}` (a boolean array `(num_envs,)`, Gymnasium's convention)
         resets only the slots where `mask` is True; the others keep their episodes and their
         observations, and `info` holds the reset slots only. With groups, a partial reset
-        continues the group's prompt sequence (a seed reseeds the reset slots only)."""
+        continues each group's prompt sequence: a seed then reseeds the reset slots' own
+        generators, which do not choose a group's prompts."""
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
@@ -157,12 +158,15 @@ class TextGenVectorEnv(VectorEnv):
         return self._stack(obs), self._batch_infos(infos)
 
     def _reset_mask(self, mask: Any) -> np.ndarray:
-        mask = np.asarray(mask)
-        if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-            raise TextGenValueError(
-                f"Expects options['reset_mask'] to be a bool array of shape ({self.num_envs},), "
-                f"got {mask.dtype} of shape {mask.shape}"
-            )
+        """`options["reset_mask"]`, checked as Gymnasium's own vector envs check it."""
+        expected = f"Expects options['reset_mask'] to be a bool array of shape ({self.num_envs},)"
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+            got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
+            raise TextGenTypeError(f"{expected}, got {got}")
+        if mask.shape != (self.num_envs,):
+            raise TextGenValueError(f"{expected}, got shape {mask.shape}")
+        if not mask.any():
+            raise TextGenValueError(f"{expected} with at least one True, got {mask}")
         return mask
 
     def _reset_slots(
@@ -188,8 +192,10 @@ class TextGenVectorEnv(VectorEnv):
         return obs, rewards, terminated, truncated, infos
 
     def _batch_infos(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
-        """What Gymnasium's `_add_info` makes of every slot's info, built at once: every slot's
-        info holds the same keys (half the vector step's time went to `_add_info` per slot)."""
+        """What Gymnasium's `_add_info` makes of every slot's info, built at once (half the
+        vector step's time went to `_add_info`, slot by slot and key by key). Every slot's info
+        holds the same keys, of the types `TextGenEnv._info` gives: int, float, str, and dicts
+        of floats."""
         out: dict[str, Any] = {}
         every = np.ones(self.num_envs, dtype=bool)
         for key, first in infos[0].items():
@@ -198,12 +204,8 @@ class TextGenVectorEnv(VectorEnv):
                 out[key] = self._batch_infos(values)
             elif type(first) in (int, float, bool):
                 out[key] = np.array(values, dtype=type(first))
-            elif type(first) is str:
+            else:  # text: an object array, as `_add_info` makes
                 out[key] = np.array(values, dtype=object)
-            else:  # any other object: an object array, one entry a slot
-                out[key] = np.empty(self.num_envs, dtype=object)
-                for i, value in enumerate(values):
-                    out[key][i] = value
             out[f"_{key}"] = every.copy()
         return out
 
@@ -281,7 +283,9 @@ class TextGenVectorEnv(VectorEnv):
     def render(self) -> tuple[Any, ...] | None:
         """Each slot's render (`"ansi"`: a tuple of strings; `"human"` prints them; no render
         mode: None, with Gymnasium's warning)."""
-        out = tuple(env.render() for env in (self.envs if self.render_mode else self.envs[:1]))
+        if self.render_mode is None:
+            return self.envs[0].render()  # None, with the warning
+        out = tuple(env.render() for env in self.envs)
         return out if self.render_mode == "ansi" else None
 
     def _stack(self, obs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

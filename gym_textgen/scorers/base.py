@@ -50,7 +50,8 @@ class Scorer:
         }
 
     def component_names(self) -> list[str]:
-        """The keys `components` returns (and `info["reward_components"]` holds)."""
+        """The keys `components` returns (and `info["reward_components"]` holds on every step,
+        0.0 each before a score): a scorer that overrides `components` overrides this too."""
         return [self.name]
 
     def combine(self, components: dict[str, np.ndarray]) -> np.ndarray:
@@ -211,14 +212,16 @@ def _score_batch(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     try:
         comps = scorer.components(prompts, completions, references, completion_ids=completion_ids)
-        if not isinstance(comps, dict) or list(comps) != list(scorer.component_names()):
-            # the env's info holds these keys on every step: they cannot change with the batch
+        names = list(scorer.component_names())
+        if not isinstance(comps, dict) or set(comps) != set(names):
+            # the env's info holds these keys on every step, before any score: they are fixed
+            got = sorted(comps) if isinstance(comps, dict) else type(comps).__name__
             raise ScorerError(
                 f"Scorer {scorer.name!r}'s components() must return a dict with the keys its "
-                f"component_names() lists, {list(scorer.component_names())}, returned "
-                f"{list(comps) if isinstance(comps, dict) else type(comps).__name__}"
+                f"component_names() lists, {names}, returned {got}: a scorer that overrides "
+                "components() overrides component_names() too"
             )
-        comps = {k: check_scores(scorer, v, completions) for k, v in comps.items()}
+        comps = {k: check_scores(scorer, comps[k], completions) for k in names}
         total = check_scores(scorer, scorer.combine(comps), completions)
     except ScorerError:
         raise

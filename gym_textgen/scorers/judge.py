@@ -40,29 +40,52 @@ from gym_textgen.scorers.base import Scorer
 DEFAULT_RUBRIC = "Is the response a fluent, relevant continuation of the prompt?"
 _NUM = r"(?<![\d.])(\d+(?:\.\d+)?)"  # a whole or decimal number, not the tail of another one
 _END = r"(?!\.?\d)"  # "7." ends a sentence; "7.5" and "70" are other numbers
-_OUT_OF_TEN = re.compile(_NUM + r"\s*(?:/|out of)\s*10" + _END, re.IGNORECASE)
-_SCALE = re.compile(r"(?<![\d.])[01]\s*(?:-|–|—|to)\s*10" + _END)  # "1-10", "1 to 10"
+# "Rating: 8", "Overall score - 7", "I'd rate it 8", "Score is 6": a number the reply names
+_NAMED = re.compile(
+    r"\b(?:rating|rated|rate|score|scored|overall|grade|verdict)\b[^\d\n]{0,12}?" + _NUM + _END
+    + r"(?:\s*(?:/|out of)\s*" + _NUM + _END + r")?",
+    re.IGNORECASE,
+)  # fmt: skip
+_OUT_OF = re.compile(_NUM + r"\s*(?:/|out of)\s*" + _NUM + _END, re.IGNORECASE)  # "8/10", "4/5"
+_RANGE = re.compile(r"(?<![\d.])[01]\s*(?:-|–|—|to)\s*10" + _END)  # "1-10", "1 to 10"
+_SCALE = re.compile(r"(?:/|out of)\s*10" + _END, re.IGNORECASE)  # "(out of 10)" after no number
 _NUMBER = re.compile(_NUM + _END)
 
 
 def parse_rating(reply: str) -> float | None:
     """The 1-10 rating a judge's reply gives, or None when it gives none.
 
-    "8/10", "3 out of 10" and "Rating: 2/10" are ratings of 8, 3 and 2 (a "/10" names the
-    rating's scale, not a rating of 10); otherwise the first number from 1 to 10 once scale
-    mentions ("on a 1-10 scale", "from 1 to 10") are set aside: "On a 1-10 scale: 9" is 9.
-    Decimals count ("7.5"); a rating outside 1-10 written as "x/10" is clipped to it.
+    In order: the last number the reply names as its rating ("Rating: 8", "I'd rate it 8 out of
+    10", "Overall: 7"); else the last "x/N" or "x out of N" ("8/10", "3 out of 10"; a "/10"
+    names the scale, not a rating of 10); else the last number from 1 to 10 once scale mentions
+    ("on a 1-10 scale", "from 1 to 10", "(out of 10)") are set aside. A rating out of N is
+    rescaled to 10 ("4/5" is 8), and a named or "/N" rating outside 1-10 is clipped to it.
 
     >>> [parse_rating(r) for r in ("8/10", "3 out of 10", "Rating: 2/10", "9", "On a 1-10 scale: 7.5")]
     [8.0, 3.0, 2.0, 9.0, 7.5]
+    >>> [parse_rating(r) for r in ("It has 3 sentences. Rating: 8", "1. Fluency\\n2. Overall: 7", "4/5")]
+    [8.0, 7.0, 8.0]
     >>> parse_rating("I cannot rate this.") is None
     True
     """
-    out_of_ten = _OUT_OF_TEN.findall(reply)
-    if out_of_ten:
-        return min(10.0, max(1.0, float(out_of_ten[-1])))
-    numbers = (float(n) for n in _NUMBER.findall(_SCALE.sub(" ", reply)))
-    return next((n for n in numbers if 1.0 <= n <= 10.0), None)
+    text = _RANGE.sub(" ", reply)
+    named = _NAMED.findall(text)
+    if named:
+        value, out_of = named[-1]
+        return _clipped(float(value), float(out_of) if out_of else 10.0)
+    out_of = _OUT_OF.findall(text)
+    if out_of:
+        value, scale = out_of[-1]
+        return _clipped(float(value), float(scale))
+    numbers = [float(n) for n in _NUMBER.findall(_SCALE.sub(" ", text))]
+    return next((n for n in reversed(numbers) if 1.0 <= n <= 10.0), None)
+
+
+def _clipped(value: float, scale: float) -> float | None:
+    """`value` out of `scale` as a rating from 1 to 10 (None for a scale of 0)."""
+    if scale <= 0:
+        return None
+    return min(10.0, max(1.0, value * 10.0 / scale))
 
 
 def question(rubric: str, prompt: str, completion: str, rating: bool) -> str:
@@ -212,7 +235,7 @@ class JudgeScorer(Scorer):
                     {"role": "user", "content": question(self.rubric, prompt, completion, True)},
                 ],
                 "temperature": 0,
-                "max_tokens": 4,
+                "max_tokens": 16,  # "I'd rate it 8 out of 10." fits; 4 cut it to "I'd rate"
             }
         ).encode()
         headers = {"Content-Type": "application/json"}
@@ -234,6 +257,8 @@ class JudgeScorer(Scorer):
                     raise ScorerError(f"judge: {url} answered {last}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 last = str(getattr(e, "reason", e))
+            except http.client.InvalidURL as e:  # a setting, not a passing fault
+                raise ScorerError(f"judge: {url} is not a valid URL: {e}") from None
             except (http.client.HTTPException, ValueError) as e:
                 # a body cut short (IncompleteRead) or not JSON (a proxy's error page with
                 # status 200): a passing fault, as a 503 is

@@ -145,20 +145,28 @@ class RougeScorer(Scorer):
 
 
 _PUNCT = str.maketrans("", "", string.punctuation)
-# a number not inside a word: its sign and decimal point are part of the answer
-_NUMBER_IN_TEXT = re.compile(r"(?<!\w)[-+\u2212]?\d+(?:[.,]\d+)*")
+# a number, with what joins its digits ("3.5", "1/2", "2-1", "1,000"): part of the answer
+_NUMBER_IN_TEXT = re.compile(r"(?<![\d.])[-+\u2212]?(?:\d+(?:[.,/:-]\d+)*|\.\d+)")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 def _number(match: re.Match[str]) -> str:
-    """A number as `normalize` writes it: "-" for any minus, no "+", no thousands commas."""
-    return match.group().replace("\u2212", "-").lstrip("+").replace(",", "")
+    """A number as `normalize` writes it: "-" for any minus, no "+", "0.5" for ".5", and no
+    thousands commas ("1,000" but not "3,4")."""
+    text = match.group().replace("\u2212", "-").lstrip("+")
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    if text.startswith((".", "-.")):
+        text = text.replace(".", "0.", 1)
+    return text
 
 
 def normalize(text: str) -> str:
-    """Lower case, no punctuation but in numbers, single spaces: what `exact_match` compares.
+    """Lower case, no punctuation but what a number is written with, single spaces: what
+    `exact_match` compares.
 
-    >>> normalize("  It's -3.5, not 35!"), normalize("1,000.")
-    ('its -3.5 not 35', '1000')
+    >>> normalize("  It's -3.5, not 35!"), normalize("1,000."), normalize("1/2 of .5")
+    ('its -3.5 not 35', '1000', '1/2 of 0.5')
     """
     text = text.lower()
     parts, end = [], 0

@@ -50,13 +50,14 @@ def is_task_file(spec: Any) -> bool:
 
 
 def text_lines(text: str) -> list[str]:
-    """`text`'s lines, split at "\\n" (and "\\r\\n") only.
+    """`text`'s lines, split at "\\n" only (`Path.read_text` has already turned "\\r\\n" and
+    "\\r" into "\\n").
 
     `str.splitlines` also splits at U+2028, U+2029, U+0085 and other separators that
     `json.dumps(..., ensure_ascii=False)` writes raw inside strings, so it cut valid JSONL records
-    and `.txt` prompts in two; files are lines of "\\n" (POSIX, and the JSON Lines format).
+    and `.txt` prompts in two.
     """
-    return [line.removesuffix("\r") for line in text.split("\n")]
+    return text.split("\n")
 
 
 def _check_record(record: Any, where: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
 Listens on a free port (written to PORT_FILE), answers POST /v1/chat/completions with a rating:
 what follows "say " in the user message's "Response:" line when it has one (a judge's reply
-as written, e.g. "say 8/10"), else 10 when that line contains "great", else 1. The first N
+as written, e.g. "say 8/10", cut to the request's max_tokens words), else 10 when that line contains "great", else 1. The first N
 requests fail with --fault: "503" (HTTP 503, the default), "not-json" (HTTP 200 with an HTML
 body, as a proxy's error page) or "cut" (the body ends before its Content-Length: the client's
 read raises IncompleteRead). A request without "Authorization: Bearer KEY" (when --key is
@@ -45,8 +45,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(401, {"error": "bad key"})
         user = body["messages"][-1]["content"]
         response = next(line for line in user.splitlines() if line.startswith("Response:"))
-        if "say " in response:
-            rating = response.split("say ", 1)[1]
+        if "say " in response:  # cut at max_tokens, counting words (a word is >= 1 token)
+            rating = " ".join(response.split("say ", 1)[1].split(" ")[: body["max_tokens"]])
         else:
             rating = "10" if "great" in response else "1"
         answer = {"choices": [{"message": {"role": "assistant", "content": rating}}]}
