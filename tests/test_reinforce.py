@@ -9,8 +9,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 import agents
+from agents.advantages import rloo_advantages, rloo_step_advantages
 from agents.algos import REINFORCE
-from agents.algos.reinforce import rloo_advantages, rloo_step_advantages
 from agents.kl import KLPenaltyCallback
 from agents.vec_env import unwrap_textgen
 from gym_textgen.errors import TextGenValueError
@@ -521,7 +521,7 @@ def test_kl_in_loss_with_lora_adapts_saves_and_unhooks(tmp_path):
 
 
 def test_exact_kl_edges():
-    from agents.algos.reinforce import exact_kl
+    from agents.advantages import exact_kl
 
     inf = float("inf")
     # the policy gives an id no mass that the reference rules out: KL and gradient finite

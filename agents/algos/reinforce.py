@@ -44,173 +44,24 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import DictRolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.type_aliases import DictRolloutBufferSamples
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from agents.buffers import episode_segments
+from agents.advantages import exact_kl
+from agents.buffers import EpisodeRoundBuffer
 from agents.callbacks import KL_LOSS_KEY
 from agents.policies import TransformerPolicy
 from gym_textgen.errors import TextGenValueError
 
 BASELINES = ("none", "value", "rloo")
-
-
-class EpisodeRoundBuffer(DictRolloutBuffer):
-    """A rollout buffer of `n_rounds` rounds of at most `horizon` steps per env slot.
-
-    Row `r * horizon + t` of slot `e` holds step t of the slot's episode in round r; `valid`
-    marks the rows that are real steps of a used episode (the rest are padding or the steps of
-    a slot that finished early). `compute_returns_and_advantage` computes Monte-Carlo returns
-    and the baseline's advantages (its arguments, SB3's bootstrap values, are not needed), and
-    `get` hands out valid rows only, whole episodes together.
-    """
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1.0,
-        gamma: float = 1.0,
-        n_envs: int = 1,
-        horizon: int = 1,
-        baseline: str = "rloo",
-        group_size: int = 1,
-        scale_by_std: bool = False,
-    ) -> None:
-        self.horizon, self.baseline, self.group_size = horizon, baseline, group_size
-        self.scale_by_std = scale_by_std
-        super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
-            device=device,
-            gae_lambda=gae_lambda,
-            gamma=gamma,
-            n_envs=n_envs,
-        )
-
-    def reset(self) -> None:
-        super().reset()
-        self.valid = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
-
-    def add_step(self, valid: np.ndarray, **kwargs: Any) -> None:
-        """`add` one step of every slot; `valid` marks the slots whose step is used."""
-        self.valid[self.pos] = valid
-        self.add(**kwargs)
-
-    def skip_to(self, pos: int) -> None:
-        """Leave rows up to `pos` as padding (a round that ended before its horizon)."""
-        self.pos = pos
-        self.full = self.pos == self.buffer_size
-
-    def episode_returns(self) -> np.ndarray:
-        """`(n_rounds, n_envs)`: each used episode's undiscounted return."""
-        rounds = self.buffer_size // self.horizon
-        rewards = (self.rewards * self.valid).reshape(rounds, self.horizon, self.n_envs)
-        return rewards.sum(axis=1)
-
-    def compute_returns_and_advantage(self, last_values: Any = None, dones: Any = None) -> None:
-        rounds = self.buffer_size // self.horizon
-        shape = (rounds, self.horizon, self.n_envs)
-        rewards = (self.rewards * self.valid).reshape(shape)
-        returns = np.zeros(shape, dtype=np.float32)  # reward to go, discounted by gamma
-        running = np.zeros((rounds, self.n_envs), dtype=np.float32)
-        for t in reversed(range(self.horizon)):
-            running = rewards[:, t] + self.gamma * running
-            returns[:, t] = running
-        self.returns = returns.reshape(self.buffer_size, self.n_envs)
-        if self.baseline == "none":
-            advantages = self.returns.copy()
-        elif self.baseline == "value":
-            advantages = self.returns - self.values
-        else:
-            advantages = rloo_step_advantages(
-                returns, self.valid.reshape(shape), self.group_size, self.scale_by_std
-            ).reshape(self.buffer_size, self.n_envs)
-        self.advantages = (advantages * self.valid).astype(np.float32)
-
-    def get(self, batch_size: int | None = None) -> Generator[DictRolloutBufferSamples, None, None]:
-        """Minibatches of valid rows: whole episodes in shuffled order, cut at `batch_size`."""
-        assert self.full, "the rollout buffer is not full yet"
-        if not self.generator_ready:
-            valid = self.swap_and_flatten(self.valid)[:, 0] > 0
-            starts = self.episode_starts.copy()
-            self._segments = [s[valid[s]] for s in episode_segments(starts)]
-            self._segments = [s for s in self._segments if len(s)]
-            for key, obs in self.observations.items():
-                self.observations[key] = self.swap_and_flatten(obs)
-            for name in ("actions", "values", "log_probs", "advantages", "returns", "valid"):
-                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
-            self.generator_ready = True
-        order = np.concatenate(
-            [self._segments[i] for i in np.random.permutation(len(self._segments))]
-        )
-        batch_size = batch_size or len(order)
-        for start in range(0, len(order), batch_size):
-            yield self._get_samples(order[start : start + batch_size])
-
-
-def rloo_advantages(returns: np.ndarray, group_size: int, scale_by_std: bool = False) -> np.ndarray:
-    """Leave-one-out advantages `(n_rounds, n_envs)` from episode returns `(n_rounds, n_envs)`.
-
-    Slots `g*k .. g*k+k-1` form group g; each episode's baseline is the mean return of the
-    other k-1 episodes of its group (`scale_by_std`: then divided by the group's std).
-
-    >>> rloo_advantages(np.array([[1.0, 0.0, 0.5, 0.5]]), 2).tolist()
-    [[1.0, -1.0, 0.0, 0.0]]
-    """
-    rounds, n_envs = returns.shape
-    k = group_size
-    grouped = returns.reshape(rounds, n_envs // k, k)
-    baseline = (grouped.sum(axis=2, keepdims=True) - grouped) / (k - 1)
-    advantages = grouped - baseline
-    if scale_by_std:
-        advantages = advantages / (grouped.std(axis=2, keepdims=True) + 1e-4)
-    return advantages.reshape(rounds, n_envs)
-
-
-def rloo_step_advantages(
-    to_go: np.ndarray, valid: np.ndarray, group_size: int, scale_by_std: bool = False
-) -> np.ndarray:
-    """Leave-one-out advantages of every step, `(n_rounds, horizon, n_envs)`.
-
-    Each step's reward to go minus the mean reward to go at the same step of the other episodes
-    of its group (slots `g*k .. g*k+k-1`); an episode that has ended holds its last step's
-    value, so with sparse rewards and gamma 1 every step of episode i gets
-    `R_i - mean_{j != i} R_j` (`rloo_advantages`). `scale_by_std` divides by the std of the
-    group's reward to go at the same step (with sparse rewards and gamma 1, of the group's
-    returns, as GRPO does; per step, a group whose returns tie but whose steps differ stays
-    bounded). Rows that are not steps of a used episode get 0.
-
-    >>> to_go = np.array([[[1.0, 0.5], [0.25, 0.5]]])  # 1 round, 2 steps, a group of 2
-    >>> rloo_step_advantages(to_go, np.ones_like(to_go), 2).tolist()
-    [[[0.5, -0.5], [-0.25, 0.25]]]
-    """
-    valid = valid > 0
-    last = np.maximum(valid.sum(axis=1) - 1, 0)  # (rounds, n_envs): each episode's last step
-    held = np.take_along_axis(to_go, last[:, None, :], axis=1)  # (rounds, 1, n_envs)
-    filled = np.where(valid, to_go, held)
-    rounds, horizon, n_envs = to_go.shape
-    k = group_size
-    grouped = filled.reshape(rounds, horizon, n_envs // k, k)
-    baseline = (grouped.sum(axis=3, keepdims=True) - grouped) / (k - 1)
-    advantages = grouped - baseline
-    if scale_by_std:
-        advantages = advantages / (grouped.std(axis=3, keepdims=True) + 1e-4)
-    return (advantages.reshape(to_go.shape) * valid).astype(np.float32)
 
 
 def evaluate(
@@ -233,17 +84,6 @@ def evaluate(
         distribution.entropy(),
         log_probs_all,
     )
-
-
-def exact_kl(log_p: th.Tensor, log_q: th.Tensor) -> th.Tensor:
-    """KL(p || q) per row of `(B, V)` log-probabilities (0 * log 0 = 0; ids p never picks add
-    nothing, ids that only q rules out make it infinite, as they should).
-
-    The log-ratio is zeroed where p is 0 before the product, so that neither the value nor the
-    gradient holds 0 * inf (which backpropagates as NaN); a NaN in p stays visible."""
-    p = log_p.exp()
-    diff = th.where(p == 0, th.zeros_like(log_p), log_p - log_q)
-    return (p * diff).sum(-1)
 
 
 def env_group_size(env: VecEnv) -> int:
@@ -575,10 +415,4 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
 
-__all__ = [
-    "BASELINES",
-    "REINFORCE",
-    "EpisodeRoundBuffer",
-    "rloo_advantages",
-    "rloo_step_advantages",
-]
+__all__ = ["BASELINES", "REINFORCE"]
