@@ -149,6 +149,11 @@ class EpisodeRoundBuffer(DictRolloutBuffer):
             ).reshape(self.buffer_size, self.n_envs)
         self.advantages = (advantages * self.valid).astype(np.float32)
 
+    @property
+    def n_episodes(self) -> int:
+        """The used episodes this buffer holds (once `get` has run)."""
+        return len(self._segments)
+
     def get(self, batch_size: int | None = None) -> Generator[DictRolloutBufferSamples, None, None]:
         """Minibatches of valid rows: whole episodes in shuffled order, cut at `batch_size`."""
         assert self.full, "the rollout buffer is not full yet"

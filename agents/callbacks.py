@@ -32,8 +32,6 @@ METRIC_KEYS = [
     "train/explained_variance",
 ]
 KL_KEYS = ["kl/ref_per_episode", "kl/ref_per_token", "kl/coef"]
-#: logged by REINFORCE's update when the KL penalty is in its loss (`kl_in_loss`)
-KL_LOSS_KEY = "kl/exact_per_token"
 #: metrics.csv columns renamed in 0.2 (old -> new); an older file is upgraded on resume
 RENAMED_COLUMNS = {
     "rollout_reward": "reward/total",
@@ -123,7 +121,7 @@ class MetricsCallback(BaseCallback):
     episodes (from `info["reward_components"]`, as TRL logs `rewards/<func>/mean`); both go to
     the logger (TensorBoard) too. `rollout/ep_rew_mean` is SB3's mean over the last 100
     episodes. `train/*` columns hold the previous update's statistics and `kl/*` the KL
-    penalty's, when the run has one (`kl/exact_per_token`, from the update, the previous one's).
+    penalty's, when the run has one (REINFORCE's KL in its loss: from the previous update).
 
     Args:
         path: the CSV file (appended to; a file from an earlier run keeps its columns).

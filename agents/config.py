@@ -105,8 +105,9 @@ class TrainConfig:
     """adapt kl_coef (from its start value) so the KL to the initial model per episode stays
     near this many nats; not PPO's target_kl"""
     kl_in_loss: bool = False
-    """reinforce: add kl_coef x the exact KL of each step's next-token distribution to the loss
-    instead of a sampled log-ratio penalty to the reward (no sampling noise)"""
+    """reinforce: the KL is REINFORCE's own (its kl_coef), kl_coef x the exact KL of each step's
+    next-token distribution in the loss, instead of a sampled log-ratio penalty in the reward
+    (KLPenaltyCallback); no sampling noise"""
     kl_horizon: int = 10_000
     """environment steps over which the adaptive kl_coef may change by up to 20% (shorter
     reacts faster)"""

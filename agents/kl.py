@@ -1,17 +1,23 @@
-"""KL control to a frozen reference model, as an SB3 callback (stock algorithms, no fork).
+"""KL control to a frozen reference model: the reference, the controller, and a reward penalty.
 
-Each step's reward gets the per-token penalty `-kl_coef * (log pi_old(a|s) - log pi_ref(a|s))`
-(Ziegler et al. 2019, "Fine-Tuning Language Models from Human Preferences"; as in TRL and
-RL4LMs). Summed over an episode it is `-kl_coef` times a sample of KL(pi || pi_ref), which keeps
-the policy's text close to the pretrained model's instead of collapsing onto a few tokens that
-please the scorer. The penalty is added after the rollout, in one batched pass of the reference
-model over the buffer's episode segments, and advantages are recomputed; the algorithm itself is
-untouched.
+Three pieces, each used by the algorithms as they need:
 
-With `kl_coef_target`, kl_coef adapts (the proportional controller of Ziegler et al.): it grows
-when the measured KL per episode exceeds the target and shrinks when it falls below. The KL per
-episode is that of whole episodes, which may span rollouts (stock PPO with `n_steps` shorter than
-an episode): see `KLPenaltyCallback`.
+* `KLReference`: the frozen model a policy's KL is measured against (the policy's initial LM; a
+  LoRA policy's frozen base), with its next-token log-probabilities for rows of token ids.
+* `KLController`: `kl_coef`, fixed or adapted toward a KL per episode by Ziegler et al.'s
+  proportional controller: it grows when the measured KL per episode exceeds `kl_coef_target`
+  and shrinks when it falls below; it logs `kl/ref_per_episode`, `kl/ref_per_token`, `kl/coef`.
+* `KLPenaltyCallback`: for stock PPO, A2C and MaskablePPO, each step's reward gets the per-token
+  penalty `-kl_coef * (log pi_old(a|s) - log pi_ref(a|s))` (Ziegler et al. 2019, "Fine-Tuning
+  Language Models from Human Preferences"; as in TRL and RL4LMs). Summed over an episode it is
+  `-kl_coef` times a sample of KL(pi || pi_ref), which keeps the policy's text close to the
+  pretrained model's instead of collapsing onto a few tokens that please the scorer. The penalty
+  is added after the rollout, in one batched pass of the reference over the buffer's episode
+  segments, and advantages are recomputed; the algorithm itself is untouched.
+
+`agents.algos.REINFORCE` takes `kl_coef`, `kl_coef_target` and a reference itself (as TRL's
+trainers take `beta`) and adds `kl_coef` times the exact KL of each step's next-token
+distribution to its loss, with the same reference and controller.
 """
 
 from __future__ import annotations
@@ -25,15 +31,62 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 
 from agents.fast import grouped_last_hidden
-from gym_textgen.errors import TextGenValueError, deprecated
+from gym_textgen.errors import TextGenValueError
 
-#: The attribute of the SB3 model that carries the controller's state, so that `model.save`
-#: writes it into the checkpoint's JSON and `load` restores it (no file beside the checkpoint).
+#: The attribute of the SB3 model that carries the penalty callback's controller state, so that
+#: `model.save` writes it into the checkpoint's JSON and `load` restores it.
 STATE_ATTR = "textgen_kl_state"
 
 
-class KLPenaltyCallback(BaseCallback):
-    """Penalise each step by `kl_coef` times the log-ratio of the policy to a frozen reference.
+class KLReference:
+    """The frozen model that a policy's KL is measured against.
+
+    Args:
+        policy: the `agents.TransformerPolicy` being trained.
+        model: the reference causal LM; None: a frozen copy of the policy's LM as it is now (a
+            LoRA policy: its frozen base, through `policy.reference()`, with no copy).
+
+    Under action masks (MaskablePPO) the reference's distribution is renormalised over the same
+    allowed ids as the policy's, so a policy equal to its reference has zero KL.
+    """
+
+    def __init__(self, policy: Any, model: Any = None) -> None:
+        self.policy = policy
+        if model is None and not policy.lora:
+            model = copy.deepcopy(policy.lm)
+        self.model = None if model is None else model.eval().requires_grad_(False)
+
+    @th.no_grad()
+    def log_softmax(
+        self, ids: th.Tensor, lengths: th.Tensor, masks: th.Tensor | None = None
+    ) -> th.Tensor:
+        """The reference's next-token log-probabilities `(B, V)` for rows in episode order
+        (with `masks`, `(B, V)` True = allowed, renormalised over the allowed ids)."""
+        if self.model is None:  # LoRA: the frozen base is the reference
+            with self.policy.reference():
+                hidden = grouped_last_hidden(self.policy.features_extractor.trunk, ids, lengths)
+                logits = self.policy.action_net(hidden)
+        else:
+            hidden = grouped_last_hidden(self.model.base_model, ids, lengths)
+            logits = self.model.get_output_embeddings()(hidden)  # (B, V)
+        logits = logits.float()
+        if masks is not None:
+            logits = logits.masked_fill(~masks, float("-inf"))
+        return th.log_softmax(logits, dim=-1)
+
+    def log_probs(
+        self,
+        ids: th.Tensor,
+        lengths: th.Tensor,
+        actions: th.Tensor,
+        masks: th.Tensor | None = None,
+    ) -> th.Tensor:
+        """log pi_ref(action | observation) for rows given in episode order."""
+        return self.log_softmax(ids, lengths, masks).gather(1, actions[:, None]).squeeze(1)
+
+
+class KLController:
+    """`kl_coef`, fixed or adapted toward a KL per episode (Ziegler et al.'s controller).
 
     Args:
         kl_coef: the penalty coefficient (beta in the papers; its start value when adaptive).
@@ -41,27 +94,94 @@ class KLPenaltyCallback(BaseCallback):
         kl_coef_target: the KL to the reference per episode (nats) that an adaptive kl_coef
             steers toward; None keeps kl_coef fixed. (Not PPO's `target_kl`, which stops an
             update's epochs early.) The controller multiplies kl_coef, so it needs a start > 0.
-        horizon: environment steps over which the controller may change kl_coef by up to 20%;
-            one rollout changes it by at most 20% however long it is.
+        kl_horizon: environment steps over which the controller may change kl_coef by up to
+            20%; one step of it changes kl_coef by at most 20% however many steps it covers.
+
+    Its state (`state()`, `restore(state)`) is part of a run: an algorithm saves it with every
+    checkpoint, and a resumed run continues from it.
+    """
+
+    def __init__(
+        self, kl_coef: float, kl_coef_target: float | None = None, kl_horizon: int = 10_000
+    ) -> None:
+        if not 0 <= kl_coef < float("inf"):
+            raise TextGenValueError(f"Expects kl_coef >= 0 (finite), got {kl_coef}")
+        if kl_coef_target is not None and not 0 < kl_coef_target < float("inf"):
+            raise TextGenValueError(f"Expects kl_coef_target > 0 or None, got {kl_coef_target}")
+        if kl_coef_target is not None and kl_coef == 0:
+            raise TextGenValueError(
+                f"kl_coef_target={kl_coef_target} adapts kl_coef multiplicatively, so it never "
+                "moves from kl_coef=0; give a starting kl_coef > 0 (e.g. kl_coef=0.05)"
+            )
+        if not kl_horizon > 0:
+            raise TextGenValueError(f"Expects kl_horizon > 0 environment steps, got {kl_horizon}")
+        self.kl_coef, self.kl_coef_target = float(kl_coef), kl_coef_target
+        self.kl_horizon = kl_horizon
+        self.initial_kl_coef = self.kl_coef
+        #: environment steps measured since the controller last moved (a rollout in which no
+        #: episode ended gives it no KL per episode to steer by)
+        self.pending_steps = 0
+
+    def settings(self) -> dict[str, Any]:
+        """What a saved state must match to be restored."""
+        return {"initial_kl_coef": self.initial_kl_coef, "kl_coef_target": self.kl_coef_target}
+
+    def state(self) -> dict[str, Any]:
+        """The controller's state, JSON-serialisable."""
+        return {
+            "kl_coef": self.kl_coef,
+            "settings": self.settings(),
+            "pending_steps": self.pending_steps,
+        }
+
+    def restore(self, state: Any) -> None:
+        """Continue from `state` (a `state()`) when it was saved with the same settings."""
+        if isinstance(state, dict) and state.get("settings") == self.settings():
+            self.kl_coef = float(state["kl_coef"])
+            self.pending_steps = int(state.get("pending_steps", 0))
+
+    def measured(
+        self, logger: Any, kl_per_episode: float | None, kl_per_token: float, steps: int
+    ) -> None:
+        """Log a KL to the reference measured on `steps` steps, then adapt kl_coef toward the
+        target.
+
+        Args:
+            logger: the SB3 logger.
+            kl_per_episode: the mean KL of the whole episodes measured, or None when no episode
+                ended: then it is not logged and the controller waits, and its next step covers
+                these steps too.
+            kl_per_token: the KL per step.
+            steps: the steps measured.
+        """
+        if kl_per_episode is not None:
+            logger.record("kl/ref_per_episode", kl_per_episode)
+        logger.record("kl/ref_per_token", kl_per_token)
+        logger.record("kl/coef", self.kl_coef)
+        self.pending_steps += steps
+        if self.kl_coef_target is not None and kl_per_episode is not None:
+            # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the
+            # steps measured since its last step, and at most one horizon's worth per step, so
+            # kl_coef stays positive however long the rollout is.
+            error = float(np.clip(kl_per_episode / self.kl_coef_target - 1.0, -0.2, 0.2))
+            self.kl_coef *= 1.0 + error * min(1.0, self.pending_steps / self.kl_horizon)
+        if kl_per_episode is not None:  # the controller has used (or, with no target, had) them
+            self.pending_steps = 0
+
+
+class KLPenaltyCallback(BaseCallback):
+    """Penalise each step's reward by `kl_coef` times the log-ratio of the policy to a frozen
+    reference (PPO, A2C, MaskablePPO; REINFORCE too, though its own `kl_coef` puts the exact KL
+    in its loss instead).
+
+    Args:
+        kl_coef, kl_coef_target, kl_horizon: the `KLController`'s.
         reference: the reference causal LM; by default a frozen copy of the policy's LM when
             training starts (for a LoRA policy, its frozen base).
-        in_loss: instead of penalising the sampled tokens' log-ratios in the reward, add
-            `kl_coef` times the exact KL of each step's whole next-token distribution to the
-            loss (mean over the update's steps). The sampled penalty adds noise of the order of
-            the reward itself once the policy has moved a few nats; the exact KL has none.
-            Needs an algorithm that asks for it (`agents.algos.REINFORCE`). The update's exact
-            KL is then what is logged and what the adaptive controller steers by (the rollout
-            needs no reference pass of its own; the figures appear with the next rollout's
-            row, as the update's `train/*` statistics do).
-        beta, target_kl: deprecated names of kl_coef and kl_coef_target.
 
-    Under action masks (MaskablePPO) the reference's distribution is renormalised over the same
-    allowed ids as the policy's, so a policy equal to its reference has zero KL.
-
-    The adaptive kl_coef is part of the run: it is stored on the model
-    (`model.textgen_kl_state`, with the steps measured since the controller last moved), so it
-    is saved with every checkpoint, and a callback with the same settings continues from it
-    after `load`. The default reference is a copy of the policy
+    The adaptive kl_coef is part of the run: its state is stored on the model
+    (`model.textgen_kl_state`), so it is saved with every checkpoint, and a callback with the
+    same settings continues from it after `load`. The default reference is a copy of the policy
     when `learn` starts, which after a `load` is the trained policy: to keep penalising against
     the initial model, pass it (`reference=load_model(name)`), as `textgen train --resume` does.
 
@@ -73,14 +193,10 @@ class KLPenaltyCallback(BaseCallback):
     in progress from one rollout to the next, and counts an episode when it ends: at a row whose
     next row starts an episode (or, for the rollout's last row, when the algorithm's
     `_last_episode_starts` says the next observation starts one) or, in a buffer with `valid`
-    rows (REINFORCE's rounds), whose next row is not a step of a used episode. Dividing the
-    rollout's KL by the episodes that start in it, as before, overstated the KL of a rollout
-    with no episode start up to `n_envs`-fold and understated it in rollouts whose episodes
-    were cut. A rollout in which no episode ended logs no `kl/ref_per_episode` and moves no
-    controller; the next step of the controller covers the steps of the rollouts in between
-    (its `horizon` rate is per environment step, as before). In REINFORCE's rounds every
-    episode starts and ends inside its round, so the figure is, as before, the rounds' KL over
-    their episodes.
+    rows (REINFORCE's rounds), whose next row is not a step of a used episode. A rollout in
+    which no episode ended logs no `kl/ref_per_episode` and moves no controller; the next step
+    of the controller covers the steps of the rollouts in between (its `kl_horizon` rate is per
+    environment step).
 
     An episode is only counted if the callback saw all of it: episodes already in progress when
     it first sees a model (a new callback, a loaded model, or rollouts in between that ran
@@ -93,38 +209,13 @@ class KLPenaltyCallback(BaseCallback):
         self,
         kl_coef: float = 0.05,
         kl_coef_target: float | None = None,
-        horizon: int = 10_000,
+        kl_horizon: int = 10_000,
         reference: Any = None,
-        *,
-        in_loss: bool = False,
-        beta: float | None = None,
-        target_kl: float | None = None,
     ) -> None:
         super().__init__()
-        if beta is not None:
-            deprecated("KLPenaltyCallback(beta=...)", "KLPenaltyCallback(kl_coef=...)")
-            kl_coef = beta
-        if target_kl is not None:
-            deprecated("KLPenaltyCallback(target_kl=...)", "KLPenaltyCallback(kl_coef_target=...)")
-            kl_coef_target = target_kl
-        if not 0 <= kl_coef < float("inf"):
-            raise TextGenValueError(f"Expects kl_coef >= 0 (finite), got {kl_coef}")
-        if kl_coef_target is not None and not 0 < kl_coef_target < float("inf"):
-            raise TextGenValueError(f"Expects kl_coef_target > 0 or None, got {kl_coef_target}")
-        if kl_coef_target is not None and kl_coef == 0:
-            raise TextGenValueError(
-                f"kl_coef_target={kl_coef_target} adapts kl_coef multiplicatively, so it never "
-                "moves from kl_coef=0; give a starting kl_coef > 0 (e.g. kl_coef=0.05)"
-            )
-        if not horizon > 0:
-            raise TextGenValueError(f"Expects horizon > 0 environment steps, got {horizon}")
-        self.kl_coef, self.kl_coef_target, self.horizon = float(kl_coef), kl_coef_target, horizon
-        self.initial_kl_coef = self.kl_coef
-        self.reference: Any = reference
-        self.in_loss = bool(in_loss)
-        #: environment steps measured since the controller last moved (a rollout in which no
-        #: episode ended gives it no KL per episode to steer by)
-        self.pending_steps = 0
+        self.controller = KLController(kl_coef, kl_coef_target, kl_horizon)
+        self.reference_model: Any = reference
+        self.reference: KLReference | None = None  # built when training starts
         # each env slot's KL so far of the episode in progress (NaN: it started before this
         # callback saw the slot), valid for `_carry_model` from timestep `_carry_at` on
         self._episode_kl: np.ndarray | None = None
@@ -133,77 +224,22 @@ class KLPenaltyCallback(BaseCallback):
         self._rollout_start_at = -1
 
     @property
-    def beta(self) -> float:
-        """Deprecated name of `kl_coef`."""
-        deprecated("KLPenaltyCallback.beta", "KLPenaltyCallback.kl_coef")
-        return self.kl_coef
-
-    @beta.setter
-    def beta(self, value: float) -> None:
-        deprecated("KLPenaltyCallback.beta", "KLPenaltyCallback.kl_coef")
-        self.kl_coef = float(value)
-
-    @property
-    def target_kl(self) -> float | None:
-        """Deprecated name of `kl_coef_target`."""
-        deprecated("KLPenaltyCallback.target_kl", "KLPenaltyCallback.kl_coef_target")
-        return self.kl_coef_target
-
-    @property
-    def initial_beta(self) -> float:
-        """Deprecated name of `initial_kl_coef`."""
-        deprecated("KLPenaltyCallback.initial_beta", "KLPenaltyCallback.initial_kl_coef")
-        return self.initial_kl_coef
-
-    def _settings(self) -> dict[str, Any]:
-        settings = {"initial_kl_coef": self.initial_kl_coef, "kl_coef_target": self.kl_coef_target}
-        if self.in_loss:  # (absent otherwise, so states saved before it existed still match)
-            settings["in_loss"] = True
-        return settings
+    def kl_coef(self) -> float:
+        """The controller's current kl_coef."""
+        return self.controller.kl_coef
 
     def _on_training_start(self) -> None:
-        policy = self.model.policy
-        if self.in_loss:
-            if not hasattr(self.model, "kl_loss"):
-                raise TextGenValueError(
-                    "KLPenaltyCallback(in_loss=True) needs an algorithm that adds the KL to its "
-                    f"loss (agents.algos.REINFORCE), got {type(self.model).__name__}; use "
-                    "in_loss=False to penalise the reward instead"
-                )
-            self.model.kl_loss = self
-        elif not hasattr(self.model, "rollout_buffer"):
+        if not hasattr(self.model, "rollout_buffer"):
             raise TextGenValueError(
                 "KLPenaltyCallback penalises the steps of an on-policy rollout (PPO, A2C, "
                 f"MaskablePPO, REINFORCE); got {type(self.model).__name__}, which has no rollout "
                 "buffer (DQN learns from a replay buffer)"
             )
-        if self.reference is None and not policy.lora:
-            self.reference = copy.deepcopy(policy.lm).eval().requires_grad_(False)
-        saved = getattr(self.model, STATE_ATTR, None)
-        if isinstance(saved, dict) and "beta" in saved:  # saved before the 0.2 names
-            old = saved.get("settings") or {}
-            saved = {
-                "kl_coef": saved["beta"],
-                "settings": {
-                    "initial_kl_coef": old.get("initial_beta"),
-                    "kl_coef_target": old.get("target_kl"),
-                },
-            }
-        if isinstance(saved, dict) and saved.get("settings") == self._settings():
-            self.kl_coef = float(saved["kl_coef"])  # a resumed run continues its controller
-            self.pending_steps = int(saved.get("pending_steps", 0))
-        self._save_state()
-
-    def _save_state(self) -> None:
-        setattr(
-            self.model,
-            STATE_ATTR,
-            {
-                "kl_coef": self.kl_coef,
-                "settings": self._settings(),
-                "pending_steps": self.pending_steps,
-            },
-        )
+        if self.reference is None or self.reference.policy is not self.model.policy:
+            # once: a second learn() keeps penalising against the same reference
+            self.reference = KLReference(self.model.policy, self.reference_model)
+        self.controller.restore(getattr(self.model, STATE_ATTR, None))  # a resumed run
+        setattr(self.model, STATE_ATTR, self.controller.state())
 
     def _on_step(self) -> bool:
         return True
@@ -261,48 +297,7 @@ class KLPenaltyCallback(BaseCallback):
         self._carry_at = self.model.num_timesteps
         return np.concatenate(totals) if totals else np.zeros(0)
 
-    def _on_training_end(self) -> None:
-        if getattr(self.model, "kl_loss", None) is self:
-            self.model.kl_loss = None
-
-    @th.no_grad()
-    def reference_log_softmax(
-        self, ids: th.Tensor, lengths: th.Tensor, masks: th.Tensor | None = None
-    ) -> th.Tensor:
-        """The reference's next-token log-probabilities `(B, V)` for rows in episode order
-        (with `masks`, renormalised over the allowed ids)."""
-        policy = self.model.policy
-        if self.reference is None:  # LoRA: the frozen base is the reference
-            with policy.reference():
-                hidden = grouped_last_hidden(policy.features_extractor.trunk, ids, lengths)
-                logits = policy.action_net(hidden)
-        else:
-            hidden = grouped_last_hidden(self.reference.base_model, ids, lengths)
-            logits = self.reference.get_output_embeddings()(hidden)  # (B, V)
-        logits = logits.float()
-        if masks is not None:
-            logits = logits.masked_fill(~masks, float("-inf"))
-        return th.log_softmax(logits, dim=-1)
-
-    @th.no_grad()
-    def reference_log_probs(
-        self,
-        ids: th.Tensor,
-        lengths: th.Tensor,
-        actions: th.Tensor,
-        masks: th.Tensor | None = None,
-    ) -> th.Tensor:
-        """log pi_ref(action | observation) for rows given in episode order.
-
-        With `masks` (`(B, V)`, True = allowed), the reference is renormalised over the allowed
-        ids, as sb3-contrib's masked distribution renormalises the policy.
-        """
-        log_probs = self.reference_log_softmax(ids, lengths, masks)
-        return log_probs.gather(1, actions[:, None]).squeeze(1)
-
     def _on_rollout_end(self) -> None:
-        if self.in_loss:  # the update measures the exact KL and reports it: no pass needed here
-            return
         model, buf = self.model, self.model.rollout_buffer
         n_steps, n_envs = buf.buffer_size, buf.n_envs
         device = model.device
@@ -323,12 +318,12 @@ class KLPenaltyCallback(BaseCallback):
         if getattr(buf, "action_masks", None) is not None:  # sb3-contrib's maskable buffers
             masks = th.as_tensor(flat(buf.action_masks)[valid], device=device) > 0.5  # (B, V)
         ref = np.zeros(n_steps * n_envs, dtype=np.float32)
-        ref[valid] = self.reference_log_probs(ids, lengths, actions, masks).cpu().numpy()
+        ref[valid] = self.reference.log_probs(ids, lengths, actions, masks).cpu().numpy()
         ref = ref.reshape(n_envs, n_steps).T
         used = valid.reshape(n_envs, n_steps).T
         # (n_steps, n_envs): a sample of the per-token KL, 0 on rows that are not steps
         log_ratio = (buf.log_probs - ref) * used
-        buf.rewards -= self.kl_coef * log_ratio
+        buf.rewards -= self.controller.kl_coef * log_ratio
         # The value of the observation after the rollout and whether it starts a new episode,
         # as the algorithm computed them (sb3-contrib's MaskablePPO leaves self.locals stale).
         with th.no_grad():
@@ -340,35 +335,6 @@ class KLPenaltyCallback(BaseCallback):
         )
         steps = int(valid.sum())
         total = float(log_ratio.astype(np.float64).sum())
-        self.update_measured(
-            float(episodes.mean()) if len(episodes) else None, total / max(1, steps), steps
-        )
-
-    def update_measured(
-        self, kl_per_episode: float | None, kl_per_token: float, steps: int
-    ) -> None:
-        """Log one rollout's KL to the reference, measured on `steps` steps, and adapt kl_coef
-        toward the target. The sampled penalty calls it at the rollout's end; an algorithm that
-        adds the KL to its loss (`in_loss=True`) calls it with the exact KL its update measured.
-
-        Args:
-            kl_per_episode: the mean KL of the whole episodes that ended in the rollout, or None
-                when none did: then it is not logged and the controller waits, and its next
-                step covers these steps too.
-            kl_per_token: the KL per step.
-            steps: the steps measured.
-        """
-        if kl_per_episode is not None:
-            self.logger.record("kl/ref_per_episode", kl_per_episode)
-        self.logger.record("kl/ref_per_token", kl_per_token)
-        self.logger.record("kl/coef", self.kl_coef)
-        self.pending_steps += steps
-        if self.kl_coef_target is not None and kl_per_episode is not None:
-            # Ziegler et al.'s proportional controller: error clipped to +-20%, scaled by the
-            # steps measured since its last step, and at most one horizon's worth per step, so
-            # kl_coef stays positive however long the rollout is.
-            error = float(np.clip(kl_per_episode / self.kl_coef_target - 1.0, -0.2, 0.2))
-            self.kl_coef *= 1.0 + error * min(1.0, self.pending_steps / self.horizon)
-        if kl_per_episode is not None:  # the controller has used (or, with no target, had) them
-            self.pending_steps = 0
-        self._save_state()
+        kl_per_episode = float(episodes.mean()) if len(episodes) else None
+        self.controller.measured(self.logger, kl_per_episode, total / max(1, steps), steps)
+        setattr(self.model, STATE_ATTR, self.controller.state())

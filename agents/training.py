@@ -209,6 +209,10 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
     if unused:
         print(f"note: {cfg.algo} does not use {', '.join(unused)} (set in the config)")
     env = make_env(cfg)
+    kwargs = algo_kwargs(cfg, algo_class)
+    if cfg.kl_in_loss:  # REINFORCE's own KL (its reference: the policy's initial LM)
+        kwargs.update(kl_coef=cfg.kl_coef, kl_coef_target=cfg.kl_coef_target,
+                      kl_horizon=cfg.kl_horizon)  # fmt: skip
     try:
         model = make_algo(
             algo_class,
@@ -223,7 +227,7 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
             },
             tensorboard_log=str(run.tensorboard),
             verbose=0,
-            **algo_kwargs(cfg, algo_class),
+            **kwargs,
         )
     except AssertionError as e:  # stable-baselines3 checks its arguments with asserts
         raise TextGenValueError(f"{algo_class.__name__} refused the settings: {e}") from e
@@ -235,7 +239,8 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
 
 
 def kl_callback(cfg: TrainConfig, model: Any) -> Any:
-    """The KL penalty against the run's initial model (reloaded by name, so resuming keeps it)."""
+    """The KL penalty in the reward against the run's initial model (reloaded by name, so
+    resuming keeps it)."""
     from agents.kl import KLPenaltyCallback
     from gym_textgen.models import load_model
 
@@ -244,11 +249,7 @@ def kl_callback(cfg: TrainConfig, model: Any) -> Any:
         kwargs = {"vocab_size": model.action_space.n} if cfg.model == "random-tiny" else {}
         reference = load_model(cfg.model, **kwargs).to(model.device).requires_grad_(False)
     return KLPenaltyCallback(
-        cfg.kl_coef,
-        cfg.kl_coef_target,
-        horizon=cfg.kl_horizon,
-        reference=reference,
-        in_loss=cfg.kl_in_loss,
+        cfg.kl_coef, cfg.kl_coef_target, kl_horizon=cfg.kl_horizon, reference=reference
     )
 
 
@@ -354,7 +355,6 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
 
     from agents.callbacks import (
         KL_KEYS,
-        KL_LOSS_KEY,
         AtomicCheckpointCallback,
         MetricsCallback,
         atomic_write_bytes,
@@ -407,12 +407,9 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         columns = [f"reward/{name}" for name in scorer.component_names()]
         steps = [
             AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint),
-            MetricsCallback(
-                run.metrics,
-                columns + (KL_KEYS if with_kl else []) + ([KL_LOSS_KEY] if cfg.kl_in_loss else []),
-            ),
+            MetricsCallback(run.metrics, columns + (KL_KEYS if with_kl else [])),
         ]
-        if with_kl:
+        if with_kl and not cfg.kl_in_loss:
             # first, so the checkpoint and metrics callbacks run after the rewards are penalised
             steps.insert(0, kl_callback(cfg, model))
         try:

@@ -81,10 +81,21 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
         "TextGen-v0", n_envs=args.n_envs, group_size=group, seed=0, **env_kwargs
     )
     policy_kwargs = {"model": args.model}
+    in_loss = args.algo == "reinforce" and args.kl_coef > 0  # REINFORCE's own exact KL
     if args.algo == "reinforce":
-        model = agents.make_algo(
-            "reinforce", env, policy_kwargs, learning_rate=args.lr, scale_by_std=True, seed=0
+        kl_settings = (
+            {
+                "kl_coef": args.kl_coef,
+                "kl_coef_target": args.kl_target,
+                "kl_horizon": args.kl_horizon,
+            }
+            if in_loss
+            else {}
         )
+        model = agents.make_algo(
+            "reinforce", env, policy_kwargs, learning_rate=args.lr, scale_by_std=True, seed=0,
+            **kl_settings,
+        )  # fmt: skip
     else:
         n_steps = args.n_steps or env.core.max_new_tokens  # default: one episode per slot
         rollout = n_steps * args.n_envs
@@ -93,19 +104,16 @@ def cell(task: str, args: argparse.Namespace) -> list[Any]:
             learning_rate=args.lr, n_steps=n_steps, batch_size=args.batch_size or max(2, rollout // 4),
             n_epochs=args.n_epochs, gamma=1.0, gae_lambda=args.gae_lambda, seed=0,
         )  # fmt: skip
-    # against a frozen copy of the initial policy (the callback's default reference); kl_coef 0
-    # still measures the KL, so every row reports it
-    kl = KLPenaltyCallback(
-        args.kl_coef, args.kl_target, horizon=args.kl_horizon,
-        in_loss=args.algo == "reinforce" and args.kl_coef > 0,
-    )  # fmt: skip
+    # against a frozen copy of the initial policy (the default reference); kl_coef 0 still
+    # measures the KL, so every row reports it
+    callbacks = [Deadline(args.seconds)]
+    if not in_loss:
+        callbacks.append(KLPenaltyCallback(args.kl_coef, args.kl_target, args.kl_horizon))
     record = KLRecord()
     evaluate = lambda: sample_episodes(model, "TextGen-v0", env_kwargs, n=args.episodes)  # noqa: E731
     before_samples = evaluate()
     t0 = time.perf_counter()
-    model.learn(
-        10**9, callback=CallbackList([Deadline(args.seconds), kl, record]), progress_bar=False
-    )
+    model.learn(10**9, callback=CallbackList([*callbacks, record]), progress_bar=False)
     seconds = time.perf_counter() - t0
     after_samples = evaluate()
     if args.show:  # read what earned the reward: a metric can be gamed

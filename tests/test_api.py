@@ -137,17 +137,11 @@ def test_check_env_takes_vec_envs():
 
 def test_more_old_names():
     from agents import cli, training
-    from agents.kl import KLPenaltyCallback
 
     with pytest.warns(FutureWarning, match="agents.training.evaluate is deprecated"):
         assert training.evaluate is training.evaluate_run
     with pytest.warns(FutureWarning, match="agents.cli.evaluate is deprecated"):
         assert cli.evaluate is training.evaluate_run
-    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=2.0)
-    with pytest.warns(FutureWarning):
-        kl.beta = 0.3
-    with pytest.warns(FutureWarning):
-        assert (kl.kl_coef, kl.target_kl, kl.initial_beta) == (0.3, 2.0, 0.1)
     args = cli.parser().parse_args(["train", "--kl-coef", "0.1", "--kl-target", "3", "--no-fast"])
     assert (args.kl_target, args.fast) == (3.0, False)
     from agents.config import load_config

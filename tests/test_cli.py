@@ -377,7 +377,10 @@ def test_train_other_algorithms(tmp_path, algo, extra):
     steps = [int(r["timesteps"]) for r in rows]
     assert steps and steps == sorted(steps) and steps[-1] >= 64
     if "--kl-in-loss" in extra:  # the update's exact KL (LoRA: to the frozen base), from row 2
-        assert [float(r["kl/exact_per_token"]) >= 0 for r in rows[1:]] == [True] * (len(rows) - 1)
+        # >= 0 up to float32 round-off: at LoRA's start the two distributions are equal, and
+        # the sum of p * (log p - log q) came out at -3.8e-8 (measured)
+        kls = [float(r["kl/ref_per_token"]) for r in rows[1:]]
+        assert kls and min(kls) > -1e-6, kls
 
 
 def test_logs_hold_reward_components_and_kl(tmp_path):

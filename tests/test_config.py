@@ -135,9 +135,9 @@ def test_old_config_keys_load_with_a_warning(tmp_path):
     assert cfg.kl_coef_target == 4.0 and not cfg.kv_cache and not cfg.group_sequences
 
 
-def test_resume_upgrades_an_older_metrics_file_and_kl_state(tmp_path):
-    """A run from before 0.2: its metrics.csv keeps its rows under the new column names and its
-    saved KL state (beta) continues as kl_coef."""
+def test_resume_upgrades_an_older_metrics_file_and_continues_the_kl_state(tmp_path):
+    """A run from before 0.2: its metrics.csv keeps its rows under the new column names; the
+    saved KL controller's kl_coef continues."""
     import csv
 
     from stable_baselines3 import PPO
@@ -160,7 +160,9 @@ def test_resume_upgrades_an_older_metrics_file_and_kl_state(tmp_path):
     ckpt = run / "checkpoints" / "latest.zip"
     model = PPO.load(ckpt)
     # a saved coefficient far from the start value, so a restart would show
-    model.textgen_kl_state = {"beta": 0.5, "settings": {"initial_beta": 0.1, "target_kl": 1e-6}}
+    model.textgen_kl_state = {
+        "kl_coef": 0.5, "settings": {"initial_kl_coef": 0.1, "kl_coef_target": 1e-6}
+    }  # fmt: skip
     model.save(ckpt)
     train(resume_config(run, {"timesteps": 128}), resume=run)
     upgraded = read_metrics(run / "metrics.csv")

@@ -55,7 +55,8 @@ def test_penalty_is_beta_times_log_ratio_and_zero_at_start():
     with th.no_grad():
         for t in range(ids.shape[0]):
             for e in range(ids.shape[1]):
-                logits = kl.reference(input_ids=ids[t, e : e + 1, : lengths[t, e]]).logits[0, -1]
+                row = ids[t, e : e + 1, : lengths[t, e]]
+                logits = kl.reference.model(input_ids=row).logits[0, -1]
                 ref_lp[t, e] = th.log_softmax(logits, -1)[actions[t, e]].item()
     expected = before.rewards - 0.5 * (before.log_probs - ref_lp)
     np.testing.assert_allclose(after.rewards, expected, atol=1e-4)
@@ -66,11 +67,11 @@ def test_penalty_is_beta_times_log_ratio_and_zero_at_start():
 
 def test_adaptive_beta_moves_towards_target():
     model = make(lr=3e-3)
-    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, horizon=100)
+    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, kl_horizon=100)
     model.learn(80 * 4, callback=kl)
     assert kl.kl_coef > 0.1  # KL above a tiny target: beta grows
     model2 = make()
-    kl2 = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e6, horizon=100)
+    kl2 = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e6, kl_horizon=100)
     model2.learn(80 * 2, callback=kl2)
     assert kl2.kl_coef < 0.1  # far below the target: beta shrinks
 
@@ -148,7 +149,9 @@ class BetaProbe(BaseCallback):
 def test_adaptive_beta_is_bounded_per_rollout(target):
     """A rollout far longer than the horizon changes beta by at most 20% (bug: it went negative)."""
     model = make_algo("ppo")
-    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=target, horizon=1)  # a rollout = 80 horizons
+    kl = KLPenaltyCallback(
+        kl_coef=0.1, kl_coef_target=target, kl_horizon=1
+    )  # a rollout = 80 horizons
     probe = BetaProbe(kl)
     model.learn(80 * 4, callback=[kl, probe])
     betas = np.array([*probe.betas, kl.kl_coef])
@@ -164,28 +167,20 @@ def test_adaptive_beta_survives_save_and_load(tmp_path):
     from stable_baselines3 import PPO
 
     model = make_algo("ppo")
-    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, horizon=100)
+    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, kl_horizon=100)
     model.learn(80 * 4, callback=kl)
     assert kl.kl_coef != 0.1
     model.save(tmp_path / "run.zip")
     loaded = PPO.load(tmp_path / "run.zip", env=model.get_env())
-    resumed = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, horizon=100)
+    resumed = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=1e-6, kl_horizon=100)
     probe = BetaProbe(resumed)
     loaded.learn(80, callback=[resumed, probe], reset_num_timesteps=False)
     assert probe.betas[0] == kl.kl_coef
     # a callback with other settings starts from its own beta
-    fresh = KLPenaltyCallback(kl_coef=0.3, kl_coef_target=5.0, horizon=100)
+    fresh = KLPenaltyCallback(kl_coef=0.3, kl_coef_target=5.0, kl_horizon=100)
     probe = BetaProbe(fresh)
     loaded.learn(80, callback=[fresh, probe], reset_num_timesteps=False)
     assert probe.betas[0] == 0.3
-
-
-def test_old_argument_names_still_work_with_a_warning():
-    with pytest.warns(FutureWarning, match=r"KLPenaltyCallback\(beta=...\) is deprecated"):
-        kl = KLPenaltyCallback(beta=0.2, target_kl=3.0)
-    assert (kl.kl_coef, kl.kl_coef_target) == (0.2, 3.0)
-    with pytest.warns(FutureWarning, match="use KLPenaltyCallback.kl_coef"):
-        assert kl.beta == 0.2
 
 
 # -- the KL per episode is that of whole episodes --------------------------------------------------
@@ -238,7 +233,7 @@ def test_kl_per_episode_is_that_of_whole_episodes_across_rollouts():
     inside episodes reported the KL of n_envs partial episodes as one episode's, one whose
     episodes were cut reported a fraction, and the controller steered by both."""
     model, reference = ten_step_episodes()
-    kl = KLPenaltyCallback(kl_coef=1.0, kl_coef_target=1e6, horizon=20, reference=reference)
+    kl = KLPenaltyCallback(kl_coef=1.0, kl_coef_target=1e6, kl_horizon=20, reference=reference)
     before, after = Rollouts(kl), Rollouts()
     model.learn(2 * 8, callback=[before, kl, after])  # rollouts 0-1: rows 0-7
     model.learn(3 * 8, callback=[before, kl, after], reset_num_timesteps=False)  # rows 8-19

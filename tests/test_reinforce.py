@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper
 import agents
 from agents.advantages import rloo_advantages, rloo_step_advantages
 from agents.algos import REINFORCE
-from agents.kl import KLPenaltyCallback
+from agents.kl import KLPenaltyCallback, KLReference
 from agents.vec_env import unwrap_textgen
 from gym_textgen.errors import TextGenValueError
 
@@ -289,14 +289,15 @@ def test_kl_per_episode_of_rounds_is_their_kl_over_their_episodes():
 
     model = make("rloo", n_envs=6, group_size=3)
     force_episode_lengths(model, LENGTHS)
-    kl = KLPenaltyCallback(kl_coef=0.5, reference=load_model("random-tiny", seed=1))
+    kl = KLPenaltyCallback(kl_coef=0.5)
+    kl.reference = KLReference(model.policy, load_model("random-tiny", seed=1))
     refs = []  # what the reference pass returned, each rollout
 
     def reference_log_probs(*args, **kwargs):
         refs.append(real(*args, **kwargs))
         return refs[-1]
 
-    real, kl.reference_log_probs = kl.reference_log_probs, reference_log_probs
+    real, kl.reference.log_probs = kl.reference.log_probs, reference_log_probs
     before, logged = Snapshot(), LoggedValues()
     model.learn(2 * 30, callback=[before, kl, logged])  # two rollouts of 2 rounds
     per_episode = logged.values["kl/ref_per_episode"]
@@ -412,112 +413,93 @@ def exact_kl_by_hand(policy_lm, reference, ids, mask):
     return total / len(ids)
 
 
-def test_kl_in_loss_is_the_exact_kl_and_leaves_rewards_alone():
-    import copy
+def other_model(model):
+    """A reference unlike the policy (another random init), so the KL is well above 0."""
+    from gym_textgen.models import load_model
 
-    model = make("rloo", n_rounds=1, learning_rate=1e-2)
-    reference = copy.deepcopy(model.policy.lm).eval()
-    model.learn(200)  # move away from the reference
-    kl = KLPenaltyCallback(kl_coef=0.5, reference=reference, in_loss=True)
-    before, logged, after = Observations(), LoggedValues(), Observations(reference)
-    model.learn(1, callback=[before, kl, logged, after], reset_num_timesteps=False)
-    np.testing.assert_array_equal(after.rewards, before.rewards)  # no penalty in the reward
-    # the update's minibatch is the whole round (batch_size None), so its value is the KL of
-    # the policy that sampled it; float32 against float64 on ~30 rows of a tiny model
-    assert after.kl > 1e-3  # the policy did move
-    assert logged.values["kl/exact_per_token"][-1] == pytest.approx(after.kl, rel=1e-3)
-    assert model.kl_loss is None  # the callback unhooks itself when training ends
+    return load_model("random-tiny", seed=1, vocab_size=model.action_space.n)
 
 
-def test_kl_in_loss_logs_and_steers_by_the_updates_exact_kl_without_a_rollout_pass():
-    """The update already computes the exact KL of every step; the callback used to run a second
-    reference pass over the rollout for a sampled estimate (~1/8 of a SmolLM2 run's time)."""
-    import copy
-
-    model = make("rloo", n_rounds=1, learning_rate=1e-2)
-    reference = copy.deepcopy(model.policy.lm).eval()
-    model.learn(200)
-    kl = KLPenaltyCallback(kl_coef=0.5, kl_coef_target=1e-6, horizon=1, reference=reference,
-                           in_loss=True)  # fmt: skip
+def test_kl_in_the_loss_is_the_exact_kl_of_the_sampling_policy_steered_once_an_update():
+    """REINFORCE's own kl_coef: kl_coef x the exact KL of each step's next-token distribution in
+    the loss; the first epoch's figure (the policy that sampled the round) is logged and steers
+    the controller; one reference pass per minibatch, none at the rollout's end."""
+    reference = other_model(make("rloo"))
+    model = make("rloo", n_rounds=1, learning_rate=1e-2, kl_coef=0.5, kl_coef_target=1e-6,
+                 kl_horizon=1, kl_reference=reference)  # fmt: skip
     calls = []
-    real = kl.reference_log_softmax
-    kl.reference_log_softmax = lambda *a, **k: calls.append(1) or real(*a, **k)
-    before, logged, after = Observations(), LoggedValues(), Observations(reference)
-    model.learn(1, callback=[before, kl, logged, after], reset_num_timesteps=False)
-    assert len(calls) == 1  # the update's one minibatch, nothing at the rollout's end
+    real = model.kl.log_softmax
+    model.kl.log_softmax = lambda *a, **k: calls.append(1) or real(*a, **k)
+    logged, after = LoggedValues(), Observations(reference)
+    model.learn(1, callback=[logged, after])
+    assert len(calls) == 1  # the update's one minibatch (batch_size None: the whole round)
+    assert after.kl > 1e-2  # random inits: near-uniform, so ~0.03
     episodes = model.n_envs * model.n_rounds
     per_episode = after.kl * len(after.ids) / episodes  # rows: the round's used steps
-    assert logged.values["kl/ref_per_episode"][-1] == pytest.approx(per_episode, rel=1e-3)
+    # float32 against a float64 hand computation on ~20 rows of a tiny model
     assert logged.values["kl/ref_per_token"][-1] == pytest.approx(after.kl, rel=1e-3)
-    assert kl.kl_coef == pytest.approx(0.5 * 1.2)  # far above the target: up by the full 20%
+    assert logged.values["kl/ref_per_episode"][-1] == pytest.approx(per_episode, rel=1e-3)
+    assert model.kl_controller.kl_coef == pytest.approx(0.5 * 1.2)  # far above: up by 20%
 
 
-def test_kl_in_loss_holds_the_policy_near_its_reference():
+def test_kl_in_the_loss_holds_the_policy_near_its_reference():
     """At a learning rate that moves the free policy far (1.6-5.3 nats a token over seeds 0-5,
-    measured), a large in-loss coefficient keeps it within ~0.03."""
+    measured), a large coefficient keeps it within ~0.03; the default reference is the policy's
+    initial LM."""
 
     def final_kl(kl_coef):
-        model = make("rloo", n_rounds=1, learning_rate=3e-2, seed=1)
+        model = make("rloo", n_rounds=1, learning_rate=3e-2, seed=1, kl_coef=kl_coef)
         logged = LoggedValues()
-        model.learn(400, callback=[KLPenaltyCallback(kl_coef=kl_coef, in_loss=True), logged])
-        return float(np.mean(logged.values["kl/exact_per_token"][-3:]))
+        model.learn(400, callback=logged)
+        return float(np.mean(logged.values["kl/ref_per_token"][-3:]))
 
     free, held = final_kl(1e-9), final_kl(20.0)
     assert free > 0.5 and held < 0.2 * free, (free, held)
 
 
-class SaveMidway(BaseCallback):
-    """Saves the model before its second rollout, while the KL callback is hooked into it."""
-
-    def __init__(self, path):
-        super().__init__()
-        self.path, self.rollouts = path, 0
-
-    def _on_step(self):
-        return True
-
-    def _on_rollout_start(self):
-        self.rollouts += 1
-        if self.rollouts == 2:
-            assert self.model.kl_loss is not None
-            self.model.save(self.path)
-
-
-def test_kl_in_loss_with_lora_adapts_saves_and_unhooks(tmp_path):
-    """LoRA: the frozen base is the reference (KL 0 at the start); the coefficient still adapts;
-    a checkpoint written mid-training holds no callback; an interrupted learn unhooks too."""
+def test_kl_in_the_loss_with_lora_adapts_and_its_controller_is_saved(tmp_path):
+    """LoRA: the frozen base is the reference (KL 0 at the start); the coefficient adapts; the
+    controller's state is saved with the model and continues after load, with the frozen base
+    as the loaded model's reference too."""
     env = agents.make_vec_env(
         "TextGen-v0", n_envs=4, group_size=2, max_new_tokens=5, scorer="length",
         scorer_kwargs={"target": 3}, seed=0,
     )  # fmt: skip
     model = REINFORCE(
         "TransformerPolicy", env, learning_rate=3e-2, policy_kwargs={**TINY, "lora": {"r": 4}},
-        seed=0,
+        seed=0, kl_coef=0.5, kl_coef_target=1e-4, kl_horizon=10,
     )  # fmt: skip
-    kl = KLPenaltyCallback(kl_coef=0.5, kl_coef_target=1e-4, horizon=10, in_loss=True)
     logged = LoggedValues()
-    model.learn(200, callback=[kl, logged, SaveMidway(tmp_path / "mid.zip")])
-    exact = logged.values["kl/exact_per_token"]
+    model.learn(200, callback=logged)
+    exact = logged.values["kl/ref_per_token"]
     assert abs(exact[0]) < 1e-6 and max(exact) > 1e-4, exact  # LoRA's B starts at zero
-    # the controller still adapts (its direction follows the sampled KL, which near a LoRA
-    # start is noise around 0, so only that it moves is asserted)
-    assert len(set(logged.values["kl/coef"])) > 1 and kl.kl_coef != 0.5
-    loaded = REINFORCE.load(tmp_path / "mid.zip")
-    assert loaded.kl_loss is None and model.kl_loss is None
+    # the controller adapts (its direction follows the KL, which near a LoRA start is noise
+    # around 0, so only that it moves is asserted)
+    assert len(set(logged.values["kl/coef"])) > 1 and model.kl_controller.kl_coef != 0.5
+    model.save(tmp_path / "model.zip")
+    loaded = REINFORCE.load(tmp_path / "model.zip", env=env)
+    assert loaded.kl_controller.state() == model.kl_controller.state()
+    obs = {k: th.as_tensor(v) for k, v in env.reset().items()}
+    lengths = obs["attention_mask"].long().sum(1)
+    np.testing.assert_array_equal(
+        loaded.kl.log_softmax(obs["input_ids"], lengths).numpy(),
+        model.kl.log_softmax(obs["input_ids"], lengths).numpy(),
+    )
 
-    class Interrupt(BaseCallback):
-        def _on_step(self):
-            return True
 
-        def _on_rollout_end(self):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        model.learn(50, callback=[KLPenaltyCallback(0.5, in_loss=True), Interrupt()])
-    assert model.kl_loss is None  # a later plain learn() adds no KL of a finished callback
-    logged = LoggedValues()
-    model.learn(20, callback=logged)
-    assert "kl/exact_per_token" not in logged.values
+def test_a_loaded_models_kl_reference_is_its_initial_policy(tmp_path):
+    """Without LoRA the default reference is a frozen copy of the policy as built: after load,
+    the initial weights again, not the trained ones."""
+    model = make("rloo", n_rounds=1, learning_rate=3e-2, kl_coef=1e-9)
+    initial = [p.detach().clone() for p in model.kl.model.parameters()]
+    model.learn(200)
+    assert any(
+        not th.equal(p, q) for p, q in zip(model.policy.lm.parameters(), initial, strict=True)
+    )  # it trained
+    model.save(tmp_path / "model.zip")
+    loaded = REINFORCE.load(tmp_path / "model.zip")
+    for p, q in zip(loaded.kl.model.parameters(), initial, strict=True):
+        assert th.equal(p, q)
 
 
 def test_exact_kl_edges():
@@ -542,15 +524,6 @@ def test_exact_kl_edges():
     q = th.tensor([[0.4, 0.4, 0.2]], dtype=th.float64)
     expected = float((p * (p / q).log()).sum())
     assert exact_kl(p.log(), q.log()).item() == pytest.approx(expected, rel=1e-12)
-
-
-def test_kl_in_loss_needs_an_algorithm_that_uses_it():
-    from stable_baselines3 import PPO
-
-    env = agents.make_vec_env("TextGen-v0", n_envs=2, max_new_tokens=4)
-    model = PPO(agents.TransformerPolicy, env, n_steps=4, batch_size=8, policy_kwargs=TINY)
-    with pytest.raises(TextGenValueError, match=r"in_loss=True\) needs .*REINFORCE.*got PPO"):
-        model.learn(8, callback=KLPenaltyCallback(kl_coef=0.1, in_loss=True))
 
 
 def test_a_seed_reproduces_a_run():

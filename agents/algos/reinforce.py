@@ -29,10 +29,12 @@ until every slot's episode has ended, and only each slot's first episode in the 
 KV cache nothing). `n_rounds` rounds
 make one update. With `n_epochs > 1`, `clip_range` clips the ratio as PPO does.
 
-A KL penalty to a reference model comes from `agents.KLPenaltyCallback`: in the reward (a
-sampled per-token log-ratio, as for PPO) or, with `in_loss=True`, as `kl_coef` times the exact
-KL of each step's next-token distribution added to the loss (GRPO puts a sampled estimate there;
-the exact one over the vocabulary costs one reference forward per minibatch and adds no noise).
+A KL penalty to a reference model is the algorithm's own (`kl_coef`, `kl_coef_target`,
+`kl_reference`, as TRL's trainers take `beta`): `kl_coef` times the exact KL of each step's
+next-token distribution to the reference is added to the loss (GRPO puts a sampled estimate
+there; the exact one over the vocabulary costs one reference forward per minibatch and adds no
+noise). `agents.KLPenaltyCallback` still puts a sampled penalty in the reward instead, as for
+PPO.
 
 >>> import agents
 >>> from agents.algos import REINFORCE
@@ -57,7 +59,7 @@ from torch.nn import functional as F
 
 from agents.advantages import exact_kl
 from agents.buffers import EpisodeRoundBuffer
-from agents.callbacks import KL_LOSS_KEY
+from agents.kl import KLController, KLReference
 from agents.policies import TransformerPolicy
 from gym_textgen.errors import TextGenValueError
 
@@ -148,6 +150,14 @@ class REINFORCE(OnPolicyAlgorithm):
         ent_coef: entropy bonus.
         vf_coef: value loss weight (`baseline="value"`).
         max_grad_norm: gradient clipping.
+        kl_coef: the weight of the exact KL to the reference in the loss (0: no KL); its start
+            value when adaptive.
+        kl_coef_target: adapt kl_coef toward this KL per episode (nats; `agents.kl.KLController`,
+            whose state is saved with the model); None keeps it fixed.
+        kl_horizon: environment steps over which the adaptive kl_coef may change by up to 20%.
+        kl_reference: the reference causal LM; None: a frozen copy of the policy's LM as built
+            (its initial weights, also when loaded: `load` builds the policy before it sets the
+            trained parameters); a LoRA policy's reference is its frozen base.
         max_episode_steps: the episodes' maximum length (default: the env's max_new_tokens).
             Every episode must end within it: a cut episode would miss the score of its end
             (with sparse rewards, be paid 0). A value below the env's max_new_tokens is refused at setup, and a
@@ -174,6 +184,10 @@ class REINFORCE(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         max_grad_norm: float = 1.0,
+        kl_coef: float = 0.0,
+        kl_coef_target: float | None = None,
+        kl_horizon: int = 10_000,
+        kl_reference: Any = None,
         max_episode_steps: int | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -200,9 +214,11 @@ class REINFORCE(OnPolicyAlgorithm):
         self.baseline, self.scale_by_std = baseline, scale_by_std
         self.clip_range, self.normalize_advantage = clip_range, normalize_advantage
         self.max_episode_steps = max_episode_steps
-        #: set by `KLPenaltyCallback(in_loss=True)` while it trains this model: the update then
-        #: adds kl_coef x the exact KL of each step's distribution to the reference
-        self.kl_loss: Any = None
+        KLController(kl_coef, kl_coef_target, kl_horizon)  # checks the settings now
+        self.kl_coef, self.kl_coef_target, self.kl_horizon = kl_coef, kl_coef_target, kl_horizon
+        self.kl_reference = kl_reference
+        self.kl_controller: KLController | None = None  # built in _setup_model when kl_coef > 0
+        self.kl: KLReference | None = None
         super().__init__(
             policy,
             env,
@@ -237,20 +253,18 @@ class REINFORCE(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> REINFORCE:
-        try:
-            return super().learn(
-                total_timesteps,
-                callback=callback,
-                log_interval=log_interval,
-                tb_log_name=tb_log_name,
-                reset_num_timesteps=reset_num_timesteps,
-                progress_bar=progress_bar,
-            )
-        finally:  # the KL callback unhooks at training end, which SB3 skips when learn raises
-            self.kl_loss = None
+        return super().learn(
+            total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "kl_loss"]  # a callback, not a setting
+        # models, rebuilt by _setup_model (the controller, a setting's state, is saved)
+        return [*super()._excluded_save_params(), "kl_reference", "kl"]
 
     def _setup_model(self) -> None:
         # a loaded model keeps its saved horizon and group size unless an env says otherwise
@@ -275,6 +289,14 @@ class REINFORCE(OnPolicyAlgorithm):
         super()._setup_model()
         if self.clip_range is not None:
             self.clip_range_schedule = FloatSchedule(self.clip_range)
+        if self.kl_coef > 0:
+            saved = self.kl_controller  # a loaded model's, whose state continues
+            self.kl_controller = KLController(self.kl_coef, self.kl_coef_target, self.kl_horizon)
+            if saved is not None:
+                self.kl_controller.restore(saved.state())
+            self.kl = KLReference(self.policy, getattr(self, "kl_reference", None))
+        else:
+            self.kl_controller, self.kl = None, None
 
     def collect_rollouts(
         self,
@@ -347,7 +369,6 @@ class REINFORCE(OnPolicyAlgorithm):
             self.clip_range_schedule(self._current_progress_remaining) if self.clip_range else None
         )
         pg_losses, value_losses, entropy_losses, clip_fractions, approx_kls = [], [], [], [], []
-        kl_loss, exact_kls = self.kl_loss, []
         kl_sum, kl_rows = 0.0, 0  # the first epoch's exact KL: each used step once
         for epoch in range(self.n_epochs):
             for data in self.rollout_buffer.get(self.batch_size):
@@ -366,15 +387,13 @@ class REINFORCE(OnPolicyAlgorithm):
                     policy_loss = -th.min(ratio * advantages, clipped * advantages).mean()
                     clip_fractions.append(float(((ratio - 1).abs() > clip).float().mean()))
                 loss = policy_loss - self.ent_coef * entropy.mean()
-                if kl_loss is not None:
+                if self.kl is not None:
                     obs = data.observations
-                    ref = kl_loss.reference_log_softmax(
+                    ref = self.kl.log_softmax(
                         obs["input_ids"].long(), obs["attention_mask"].long().sum(1)
                     )
                     row_kls = exact_kl(log_probs_all, ref)
-                    kl = row_kls.mean()
-                    loss = loss + kl_loss.kl_coef * kl
-                    exact_kls.append(float(kl.detach()))
+                    loss = loss + self.kl_controller.kl_coef * row_kls.mean()
                     if epoch == 0:
                         kl_sum, kl_rows = kl_sum + float(row_kls.detach().sum()), kl_rows + len(ref)
                 if self.baseline == "value":
@@ -398,11 +417,9 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/approx_kl", float(np.mean(approx_kls)))
         if clip_fractions:
             self.logger.record("train/clip_fraction", float(np.mean(clip_fractions)))
-        if exact_kls:
-            self.logger.record(KL_LOSS_KEY, float(np.mean(exact_kls)))
-        if kl_loss is not None and kl_rows:
-            episodes = len(self.rollout_buffer._segments)
-            kl_loss.update_measured(kl_sum / max(1, episodes), kl_sum / kl_rows, kl_rows)
+        if self.kl is not None and kl_rows:  # the first epoch's: the rollout's policy
+            episodes = max(1, buf.n_episodes)
+            self.kl_controller.measured(self.logger, kl_sum / episodes, kl_sum / kl_rows, kl_rows)
         if value_losses:
             self.logger.record("train/value_loss", float(np.mean(value_losses)))
             self.logger.record(
