@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,59 +29,11 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from agents import lora as adapters
 from agents.distributions import FastCategoricalDistribution, FastMaskableCategoricalDistribution
 from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden, prefix_heads
 from gym_textgen.errors import TextGenValueError, deprecated
 from gym_textgen.models import disable_dropout, load_model, quiet_progress
-
-_LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
-
-
-def lora_layer_modules(linear: list[str], targets: Any, layers: Any) -> list[str]:
-    """The full names of the `targets` among `linear` module names that sit in transformer
-    blocks `layers` (an index or a list; negative ones count from the last block).
-
-    >>> lora_layer_modules(["layers.0.q", "layers.0.k", "layers.1.q"], ["q"], -1)
-    ['layers.1.q']
-    """
-    if isinstance(targets, str):
-        raise TextGenValueError(
-            f"lora: layers_to_transform needs target_modules as a list of names, got the "
-            f"pattern {targets!r}"
-        )
-    block = {}
-    for name in linear:
-        found = re.search(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.", name)
-        if found:
-            block[name] = int(found.group(1))
-    n = max(block.values(), default=-1) + 1
-    if not n:
-        raise TextGenValueError(
-            "lora: layers_to_transform needs numbered blocks (module names like "
-            f"'layers.<i>.' or 'h.<i>.'), found none among {linear[:3]}"
-        )
-    wanted = [layers] if isinstance(layers, int) else layers
-    if (
-        not isinstance(wanted, list | tuple)
-        or not wanted
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in wanted)
-    ):
-        raise TextGenValueError(
-            f"lora: expects layers_to_transform to be a block index or a list of them, got "
-            f"{layers!r}"
-        )
-    bad = [i for i in wanted if not -n <= i < n]
-    if bad:
-        raise TextGenValueError(
-            f"lora: layers_to_transform {bad} out of range: the model has {n} blocks "
-            f"(0..{n - 1}, or -{n}..-1 from the end)"
-        )
-    picked = {i % n for i in wanted}
-    return [  # peft's own matching rule for a list of names: the name or its dotted suffix
-        name
-        for name in linear
-        if block.get(name) in picked and any(name == t or name.endswith(f".{t}") for t in targets)
-    ]
 
 
 def check_text_observation_space(space: spaces.Space) -> None:
@@ -153,8 +104,10 @@ class TransformerExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=head.in_features)
         self.lm = lm
         self.lora = dict(lora) if lora else None
-        if self.lora and not self._lora_layers():  # a saved policy's model holds its adapters
-            self._inject_lora(self.lora)
+        if self.lora and not adapters.adapter_layers(
+            self.lm
+        ):  # a saved policy's model holds its adapters
+            adapters.inject(self.trunk, self.lm, self.lora)
         self.group_sequences = group_sequences
         self._order_checked = False
         self.rollout_cache = (
@@ -217,79 +170,20 @@ class TransformerExtractor(BaseFeaturesExtractor):
             return grouped_last_hidden(self.trunk, ids, lengths, head=head)
         return full_last_hidden(self.trunk, ids, lengths)
 
-    # -- LoRA ----------------------------------------------------------------------------------
-    def _inject_lora(self, settings: dict[str, Any]) -> None:
-        try:
-            from peft import LoraConfig, inject_adapter_in_model
-            from transformers.pytorch_utils import Conv1D
-        except ImportError as e:
-            raise ImportError("lora=... needs peft: pip install 'gym-textgen[lora]'") from e
-        settings = {**_LORA_DEFAULTS, **settings}
-        # peft's layer selection looks for "<something>.layers.<i>." in module names, which the
-        # trunk's own names ("layers.3.mlp.up_proj") never match: the layers are picked here
-        layers = settings.pop("layers_to_transform", None)
-        if layers is not None:
-            settings.pop("layers_pattern", None)
-        given = {**settings, "layers_to_transform": layers} if layers is not None else settings
-        try:
-            config = LoraConfig(**settings)
-        except (TypeError, ValueError) as e:
-            raise TextGenValueError(f"lora={given} is not a valid peft LoraConfig: {e}") from e
-        linear = [  # GPT-2's projections are transformers' Conv1D, which peft adapts too
-            name for name, m in self.trunk.named_modules() if isinstance(m, nn.Linear | Conv1D)
-        ]
-        if config.target_modules == "all-linear" or config.target_modules == {"all-linear"}:
-            config.target_modules = sorted({name.rsplit(".", 1)[-1] for name in linear})
-        if layers is not None:
-            targets = config.target_modules
-            config.target_modules = lora_layer_modules(linear, targets, layers)
-            if not config.target_modules:
-                raise TextGenValueError(
-                    f"lora: no module of target_modules {sorted(targets)} in blocks {layers}; "
-                    f"names are relative to the transformer trunk, e.g. {linear[:2]}"
-                )
-        try:
-            inject_adapter_in_model(config, self.trunk)
-        except (TypeError, ValueError) as e:  # peft checks r, alpha, ... only here
-            raise TextGenValueError(f"lora={given} could not be applied: {e}") from e
-        for name, p in self.lm.named_parameters():
-            p.requires_grad = "lora_" in name
-
-    def _lora_layers(self) -> list[nn.Module]:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-
-        return [m for m in self.lm.modules() if isinstance(m, BaseTunerLayer)]
-
+    # -- LoRA (agents.lora) ---------------------------------------------------------------------
     @contextlib.contextmanager
     def adapters_disabled(self) -> Iterator[None]:
         """Inside this block the LM is its frozen base (LoRA only)."""
-        layers = self._lora_layers()
-        for m in layers:
-            m.enable_adapters(False)
-        self.clear_cache()  # cached keys/values belong to the adapted model
-        try:
-            yield
-        finally:
-            for m in layers:
-                m.enable_adapters(True)
-            self.clear_cache()
+        with adapters.adapters_off(self.lm):
+            self.clear_cache()  # cached keys/values belong to the adapted model
+            try:
+                yield
+            finally:
+                self.clear_cache()
 
     def merged_lm(self) -> nn.Module:
         """A plain `transformers` LM with any LoRA weights merged in (a copy when LoRA is on)."""
-        if not self.lora:
-            return self.lm
-        merged = copy.deepcopy(self.lm)
-        state = {}
-        for module in merged.modules():
-            if hasattr(module, "merge") and hasattr(module, "get_base_layer"):
-                module.merge()
-        for key, value in merged.state_dict().items():
-            if "lora_" in key:
-                continue
-            state[key.replace(".base_layer.", ".")] = value
-        plain = type(self.lm)(self.lm.config)
-        plain.load_state_dict(state)
-        return plain.eval()
+        return adapters.merged(self.lm) if self.lora else self.lm
 
 
 def scale_learning_rates(optimizer: th.optim.Optimizer) -> None:
