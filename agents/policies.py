@@ -104,9 +104,8 @@ class TransformerExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=head.in_features)
         self.lm = lm
         self.lora = dict(lora) if lora else None
-        if self.lora and not adapters.adapter_layers(
-            self.lm
-        ):  # a saved policy's model holds its adapters
+        # (a saved policy's model holds its adapters already)
+        if self.lora and not adapters.adapter_layers(self.lm):
             adapters.inject(self.trunk, self.lm, self.lora)
         self.group_sequences = group_sequences
         self._order_checked = False
