@@ -18,13 +18,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from agents.config import (
-    ArgumentParser,
-    TrainConfig,
-    add_dataclass_flags,
-    json_value,
-    load_config,
-)
+from agents.config import TrainConfig, load_config
+from agents.dataclass_cli import ArgumentParser, add_dataclass_flags, json_value
 from gym_textgen.errors import TextGenError
 
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 import gym_textgen  # noqa: F401  (registers TextGen-v0)
-from agents.config import parse_dataclass_args
+from agents.dataclass_cli import parse_dataclass_args
 
 
 @dataclass

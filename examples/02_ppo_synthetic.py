@@ -13,7 +13,7 @@ import numpy as np
 from stable_baselines3 import PPO
 
 import agents
-from agents.config import parse_dataclass_args
+from agents.dataclass_cli import parse_dataclass_args
 
 
 @dataclass

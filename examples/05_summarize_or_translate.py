@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from stable_baselines3 import PPO
 
 import agents
-from agents.config import parse_dataclass_args
+from agents.dataclass_cli import parse_dataclass_args
 from agents.evaluation import mean_reward, sample_episodes
 from gym_textgen.tasks import make_task
 

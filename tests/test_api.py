@@ -27,7 +27,7 @@ def test_config_object_equals_keywords():
 
 
 def test_every_config_field_is_documented():
-    from agents.config import field_docs
+    from agents.dataclass_cli import field_docs
 
     docs = field_docs(TextGenConfig)
     assert set(docs) == set(TextGenConfig.names())

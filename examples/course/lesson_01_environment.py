@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import gym_textgen  # noqa: F401  (registers TextGen-v0)
-from agents.config import parse_dataclass_args
+from agents.dataclass_cli import parse_dataclass_args
 from gym_textgen.models import load_model
 
 

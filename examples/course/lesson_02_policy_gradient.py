@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import agents
-from agents.config import parse_dataclass_args
+from agents.dataclass_cli import parse_dataclass_args
 from gym_textgen.envs import TextGenVectorEnv
 from gym_textgen.models import load_model
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.callbacks import read_metrics
-from agents.config import TrainConfig, parse_dataclass_args
+from agents.config import TrainConfig
+from agents.dataclass_cli import parse_dataclass_args
 from agents.evaluation import mean_reward
 from agents.training import before_after, train
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import agents
-from agents.config import parse_dataclass_args
+from agents.dataclass_cli import parse_dataclass_args
 from agents.evaluation import mean_reward, sample_episodes
 from gym_textgen.scorers.builtin import words
 

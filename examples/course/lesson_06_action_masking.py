@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from agents.callbacks import read_metrics
-from agents.config import TrainConfig, parse_dataclass_args
+from agents.config import TrainConfig
+from agents.dataclass_cli import parse_dataclass_args
 from agents.evaluation import mean_reward
 from agents.training import before_after, train
 

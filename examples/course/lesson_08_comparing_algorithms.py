@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.bench import QUICK, BenchConfig, run_bench
-from agents.config import parse_dataclass_args
+from agents.dataclass_cli import parse_dataclass_args
 
 
 @dataclass
