@@ -34,17 +34,7 @@ _EXPORTS = {
 }
 
 
-# old name -> (module, new name): still importable for one release, with a FutureWarning
-_RENAMED = {"TextGenVecEnv": ("agents.vec_env", "TextGenSB3VecEnv")}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _RENAMED:
-        from gym_textgen.errors import deprecated
-
-        module, new = _RENAMED[name]
-        deprecated(f"agents.{name}", f"agents.{new}")
-        return getattr(importlib.import_module(module), new)
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value

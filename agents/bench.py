@@ -142,7 +142,8 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     from agents.callbacks import atomic_write_bytes
     from agents.config import TrainConfig
     from agents.evaluation import mean_reward, sample_episodes
-    from agents.training import RunDir, before_after, resume_config, train
+    from agents.rundir import RunDir, before_after
+    from agents.training import resume_config, train
 
     folder = cell_folder(spec)
     done = folder / "result.json"
@@ -372,7 +373,7 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
 
 def _cells_with_progress(out: Path) -> list[Path]:
     """The cell folders under `out` with a result or a run that a rerun would resume."""
-    from agents.training import RunDir
+    from agents.rundir import RunDir
 
     cells = out / "cells"
     folders = sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else []

@@ -32,16 +32,6 @@ METRIC_KEYS = [
     "train/explained_variance",
 ]
 KL_KEYS = ["kl/ref_per_episode", "kl/ref_per_token", "kl/coef"]
-#: metrics.csv columns renamed in 0.2 (old -> new); an older file is upgraded on resume
-RENAMED_COLUMNS = {
-    "rollout_reward": "reward/total",
-    "rollout_episodes": "rollout/episodes",
-    "ep_rew_mean": "rollout/ep_rew_mean",
-    "ep_len_mean": "rollout/ep_len_mean",
-    "textgen/kl_ref": "kl/ref_per_episode",
-    "textgen/kl_per_token": "kl/ref_per_token",
-    "textgen/beta": "kl/coef",
-}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -182,12 +172,12 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
 
 
 def upgrade_metrics(path: Path, columns: list[str]) -> None:
-    """Rewrite `metrics.csv` (atomically) with `columns` first, old column names renamed, and
-    any other column it had kept after them, so rows written from now on line up."""
+    """Rewrite `metrics.csv` (atomically) with `columns` first and any other column it had kept
+    after them, so rows written from now on line up."""
     path = Path(path)
-    rows = [{RENAMED_COLUMNS.get(k, k): v for k, v in r.items()} for r in read_metrics(path)]
+    rows = read_metrics(path)
     with path.open(newline="") as f:
-        old = [RENAMED_COLUMNS.get(c, c) for c in next(csv.reader(f), None) or []]
+        old = next(csv.reader(f), None) or []
     header = [*columns, *(c for c in old if c not in columns)]
     if header == old:
         return

@@ -62,8 +62,6 @@ def parser() -> ArgumentParser:
     )
     add_dataclass_flags(t, TrainConfig)
     # names until 0.2, still accepted (with a FutureWarning) and hidden from --help
-    t.add_argument("--kl-target", type=float, help=argparse.SUPPRESS)
-    t.add_argument("--fast", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     e = sub.add_parser(
         "eval",
         parents=[debug],
@@ -157,20 +155,19 @@ def bench_algos() -> list[str]:
 
 
 def run_command(args) -> None:
-    from agents import training
+    from agents import commands, training
 
     if args.command == "train":
         overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
-        overrides.update(kl_target=args.kl_target, fast=args.fast)  # old names: upgraded
         if args.resume is not None:
             if args.config is not None:
-                raise training.RunError("--resume takes the run's own config; drop --config")
+                raise commands.RunError("--resume takes the run's own config; drop --config")
             cfg = training.resume_config(args.resume, overrides)
         else:
             cfg = load_config(args.config, **overrides)
         training.train(cfg, resume=args.resume)
     elif args.command == "eval":
-        training.evaluate_run(
+        commands.evaluate_run(
             args.run,
             args.episodes,
             args.split,
@@ -180,7 +177,7 @@ def run_command(args) -> None:
             json_path=args.json,
         )
     elif args.command == "generate":
-        training.generate(args.run, args.prompt, args.n, args.seed, args.greedy)
+        commands.generate(args.run, args.prompt, args.n, args.seed, args.greedy)
     elif args.command == "bench":
         from agents.bench import QUICK, BenchConfig, run_bench
 
@@ -208,13 +205,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def __getattr__(name: str):
-    if name == "evaluate":  # agents.cli.evaluate until 0.2
-        from agents import training
-        from gym_textgen.errors import deprecated
-
-        deprecated("agents.cli.evaluate", "agents.training.evaluate_run")
-        return training.evaluate_run
-    raise AttributeError(f"module 'agents.cli' has no attribute {name!r}")

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from agents.dataclass_cli import at_least, check_types, read_yaml_mapping, unknown_keys_error
-from gym_textgen.errors import TextGenValueError, deprecated
+from gym_textgen.errors import TextGenValueError
 from gym_textgen.tasks.loading import is_task_file
 
 #: The algorithm names `textgen train --algo` accepts (`agents.ALGOS` maps them to classes).
@@ -217,28 +217,6 @@ class TrainConfig:
             )
 
 
-#: Config keys renamed in 0.2 (old -> new); old configs still load, with a FutureWarning.
-RENAMED_KEYS = {"kl_target": "kl_coef_target"}
-#: Keys split in 0.2: `fast` set both of these.
-SPLIT_KEYS = {"fast": ("kv_cache", "group_sequences")}
-
-
-def upgrade_keys(data: dict[str, Any], where: str) -> dict[str, Any]:
-    """`data` with renamed and split keys in their new form (a FutureWarning for each)."""
-    data = dict(data)
-    for old, new in RENAMED_KEYS.items():
-        if old in data:
-            deprecated(f"config key {old!r} ({where})", repr(new))
-            data.setdefault(new, data.pop(old))
-    for old, new_keys in SPLIT_KEYS.items():
-        if old in data:
-            deprecated(f"config key {old!r} ({where})", " and ".join(map(repr, new_keys)))
-            value = data.pop(old)
-            for new in new_keys:
-                data.setdefault(new, value)
-    return data
-
-
 def config_keys() -> list[str]:
     """The keys a YAML config (and `TrainConfig`) accepts."""
     return [f.name for f in fields(TrainConfig)]
@@ -252,7 +230,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     """
     data = read_yaml_mapping(path) if path is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    data = upgrade_keys(data, str(path) if path is not None else "arguments")
     unknown = sorted(set(data) - set(config_keys()))
     if unknown:
         raise TextGenValueError(unknown_keys_error(unknown, config_keys()))

@@ -32,7 +32,7 @@ from torch import nn
 from agents import lora as adapters
 from agents.distributions import FastCategoricalDistribution, FastMaskableCategoricalDistribution
 from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden, prefix_heads
-from gym_textgen.errors import TextGenValueError, deprecated
+from gym_textgen.errors import TextGenValueError
 from gym_textgen.models import disable_dropout, load_model, quiet_progress
 
 
@@ -231,16 +231,12 @@ class _TransformerPolicyMixin:
         model_kwargs: dict[str, Any] | None = None,
         kv_cache: bool = True,
         group_sequences: bool = True,
-        fast: bool | None = None,
         value_lr_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         if not 0 < value_lr_scale < float("inf"):
             raise TextGenValueError(f"Expects value_lr_scale > 0, got {value_lr_scale}")
         self.value_lr_scale = float(value_lr_scale)
-        if fast is not None:  # the one switch for both, until 0.2
-            deprecated("policy_kwargs['fast']", "'kv_cache' and 'group_sequences'")
-            kv_cache = group_sequences = fast
         if not isinstance(action_space, spaces.Discrete):
             raise TextGenValueError(
                 f"TransformerPolicy expects a Discrete action space, got {action_space}"
@@ -372,7 +368,6 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
         value_lr_scale: the value head's learning rate as a multiple of the LM's. A value head
             that starts at zero and learns at a pretrained LM's small rate (1e-5) gives PPO no
             baseline for hundreds of updates; 100 lets it catch up in a few.
-        fast: deprecated; sets both of the above.
         **kwargs: `ActorCriticPolicy`'s arguments (optimizer, ...).
     """
 

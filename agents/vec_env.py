@@ -12,14 +12,13 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import gym_textgen  # noqa: F401  (registers the env ids)
 from gym_textgen.envs import TextGenVectorEnv
-from gym_textgen.errors import TextGenValueError, deprecated
+from gym_textgen.errors import TextGenValueError
 
 
 class TextGenSB3VecEnv(VecEnv):
     """SB3's VecEnv API on Gymnasium's `TextGenVectorEnv` (SameStep autoreset, as SB3 expects).
 
-    (Named for what it adapts to: Gymnasium's vector env is `gym_textgen.TextGenVectorEnv`;
-    this was `TextGenVecEnv` before 0.2.)
+    (Named for what it adapts to: Gymnasium's vector env is `gym_textgen.TextGenVectorEnv`.)
 
     A finished slot resets in the same step; its last observation is in
     `infos[i]["terminal_observation"]`. `env_method`, `get_attr` and `set_attr` reach the slots'
@@ -179,10 +178,3 @@ def unwrap_textgen(env: VecEnv) -> TextGenSB3VecEnv:
             )
         env = env.venv
     return env
-
-
-def __getattr__(name: str) -> Any:
-    if name == "TextGenVecEnv":  # the name until 0.2, too close to TextGenVectorEnv
-        deprecated("agents.vec_env.TextGenVecEnv", "agents.TextGenSB3VecEnv")
-        return TextGenSB3VecEnv
-    raise AttributeError(f"module 'agents.vec_env' has no attribute {name!r}")

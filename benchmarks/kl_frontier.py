@@ -31,9 +31,10 @@ def main() -> None:
         if getattr(args, name) < 2:
             parser.error(f"--{name} must be >= 2, got {getattr(args, name)}")
 
+    from agents.build import build, env_kwargs_for
     from agents.config import load_config
     from agents.evaluation import sample_episodes
-    from agents.training import RunDir, build, env_kwargs_for
+    from agents.rundir import RunDir
 
     cfg = load_config(args.config)  # (LoRA adapters start at zero: the initial model)
     with tempfile.TemporaryDirectory() as tmp:

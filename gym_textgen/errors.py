@@ -49,23 +49,11 @@ def require(module: str, extra: str, what: str):
         ) from e
 
 
-def deprecated(old: str, new: str, stacklevel: int = 3) -> None:
-    """Warn (FutureWarning, shown by default) that `old` is renamed `new` and goes in 0.3."""
-    import warnings
-
-    warnings.warn(
-        f"{old} is deprecated and will be removed in gym-textgen 0.3; use {new}",
-        FutureWarning,
-        stacklevel=stacklevel,
-    )
-
-
 __all__ = [
     "MissingDependencyError",
     "ScorerError",
     "TextGenError",
     "TextGenTypeError",
     "TextGenValueError",
-    "deprecated",
     "require",
 ]

@@ -51,29 +51,20 @@ def test_prepare_and_commit_are_the_two_halves_of_step():
     assert_same(committed, twin.step(WORD))
 
 
-@pytest.mark.parametrize(
-    "old, call",
-    [
-        ("agents.TextGenVecEnv", lambda: agents.TextGenVecEnv),
-        ("agents.vec_env.TextGenVecEnv", lambda: agents.vec_env.TextGenVecEnv),
-        (
-            "gym_textgen.scorers.evaluate",
-            lambda: gym_textgen.scorers.evaluate(gym_textgen.make_scorer("length"), ["a"], ["b"]),
-        ),
-    ],
-)
-def test_old_names_work_with_a_warning(old, call):
-    with pytest.warns(FutureWarning, match=f"{old} is deprecated"):
-        assert call() is not None
+def test_names_removed_in_0_3_are_clear_errors():
+    """The 0.2 deprecation shims are gone (CHANGELOG.md): an old name is an error that names
+    the new one where it can."""
+    from agents.config import load_config
 
-
-def test_old_fast_policy_argument():
+    with pytest.raises(ValueError, match=r"'kl_target'\] \(did you mean 'kl_coef_target'\?\)"):
+        load_config(None, kl_target=3.0)
+    with pytest.raises(AttributeError, match="has no attribute 'TextGenVecEnv'"):
+        agents.TextGenVecEnv  # noqa: B018
+    with pytest.raises(AttributeError, match="has no attribute 'evaluate'"):
+        gym_textgen.scorers.evaluate  # noqa: B018
     env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=1, max_new_tokens=2)
-    with pytest.warns(FutureWarning, match=r"policy_kwargs\['fast'\] is deprecated"):
-        model = agents.make_algo("ppo", env, {"model": "random-tiny", "fast": False}, n_steps=4)
-    policy = model.policy
-    assert (policy.kv_cache, policy.group_sequences) == (False, False)
-    assert policy.features_extractor.rollout_cache is None
+    with pytest.raises(TypeError, match="unexpected keyword argument 'fast'"):
+        agents.make_algo("ppo", env, {"model": "random-tiny", "fast": False}, n_steps=4)
 
 
 def test_config_on_top_of_a_registered_id():
@@ -133,19 +124,3 @@ def test_check_env_takes_vec_envs():
             warnings.simplefilter("always")
             agents.check_env(env)
         assert any("Use agents.TransformerPolicy" in str(w.message) for w in caught)
-
-
-def test_more_old_names():
-    from agents import cli, training
-
-    with pytest.warns(FutureWarning, match="agents.training.evaluate is deprecated"):
-        assert training.evaluate is training.evaluate_run
-    with pytest.warns(FutureWarning, match="agents.cli.evaluate is deprecated"):
-        assert cli.evaluate is training.evaluate_run
-    args = cli.parser().parse_args(["train", "--kl-coef", "0.1", "--kl-target", "3", "--no-fast"])
-    assert (args.kl_target, args.fast) == (3.0, False)
-    from agents.config import load_config
-
-    with pytest.warns(FutureWarning, match="config key 'kl_target'"):
-        cfg = load_config(None, kl_coef=0.1, kl_target=3.0, fast=False)
-    assert cfg.kl_coef_target == 3.0 and not cfg.kv_cache

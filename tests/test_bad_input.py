@@ -200,7 +200,7 @@ def _config(tmp_path, text):
 
 
 def _run_folder(tmp_path, payload):
-    from agents.training import load_run_model
+    from agents.build import load_run_model
 
     run = tmp_path / "run"
     run.mkdir(exist_ok=True)

@@ -162,7 +162,7 @@ def test_a_grid_whose_cells_all_failed_does_not_lock_its_folder(tmp_path, capsys
 def test_a_started_cell_still_ties_its_grid_to_its_settings(tmp_path):
     pytest.importorskip("rliable")
     from agents.bench import run_bench
-    from agents.training import RunDir
+    from agents.rundir import RunDir
 
     kwargs = dict(algos=["ppo"], tasks=["target_tokens"], seeds=1, timesteps=64, n_envs=4,
                   eval_episodes=4, out=str(tmp_path / "grid"))  # fmt: skip

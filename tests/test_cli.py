@@ -200,13 +200,13 @@ def test_resume_refuses_settings_it_cannot_honour(tmp_path):
 
 
 def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
-    from agents import cli, training
+    from agents import cli, commands
     from gym_textgen.errors import TextGenValueError
 
     def bad_setting(*args, **kwargs):
         raise TextGenValueError("Expects a good setting, got a bad one")
 
-    monkeypatch.setattr(training, "evaluate_run", bad_setting)
+    monkeypatch.setattr(commands, "evaluate_run", bad_setting)
     assert cli.main(["eval", "somewhere"]) == 2
     assert capsys.readouterr().err == "textgen eval: error: Expects a good setting, got a bad one\n"
     with pytest.raises(TextGenValueError):
@@ -215,7 +215,7 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch,
     def bug(*args, **kwargs):
         raise ValueError("an internal bug")
 
-    monkeypatch.setattr(training, "evaluate_run", bug)
+    monkeypatch.setattr(commands, "evaluate_run", bug)
     with pytest.raises(ValueError, match="an internal bug"):  # not swallowed as "bad input"
         cli.main(["eval", "somewhere"])
 

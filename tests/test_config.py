@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents.config import load_config
-from agents.training import RunDir, RunError, resume_config, train
+from agents.rundir import RunDir, RunError
+from agents.training import resume_config, train
 from gym_textgen.errors import TextGenValueError
 
 TINY = dict(
@@ -113,7 +114,7 @@ def test_a_moved_model_folder_is_not_called_a_corrupt_checkpoint(finished_run, t
     reported as "corrupt or unreadable")."""
     import shutil
 
-    from agents.training import load_run_model
+    from agents.build import load_run_model
     from gym_textgen.models import ModelNotFoundError
 
     folder = tmp_path / "my-model"
@@ -127,36 +128,13 @@ def test_a_moved_model_folder_is_not_called_a_corrupt_checkpoint(finished_run, t
     assert "corrupt" not in str(info.value)
 
 
-def test_old_config_keys_load_with_a_warning(tmp_path):
-    path = tmp_path / "old.yaml"
-    path.write_text("kl_coef: 0.1\nkl_target: 4.0\nfast: false\n")
-    with pytest.warns(FutureWarning, match="config key 'kl_target'"):
-        cfg = load_config(path)
-    assert cfg.kl_coef_target == 4.0 and not cfg.kv_cache and not cfg.group_sequences
-
-
-def test_resume_upgrades_an_older_metrics_file_and_continues_the_kl_state(tmp_path):
-    """A run from before 0.2: its metrics.csv keeps its rows under the new column names; the
-    saved KL controller's kl_coef continues."""
-    import csv
-
+def test_resume_continues_the_kl_controller_state(tmp_path):
+    """The adaptive kl_coef is part of a run: a resume continues from the saved value."""
     from stable_baselines3 import PPO
 
-    from agents.callbacks import read_metrics
-
-    run = tmp_path / "old"
+    run = tmp_path / "run"
     cfg = load_config(None, timesteps=64, out=str(run), kl_coef=0.1, kl_coef_target=1e-6, **TINY)
     train(cfg)
-    # turn the files into what the code before 0.2 wrote
-    old = ["timesteps", "rollout_reward", "rollout_episodes", "ep_rew_mean", "ep_len_mean"]
-    rows = [
-        {"timesteps": r["timesteps"], "rollout_reward": r["reward/total"]}
-        for r in read_metrics(run / "metrics.csv")
-    ]
-    with (run / "metrics.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=old, restval="0")
-        writer.writeheader()
-        writer.writerows(rows)
     ckpt = run / "checkpoints" / "latest.zip"
     model = PPO.load(ckpt)
     # a saved coefficient far from the start value, so a restart would show
@@ -165,10 +143,6 @@ def test_resume_upgrades_an_older_metrics_file_and_continues_the_kl_state(tmp_pa
     }  # fmt: skip
     model.save(ckpt)
     train(resume_config(run, {"timesteps": 128}), resume=run)
-    upgraded = read_metrics(run / "metrics.csv")
-    assert [int(r["timesteps"]) for r in upgraded] == [32, 64, 96, 128]
-    assert all(r["reward/total"] != "" for r in upgraded)  # old rows under the new name
-    assert "rollout_reward" not in upgraded[0]
     resumed = PPO.load(run / "model.zip").textgen_kl_state
     assert abs(resumed["kl_coef"] - 0.5) < 0.01  # continued from the saved value, not restarted
 
@@ -185,7 +159,7 @@ def test_kl_in_loss_settings():
 
 
 def test_linear_lr_schedule_decays_to_zero_over_the_run(tmp_path):
-    from agents.training import load_run_model
+    from agents.build import load_run_model
 
     run = tmp_path / "run"
     train(load_config(None, timesteps=64, out=str(run), lr_schedule="linear", **TINY))

@@ -42,8 +42,9 @@ def test_maskable_ppo_acts_only_inside_the_mask_and_evaluates_under_it(tmp_path,
     model carries the mask, so `sample_episodes` evaluates under it."""
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from agents.build import build
     from agents.evaluation import sample_episodes
-    from agents.training import RunDir, build
+    from agents.rundir import RunDir
 
     cfg = TrainConfig(algo="maskable_ppo", model="random-tiny", mask_top_k=3, n_envs=4,
                       n_steps=8, batch_size=16, n_epochs=1, timesteps=64,

@@ -29,7 +29,8 @@ from agents.callbacks import read_metrics
 from agents.config import TrainConfig
 from agents.dataclass_cli import parse_dataclass_args
 from agents.evaluation import mean_reward
-from agents.training import before_after, train
+from agents.rundir import before_after
+from agents.training import train
 from gym_textgen.scorers.builtin import words
 
 

@@ -32,7 +32,6 @@ from gym_textgen.scorers.base import (
     ScorerError,
     WeightedScorer,
     check_scores,
-    evaluate,
     score_batch,
 )
 from gym_textgen.scorers.builtin import (
@@ -167,7 +166,6 @@ __all__ = [
     "WeightedScorer",
     "WordMatchScorer",
     "check_scores",
-    "evaluate",
     "list_scorers",
     "make_scorer",
     "register_scorer",

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gym_textgen.errors import ScorerError, TextGenValueError, deprecated
+from gym_textgen.errors import ScorerError, TextGenValueError
 
 
 class Scorer:
@@ -232,9 +232,3 @@ def _score_batch(
             f"completion {shown!r:.300}"
         ) from e
     return total, comps
-
-
-def evaluate(*args: Any, **kwargs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Deprecated name of `score_batch` (one `evaluate` per meaning: `textgen eval` evaluates)."""
-    deprecated("gym_textgen.scorers.evaluate", "gym_textgen.scorers.score_batch")
-    return score_batch(*args, **kwargs)
