@@ -323,6 +323,27 @@ class _TransformerPolicyMixin:
         )
         return data
 
+    def evaluate_actions_full(
+        self, obs: dict[str, th.Tensor], actions: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """SB3's `evaluate_actions` (values, log-probabilities of `actions`, entropies), and the
+        whole next-token log-distribution `(B, V)` of each row: one forward for all four."""
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            latent_pi, latent_vf = self.mlp_extractor(features)
+        else:
+            pi_features, vf_features = features
+            latent_pi = self.mlp_extractor.forward_actor(pi_features)
+            latent_vf = self.mlp_extractor.forward_critic(vf_features)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        log_probs_all = distribution.distribution.logits  # Categorical keeps them normalised
+        return (
+            self.value_net(latent_vf),
+            distribution.log_prob(actions),
+            distribution.entropy(),
+            log_probs_all,
+        )
+
     @property
     def lm(self) -> nn.Module:
         """The policy's Hugging Face causal LM (the actor)."""

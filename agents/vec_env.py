@@ -61,6 +61,12 @@ class TextGenSB3VecEnv(VecEnv):
         """The shared `TextGenCore` (tokenizer, task, scorer)."""
         return self.venv.core
 
+    @property
+    def group_size(self) -> int:
+        """Consecutive slots that share each prompt (SB3's wrappers forward it: `VecMonitor(env)
+        .group_size` reads it too)."""
+        return self.venv.group_size
+
     def reset(self) -> dict[str, np.ndarray]:
         seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
         options = [dict(o) if o else None for o in self._options]
@@ -116,6 +122,25 @@ class TextGenSB3VecEnv(VecEnv):
     def render(self, mode: str | None = None) -> Any:
         """Each slot's text (prompt«completion»), whatever the render mode."""
         return [env.text for env in self.venv.envs]
+
+
+def env_group_size(env: VecEnv) -> int | None:
+    """The env's prompt group size (`TextGenSB3VecEnv.group_size`, read through SB3's wrappers,
+    which forward attributes), or None for an env without prompt groups."""
+    try:
+        return int(env.group_size)
+    except AttributeError:
+        return None
+
+
+def env_horizon(env: VecEnv) -> int:
+    """The longest episode of a TextGen VecEnv (its `max_new_tokens`)."""
+    try:
+        return int(env.get_attr("max_new_tokens")[0])
+    except AttributeError as e:
+        raise TextGenValueError(
+            "REINFORCE needs episodes of a known maximum length: pass max_episode_steps=..."
+        ) from e
 
 
 def make_vec_env(

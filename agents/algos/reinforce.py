@@ -61,51 +61,10 @@ from agents.advantages import exact_kl
 from agents.buffers import EpisodeRoundBuffer
 from agents.kl import KLController, KLReference
 from agents.policies import TransformerPolicy
+from agents.vec_env import env_group_size, env_horizon
 from gym_textgen.errors import TextGenValueError
 
 BASELINES = ("none", "value", "rloo")
-
-
-def evaluate(
-    policy: TransformerPolicy, obs: dict[str, th.Tensor], actions: th.Tensor
-) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
-    """SB3's `ActorCriticPolicy.evaluate_actions`, also returning the whole next-token
-    log-distribution `(B, V)` of each row (one forward for all four)."""
-    features = policy.extract_features(obs)
-    if policy.share_features_extractor:
-        latent_pi, latent_vf = policy.mlp_extractor(features)
-    else:
-        pi_features, vf_features = features
-        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
-        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    distribution = policy._get_action_dist_from_latent(latent_pi)
-    log_probs_all = distribution.distribution.logits  # Categorical keeps them normalised
-    return (
-        policy.value_net(latent_vf),
-        distribution.log_prob(actions),
-        distribution.entropy(),
-        log_probs_all,
-    )
-
-
-def env_group_size(env: VecEnv) -> int:
-    """The prompt group size of a TextGen VecEnv (1 for any other env)."""
-    from agents.vec_env import TextGenSB3VecEnv
-
-    inner = env
-    while hasattr(inner, "venv") and not isinstance(inner, TextGenSB3VecEnv):
-        inner = inner.venv
-    return inner.venv.group_size if isinstance(inner, TextGenSB3VecEnv) else 1
-
-
-def env_horizon(env: VecEnv) -> int:
-    """The longest episode of a TextGen VecEnv (its `max_new_tokens`)."""
-    try:
-        return int(env.get_attr("max_new_tokens")[0])
-    except AttributeError as e:
-        raise TextGenValueError(
-            "REINFORCE needs episodes of a known maximum length: pass max_episode_steps=..."
-        ) from e
 
 
 def episode_horizon(env: VecEnv, max_episode_steps: int | None) -> int:
@@ -271,7 +230,7 @@ class REINFORCE(OnPolicyAlgorithm):
         saved_horizon, saved_group = getattr(self, "horizon", None), getattr(self, "group_size", 1)
         if self.env is not None:
             self.horizon = episode_horizon(self.env, self.max_episode_steps)
-            self.group_size = env_group_size(self.env)
+            self.group_size = env_group_size(self.env) or 1
         else:
             self.horizon, self.group_size = saved_horizon, saved_group
         if self.baseline == "rloo" and self.group_size < 2:
@@ -373,8 +332,8 @@ class REINFORCE(OnPolicyAlgorithm):
         for epoch in range(self.n_epochs):
             for data in self.rollout_buffer.get(self.batch_size):
                 actions = data.actions.long().flatten()
-                values, log_prob, entropy, log_probs_all = evaluate(
-                    self.policy, data.observations, actions
+                values, log_prob, entropy, log_probs_all = self.policy.evaluate_actions_full(
+                    data.observations, actions
                 )
                 advantages = data.advantages
                 if self.normalize_advantage and len(advantages) > 1:
