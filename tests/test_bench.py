@@ -229,7 +229,7 @@ def _results(scores: dict[tuple[str, str], list[float]]) -> list[dict[str, objec
 
 
 def test_an_algorithm_with_one_seed_leaves_the_others_their_intervals():
-    from agents.bench import iqm_table
+    from agents.bench_report import iqm_table
 
     results = _results({
         ("ppo", "t1"): [0.1, 0.5, 0.9], ("ppo", "t2"): [0.2, 0.4, 0.6],
@@ -245,7 +245,7 @@ def test_an_algorithm_with_one_seed_leaves_the_others_their_intervals():
 
 
 def test_tasks_with_unequal_seeds_keep_every_run():
-    from agents.bench import iqm_table
+    from agents.bench_report import iqm_table
 
     t1, t2 = [0.1, 0.9, 0.4, 0.7, 0.3], [0.2, 0.8, 0.05]  # 5 and 3 seeds finished
     # by hand: the 8 runs sorted are .05 .1 | .2 .3 .4 .7 | .8 .9: the IQM is the middle four's mean
@@ -255,7 +255,7 @@ def test_tasks_with_unequal_seeds_keep_every_run():
     lo, hi = (float(x) for x in rows[0][2].strip("[]").split(", "))
     assert lo <= expected <= hi
 
-    from agents.bench import stratified_bootstrap_iqm
+    from agents.bench_report import stratified_bootstrap_iqm
 
     assert stratified_bootstrap_iqm([np.array(t1), np.array(t2)])[0] == pytest.approx(
         expected, rel=1e-12, abs=0
@@ -278,7 +278,7 @@ def test_the_iqm_and_its_interval_are_rliables_on_equal_counts():
     from rliable import library as rly
     from rliable import metrics
 
-    from agents.bench import iqm, stratified_bootstrap_iqm
+    from agents.bench_report import iqm, stratified_bootstrap_iqm
 
     for runs, tasks in [(1, 1), (3, 2), (5, 3), (7, 1), (2, 4)]:
         x = np.random.default_rng(runs * 10 + tasks).normal(size=(runs, tasks))
