@@ -32,6 +32,10 @@ class ScorerError(TextGenError, RuntimeError):
     """A scorer raised, timed out, or returned something other than one finite float per text."""
 
 
+class ModelNotFoundError(TextGenValueError):
+    """A model or tokenizer name that cannot be resolved offline."""
+
+
 class MissingDependencyError(TextGenError, ImportError):
     """An optional library is not installed; the message gives the install command."""
 
@@ -51,6 +55,7 @@ def require(module: str, extra: str, what: str):
 
 __all__ = [
     "MissingDependencyError",
+    "ModelNotFoundError",
     "ScorerError",
     "TextGenError",
     "TextGenTypeError",

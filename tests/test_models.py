@@ -13,6 +13,7 @@ import torch
 import gym_textgen  # noqa: F401
 from gym_textgen import models
 from gym_textgen.models import ModelNotFoundError, list_models, load_model, load_tokenizer
+from gym_textgen.models import gguf as gguf_module
 from tests.tokens import V
 
 HAS_SMOLLM2 = (
@@ -121,7 +122,7 @@ def test_gguf_cache_is_atomic_reused_and_rebuilt(tmp_path, monkeypatch):
         calls.append(out)
         (out / "config.json").write_text("{}")
 
-    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    monkeypatch.setattr(gguf_module, "convert_gguf", fake_convert)
     folder = models.resolve(str(gguf))
     assert (folder / "COMPLETE").is_file() and len(calls) == 1
     assert models.resolve(str(gguf)) == folder and len(calls) == 1  # reused
@@ -134,7 +135,7 @@ def test_gguf_cache_is_atomic_reused_and_rebuilt(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     gguf.write_bytes(b"changed")  # a new source file gets a new cache key
-    monkeypatch.setattr(models, "_convert_gguf", crash)
+    monkeypatch.setattr(gguf_module, "convert_gguf", crash)
     with pytest.raises(KeyboardInterrupt):
         models.resolve(str(gguf))
     leftovers = [p for p in (tmp_path / "cache").iterdir() if p != folder]
@@ -153,7 +154,7 @@ def test_smollm2_offline_convert_then_reload_from_cache(tmp_path_factory, monkey
     def no_conversion(*args):
         raise AssertionError("the cached conversion should have been reused")
 
-    monkeypatch.setattr(models, "_convert_gguf", no_conversion)
+    monkeypatch.setattr(gguf_module, "convert_gguf", no_conversion)
     again = load_model("smollm2-135m")  # from the safetensors cache (timed in benchmarks/)
     for a, b in zip(model.parameters(), again.parameters(), strict=True):
         assert torch.equal(a, b)
