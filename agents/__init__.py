@@ -5,7 +5,7 @@ torch and stable-baselines3. Importing `agents` registers the TextGen env ids (i
 `gym_textgen`).
 
 >>> import agents
->>> sorted(agents.ALGOS)
+>>> sorted(agents.ALGORITHMS)
 ['a2c', 'dqn', 'maskable_ppo', 'ppo', 'reinforce']
 """
 
@@ -19,7 +19,9 @@ import gym_textgen  # noqa: F401  (registers the TextGen env ids; light: no torc
 
 # name -> the module that defines it
 _EXPORTS = {
-    "ALGOS": "agents.algos",
+    "ALGORITHMS": "agents.registry",
+    "AlgoSpec": "agents.registry",
+    "register_algo": "agents.registry",
     "make_algo": "agents.algos",
     "EpisodeDictRolloutBuffer": "agents.buffers",
     "MaskableEpisodeDictRolloutBuffer": "agents.buffers",

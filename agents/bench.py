@@ -33,21 +33,32 @@ from typing import Any
 import numpy as np
 
 from agents.bench_report import write_outputs
+from agents.registry import ALGORITHMS, algo_spec
 from gym_textgen.errors import TextGenValueError, require
 
-# What each name in --algos trains (TrainConfig settings on top of the grid's own).
-ALGOS: dict[str, dict[str, Any] | None] = {
+# The variants --algos names beside the registered algorithms (agents.registry), each TrainConfig
+# settings on top of the grid's own (and of its algorithm's `AlgoSpec.bench`).
+VARIANTS: dict[str, dict[str, Any] | None] = {
     "random": None,  # a uniformly random policy over the allowed tokens: evaluated, not trained
-    "ppo": {"algo": "ppo"},
-    "a2c": {"algo": "a2c"},
     # NLPO-style: only the initial model's 20 likeliest next tokens are allowed (agents.masks)
     "maskable_ppo": {"algo": "maskable_ppo", "mask_top_k": 20},
     "reinforce": {"algo": "reinforce", "baseline": "none"},
     "reinforce-value": {"algo": "reinforce", "baseline": "value"},
     "reinforce-rloo": {"algo": "reinforce", "baseline": "rloo", "group_size": 4},
     "grpo": {"algo": "reinforce", "baseline": "rloo", "group_size": 4, "scale_by_std": True},
-    "dqn": {"algo": "dqn"},
 }
+
+
+def bench_names() -> list[str]:
+    """What --algos takes: the variants and every other registered algorithm by its name."""
+    return sorted({*VARIANTS, *ALGORITHMS})
+
+
+def variant(name: str) -> dict[str, Any] | None:
+    """The settings --algos `name` trains with (None: the random baseline)."""
+    return VARIANTS[name] if name in VARIANTS else {"algo": algo_spec(name).name}
+
+
 QUICK = {
     "algos": ["random", "ppo", "reinforce-rloo"],
     "tasks": ["target_tokens", "movie_sentiment"],
@@ -71,9 +82,9 @@ class BenchConfig:
     out: str = "bench"
 
     def __post_init__(self) -> None:
-        unknown = [a for a in self.algos if a not in ALGOS]
+        unknown = [a for a in self.algos if a not in bench_names()]
         if unknown or not self.algos:
-            raise TextGenValueError(f"Expects --algos from {sorted(ALGOS)}, got {self.algos}")
+            raise TextGenValueError(f"Expects --algos from {bench_names()}, got {self.algos}")
         if not self.tasks:
             raise TextGenValueError("Expects at least one task in --tasks, got none")
         for name in ("seeds", "timesteps", "n_envs", "eval_episodes"):
@@ -84,7 +95,7 @@ class BenchConfig:
             if twice:
                 raise TextGenValueError(f"Expects each of --{name} once, got {twice} twice")
         for algo in self.algos:
-            group = (ALGOS[algo] or {}).get("group_size", 1)
+            group = (variant(algo) or {}).get("group_size", 1)
             if self.n_envs % group:
                 raise TextGenValueError(
                     f"{algo} compares groups of {group} completions per prompt: expects "
@@ -172,7 +183,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             if run.exists():  # a start that failed: begin it again
                 shutil.rmtree(run)
             settings = {
-                **(ALGOS[spec["algo"]] or {}),
+                **variant(spec["algo"]),
                 "task": spec["task"],
                 "model": spec["model"],
                 "timesteps": spec["timesteps"],
@@ -184,10 +195,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
                 "progress_bar": False,
                 "out": str(run),
             }
-            if settings["algo"] in ("ppo", "a2c", "maskable_ppo"):
-                settings.update(n_steps=32, batch_size=64, gamma=1.0)
-            elif settings["algo"] == "dqn":
-                settings.update(batch_size=32, gamma=1.0)
+            settings.update(algo_spec(settings["algo"]).bench)
             train(TrainConfig(**settings))
         before, after = (mean_reward(s) for s in before_after(run))
         curve = _curve(run / "metrics.csv")

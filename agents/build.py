@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig, load_config
+from agents.registry import algo_spec
 from agents.rundir import RunDir, RunError
 from gym_textgen.errors import TextGenError, TextGenValueError
 
@@ -43,14 +44,9 @@ ALGO_SETTINGS = (
 )
 
 
-def algo_kwargs(cfg: TrainConfig, algo_class: type) -> dict[str, Any]:
-    """The config fields that `algo_class.__init__` accepts."""
-    import inspect
-
-    accepted = dict(inspect.signature(algo_class.__init__).parameters)
-    if cfg.algo == "dqn":  # DQN's n_steps means n-step returns, not the rollout length
-        accepted.pop("n_steps", None)
-    kwargs = {n: getattr(cfg, n) for n in ALGO_SETTINGS if n in accepted}
+def algo_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The config's algorithm settings that the algorithm takes (`AlgoSpec.accepts`)."""
+    kwargs = {n: getattr(cfg, n) for n in algo_spec(cfg.algo).accepts(ALGO_SETTINGS)}
     if cfg.lr_schedule == "linear":  # SB3 calls it with the progress remaining, 1 -> 0
         from stable_baselines3.common.utils import LinearSchedule
 
@@ -58,14 +54,10 @@ def algo_kwargs(cfg: TrainConfig, algo_class: type) -> dict[str, Any]:
     return kwargs
 
 
-def unused_settings(cfg: TrainConfig, algo_class: type) -> list[str]:
-    """Settings changed from their defaults that `algo_class` has no use for (A2C: batch_size...)."""
-    import inspect
-
-    accepted = dict(inspect.signature(algo_class.__init__).parameters)
-    if cfg.algo == "dqn":
-        accepted.pop("n_steps", None)
-    defaults = TrainConfig()
+def unused_settings(cfg: TrainConfig) -> list[str]:
+    """Settings changed from their defaults that the algorithm has no use for (A2C:
+    batch_size...)."""
+    accepted, defaults = algo_spec(cfg.algo).accepts(ALGO_SETTINGS), TrainConfig()
     return [
         n for n in ALGO_SETTINGS if n not in accepted and getattr(cfg, n) != getattr(defaults, n)
     ]
@@ -99,23 +91,20 @@ def make_env(cfg: TrainConfig) -> Any:
 
 def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
     """A new SB3 model and its env for `cfg` (nothing is written yet)."""
-    from agents.algos import ALGOS, make_algo
-
     check_device(cfg.device)
-    algo_class = ALGOS[cfg.algo]
-    unused = unused_settings(cfg, algo_class)
+    spec = algo_spec(cfg.algo)
+    unused = unused_settings(cfg)
     if cfg.algo == "dqn" and cfg.value_lr_scale != TrainConfig().value_lr_scale:
         unused.append("value_lr_scale")
     if unused:
         print(f"note: {cfg.algo} does not use {', '.join(unused)} (set in the config)")
     env = make_env(cfg)
-    kwargs = algo_kwargs(cfg, algo_class)
+    kwargs = algo_kwargs(cfg)
     if cfg.kl_in_loss:  # REINFORCE's own KL (its reference: the policy's initial LM)
         kwargs.update(kl_coef=cfg.kl_coef, kl_coef_target=cfg.kl_coef_target,
                       kl_horizon=cfg.kl_horizon)  # fmt: skip
     try:
-        model = make_algo(
-            algo_class,
+        model = spec.build(
             env,
             {
                 "model": cfg.model,
@@ -130,7 +119,7 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
             **kwargs,
         )
     except AssertionError as e:  # stable-baselines3 checks its arguments with asserts
-        raise TextGenValueError(f"{algo_class.__name__} refused the settings: {e}") from e
+        raise TextGenValueError(f"{cfg.algo} refused the settings: {e}") from e
     if cfg.mask_top_k:  # saved with the model, so evaluation uses the same mask
         from agents.masks import MASK_ATTR
 
@@ -155,8 +144,6 @@ def kl_callback(cfg: TrainConfig, model: Any) -> Any:
 
 def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: str = "") -> Any:
     """The SB3 model saved in `run` (`model.zip`, else the latest checkpoint)."""
-    from agents.algos import ALGOS
-
     run = RunDir(run)
     if not run.config.is_file():
         raise RunError(f"{run.path} is not a run folder: {run.config} does not exist")
@@ -179,7 +166,7 @@ def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: st
             f"Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})"
         ) from e
     try:
-        return ALGOS[cfg.algo].load(path, env=env, device=device)
+        return algo_spec(cfg.algo).algo_class().load(path, env=env, device=device)
     except TextGenError:  # e.g. the run's model folder has moved: that error says so
         raise
     except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as e:

@@ -149,9 +149,9 @@ def comma_list(text: str) -> list[str]:
 
 
 def bench_algos() -> list[str]:
-    from agents.bench import ALGOS
+    from agents.bench import bench_names
 
-    return sorted(ALGOS)
+    return bench_names()
 
 
 def run_command(args) -> None:

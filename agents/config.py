@@ -24,13 +24,10 @@ from typing import Any
 import yaml
 
 from agents.dataclass_cli import at_least, check_types, read_yaml_mapping, unknown_keys_error
+from agents.registry import BASELINES, algo_spec
 from gym_textgen.errors import TextGenValueError
 from gym_textgen.tasks.loading import is_task_file
 
-#: The algorithm names `textgen train --algo` accepts (`agents.ALGOS` maps them to classes).
-ALGO_NAMES = ("a2c", "dqn", "maskable_ppo", "ppo", "reinforce")
-#: REINFORCE's baselines (`agents.algos.REINFORCE`)
-BASELINES = ("none", "value", "rloo")
 #: learning-rate schedules (`lr_schedule`): linear decays to 0 at the end of `timesteps`
 LR_SCHEDULES = ("constant", "linear")
 
@@ -168,10 +165,7 @@ class TrainConfig:
             )
         if self.baseline not in BASELINES:
             raise TextGenValueError(f"Expects baseline in {list(BASELINES)}, got {self.baseline!r}")
-        if self.algo not in ALGO_NAMES:
-            raise TextGenValueError(
-                f"Unknown algorithm {self.algo!r}; expected one of {list(ALGO_NAMES)}"
-            )
+        algo_spec(self.algo)  # an unknown name: the error lists the registered ones
         for name in ("learning_rate", "clip_range", "max_grad_norm", "value_lr_scale"):
             if not getattr(self, name) > 0:
                 raise TextGenValueError(f"Expects {name} > 0, got {getattr(self, name)}")
@@ -241,4 +235,4 @@ def config_yaml(cfg: TrainConfig) -> str:
     return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
 
 
-__all__ = ["ALGO_NAMES", "TrainConfig", "config_keys", "config_yaml", "load_config"]
+__all__ = ["TrainConfig", "config_keys", "config_yaml", "load_config"]

@@ -61,10 +61,9 @@ from agents.advantages import exact_kl
 from agents.buffers import EpisodeRoundBuffer
 from agents.kl import KLController, KLReference
 from agents.policies import TransformerPolicy
+from agents.registry import BASELINES
 from agents.vec_env import env_group_size, env_horizon
 from gym_textgen.errors import TextGenValueError
-
-BASELINES = ("none", "value", "rloo")
 
 
 def episode_horizon(env: VecEnv, max_episode_steps: int | None) -> int:
@@ -391,4 +390,4 @@ class REINFORCE(OnPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
 
-__all__ = ["BASELINES", "REINFORCE"]
+__all__ = ["REINFORCE"]
