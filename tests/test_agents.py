@@ -367,3 +367,20 @@ def test_value_head_learning_rate_scale():
     moved = max(float((a - b).abs().max()) for a, b in zip(policy.lm.parameters(), lm, strict=True))
     assert 1e-5 < moved < 2e-4
     assert [g["lr"] for g in policy.optimizer.param_groups] == [1e-4, 1e-4]
+
+
+def test_algorithm_seeds_give_different_streams():
+    """PPO seeds 1 and 2 sample different actions from the same initial model (bug: loading
+    random-tiny re-seeded torch, so every seed shared one stream)."""
+    actions = []
+    for seed in (1, 2):
+        env = agents.make_vec_env(
+            "TextGenTargetTokens-v0", n_envs=2, max_new_tokens=6, scorer="length",
+            scorer_kwargs={"target": 3},
+        )  # fmt: skip
+        model = agents.make_algo("ppo", env, {"model": "random-tiny"}, n_steps=8, batch_size=16,
+                                 seed=seed)  # fmt: skip
+        model.env.seed(0)  # the same prompts: only the policy's sampling stream may differ
+        model.learn(16)
+        actions.append(model.rollout_buffer.actions.copy())
+    assert not np.array_equal(actions[0], actions[1])

@@ -10,7 +10,7 @@ import pytest
 import agents
 import gym_textgen
 from gym_textgen import TextGenConfig, TextGenEnv
-from tests.test_env import assert_same, rollout
+from tests.helpers import assert_same, rollout
 from tests.tokens import WORD
 
 

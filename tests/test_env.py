@@ -12,42 +12,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import gym_textgen
 from gym_textgen import ENV_IDS
+from tests.helpers import assert_same, rollout
 from tests.tokens import WORD, V
 
 IDS = sorted(ENV_IDS)
-
-
-def rollout(env, seed: int, n_steps: int = 80, action_seed: int = 1):
-    """(obs, reward, terminated, truncated, info) of `n_steps` seeded random steps, resetting."""
-    rng = np.random.default_rng(action_seed)
-    out = [env.reset(seed=seed)]
-    for _ in range(n_steps):
-        step = env.step(int(rng.integers(env.action_space.n)))
-        out.append(step)
-        if step[2] or step[3]:
-            out.append(env.reset())
-    return out
-
-
-def assert_same(a, b):
-    """Deep equality for nested dicts, tuples, arrays and scalars."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            assert_same(a[k], b[k])
-    elif isinstance(a, (tuple, list)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert_same(x, y)
-    elif isinstance(a, np.ndarray) and a.dtype == object:
-        assert isinstance(b, np.ndarray) and b.dtype == object and a.shape == b.shape
-        for x, y in zip(a.ravel(), b.ravel(), strict=True):
-            assert_same(x, y)
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == np.asarray(b).dtype
-        np.testing.assert_array_equal(a, b)
-    else:
-        assert a == b and type(a) is type(b), (a, b)
 
 
 @pytest.mark.parametrize("env_id", IDS)

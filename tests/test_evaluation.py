@@ -8,7 +8,6 @@ import torch as th
 
 import agents
 from agents.evaluation import sample_episodes
-from gym_textgen.models import load_model
 
 SCORED = {"max_new_tokens": 6, "scorer": "length", "scorer_kwargs": {"target": 3}}
 
@@ -30,39 +29,6 @@ def test_episode_returns_with_dense_rewards():
     # SB3's VecEnv API carries rewards as float32: the per-step rounding stays below 1e-6
     np.testing.assert_allclose([s.reward for s in dense], [s.reward for s in sparse], atol=1e-6)
     assert any(s.reward > 0 for s in sparse)
-
-
-def test_random_tiny_leaves_the_global_torch_rng_alone():
-    th.manual_seed(5)
-    expected = th.rand(4)
-    th.manual_seed(5)
-    a = load_model("random-tiny", seed=0)
-    th.testing.assert_close(th.rand(4), expected, rtol=0, atol=0)
-    b = load_model("random-tiny", seed=0)
-    c = load_model("random-tiny", seed=1)
-    assert all(th.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
-    assert not all(th.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
-
-
-def test_random_tiny_without_a_seed_draws_from_the_global_stream():
-    th.manual_seed(5)
-    a, b = load_model("random-tiny", seed=None), load_model("random-tiny", seed=None)
-    assert not all(th.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
-    th.manual_seed(5)
-    c = load_model("random-tiny", seed=None)
-    assert all(th.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
-
-
-def test_algorithm_seeds_give_different_streams():
-    """PPO seeds 1 and 2 sample different actions from the same initial model (bug: loading
-    random-tiny re-seeded torch, so every seed shared one stream)."""
-    actions = []
-    for seed in (1, 2):
-        model = make(seed=seed, env_id="TextGenTargetTokens-v0")
-        model.env.seed(0)  # the same prompts: only the policy's sampling stream may differ
-        model.learn(16)
-        actions.append(model.rollout_buffer.actions.copy())
-    assert not np.array_equal(actions[0], actions[1])
 
 
 @pytest.mark.parametrize("deterministic", [False, True])

@@ -201,3 +201,24 @@ def test_remote_code_stays_off_unless_asked(tmp_path):
     with pytest.raises(ModelNotFoundError):
         load_model(tmp_path, trust_remote_code=True)
     assert marker.exists()
+
+
+def test_random_tiny_leaves_the_global_torch_rng_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(4)
+    torch.manual_seed(5)
+    a = load_model("random-tiny", seed=0)
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
+    b = load_model("random-tiny", seed=0)
+    c = load_model("random-tiny", seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
+
+
+def test_random_tiny_without_a_seed_draws_from_the_global_stream():
+    torch.manual_seed(5)
+    a, b = load_model("random-tiny", seed=None), load_model("random-tiny", seed=None)
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    torch.manual_seed(5)
+    c = load_model("random-tiny", seed=None)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))

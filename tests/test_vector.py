@@ -10,7 +10,7 @@ from gymnasium.vector import AutoresetMode
 import gym_textgen
 from gym_textgen import TextGenVectorEnv
 from gym_textgen.scorers import Scorer, ScorerError
-from tests.test_env import assert_same
+from tests.helpers import assert_same
 from tests.tokens import WORDS, V
 
 N = 3
