@@ -242,7 +242,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._episode += 1
         if self.render_mode == "human":
             self.render()
-        return self._obs(), self._info()
+        return self.observation(), self._info()
 
     def step(
         self, action: int | np.integer
@@ -364,7 +364,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             self._done, self._completion = True, completion
         if self.render_mode == "human":
             self.render()
-        return self._obs(), reward, p.terminated, False, self._info(components)
+        return self.observation(), reward, p.terminated, False, self._info(components)
 
     def _info(self, components: dict[str, float] | None = None) -> dict[str, Any]:
         """The same keys on every reset and step (see `## Info`): clients that stack
@@ -380,7 +380,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "reward_components": components,
         }
 
-    def _obs(self) -> dict[str, np.ndarray]:
+    def observation(self) -> dict[str, np.ndarray]:
+        """The current observation (copies: what `reset` or the last `step` returned)."""
         return {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
 
     @property

@@ -178,7 +178,7 @@ class TextGenVectorEnv(VectorEnv):
             _, info = self.envs[i].reset(seed=seeds[i], options=self._slot_options(i, options))
             infos = self._add_info(infos, info, i)
         self._needs_reset[mask] = False
-        return self._stack([env._obs() for env in self.envs]), infos
+        return self._stack([env.observation() for env in self.envs]), infos
 
     def step(
         self, actions: Any
