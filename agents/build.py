@@ -106,14 +106,7 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
     try:
         model = spec.build(
             env,
-            {
-                "model": cfg.model,
-                "lora": cfg.lora,
-                "separate_value_trunk": cfg.separate_value_trunk,
-                "value_lr_scale": cfg.value_lr_scale,
-                "kv_cache": cfg.kv_cache,
-                "group_sequences": cfg.group_sequences,
-            },
+            cfg.policy_kwargs(),
             tensorboard_log=str(run.tensorboard),
             verbose=0,
             **kwargs,

@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 
 from agents.dataclass_cli import at_least, check_types, read_yaml_mapping, unknown_keys_error
+from agents.policy_config import PolicyConfig
 from agents.registry import BASELINES, algo_spec
-from gym_textgen.errors import TextGenValueError
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.tasks.loading import is_task_file
 
 #: learning-rate schedules (`lr_schedule`): linear decays to 0 at the end of `timesteps`
@@ -33,8 +34,9 @@ LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass
-class TrainConfig:
-    """Everything `textgen train` needs; a YAML config holds the same keys."""
+class TrainConfig(PolicyConfig):
+    """Everything `textgen train` needs; a YAML config holds the same keys. The policy's
+    settings (`model`, `lora`, ...) are `PolicyConfig`'s fields, inherited."""
 
     algo: str = "ppo"
     """ppo, a2c, maskable_ppo, reinforce or dqn"""
@@ -45,8 +47,6 @@ class TrainConfig:
     task: str = ""
     """a task name (gym_textgen.list_tasks()), `reasoning_gym:<dataset>[?key=value&...]` or your
     own prompts file (.txt or .jsonl): sets env_kwargs["task"] (empty: the env id's own task)"""
-    model: str = "default"
-    """policy LM: default, random-tiny, smollm2-135m, a HF folder or a .gguf file"""
     timesteps: int = 8192
     """total environment steps"""
     n_envs: int = 8
@@ -103,17 +103,6 @@ class TrainConfig:
     mask_top_k: int = 0
     """maskable_ppo: allow only the k next tokens the initial model ranks highest at each step
     (NLPO's mask, agents.masks.TopKMask); 0: every id the tokenizer can produce"""
-    lora: dict[str, Any] | None = None
-    """LoRA settings, e.g. {"r": 8}; None trains every weight"""
-    separate_value_trunk: bool = False
-    """give the value function its own copy of the LM trunk"""
-    value_lr_scale: float = 1.0
-    """the value head's learning rate as a multiple of learning_rate (a pretrained LM's small
-    rate leaves a zero-initialised value head useless for hundreds of updates)"""
-    kv_cache: bool = True
-    """rollouts feed only each slot's new token to a per-slot KV cache (False: full forwards)"""
-    group_sequences: bool = True
-    """updates run one forward per episode in a minibatch (False: one per step, the reference)"""
     checkpoint_every: int = 2048
     """environment steps between atomic checkpoints"""
     eval_episodes: int = 16
@@ -125,6 +114,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
+        if not isinstance(self.model, str):  # (a model object works from Python: policy_kwargs)
+            raise TextGenTypeError(
+                f"Expects model to be a name, folder or .gguf path (str), got "
+                f"{type(self.model).__name__}"
+            )
+        super().__post_init__()
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -166,7 +161,7 @@ class TrainConfig:
         if self.baseline not in BASELINES:
             raise TextGenValueError(f"Expects baseline in {list(BASELINES)}, got {self.baseline!r}")
         algo_spec(self.algo)  # an unknown name: the error lists the registered ones
-        for name in ("learning_rate", "clip_range", "max_grad_norm", "value_lr_scale"):
+        for name in ("learning_rate", "clip_range", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise TextGenValueError(f"Expects {name} > 0, got {getattr(self, name)}")
         for name in ("gamma", "gae_lambda"):

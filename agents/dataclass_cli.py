@@ -152,16 +152,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """A dataclass's field docstrings (the string literal written under each field)."""
-    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
-    docs = {}
-    for a, b in zip(body, body[1:], strict=False):
-        if (
-            isinstance(a, ast.AnnAssign)
-            and isinstance(b, ast.Expr)
-            and isinstance(b.value, ast.Constant)
-        ):
-            docs[a.target.id] = str(b.value.value)
+    """A dataclass's field docstrings (the string literal written under each field), its base
+    dataclasses' included."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for a, b in zip(body, body[1:], strict=False):
+            if (
+                isinstance(a, ast.AnnAssign)
+                and isinstance(b, ast.Expr)
+                and isinstance(b.value, ast.Constant)
+            ):
+                docs[a.target.id] = str(b.value.value)
     return docs
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from agents import lora as adapters
 from agents.distributions import FastCategoricalDistribution, FastMaskableCategoricalDistribution
 from agents.fast import RolloutKVCache, full_last_hidden, grouped_last_hidden, prefix_heads
+from agents.policy_config import PolicyConfig
 from gym_textgen.errors import TextGenValueError
 from gym_textgen.models import disable_dropout, load_model, quiet_progress
 
@@ -185,6 +186,18 @@ class TransformerExtractor(BaseFeaturesExtractor):
         return adapters.merged(self.lm) if self.lora else self.lm
 
 
+def extractor_kwargs(settings: PolicyConfig, action_space: spaces.Discrete) -> dict[str, Any]:
+    """`TransformerExtractor`'s arguments for a policy with `settings`."""
+    return {
+        "model": settings.model,
+        "vocab_size": int(action_space.n),
+        "lora": settings.lora,
+        "model_kwargs": settings.model_kwargs,
+        "kv_cache": settings.kv_cache,
+        "group_sequences": settings.group_sequences,
+    }
+
+
 def scale_learning_rates(optimizer: th.optim.Optimizer) -> None:
     """Make param groups' `lr_scale` multiply their learning rate at every step.
 
@@ -225,18 +238,11 @@ class _TransformerPolicyMixin:
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule: Any,
-        model: str | nn.Module = "default",
-        lora: dict[str, Any] | None = None,
-        separate_value_trunk: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        kv_cache: bool = True,
-        group_sequences: bool = True,
-        value_lr_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        if not 0 < value_lr_scale < float("inf"):
-            raise TextGenValueError(f"Expects value_lr_scale > 0, got {value_lr_scale}")
-        self.value_lr_scale = float(value_lr_scale)
+        # the policy's own settings (PolicyConfig's fields); the rest are SB3's
+        self.settings, kwargs = PolicyConfig.split(kwargs)
+        model, separate_value_trunk = self.settings.model, self.settings.separate_value_trunk
         if not isinstance(action_space, spaces.Discrete):
             raise TextGenValueError(
                 f"TransformerPolicy expects a Discrete action space, got {action_space}"
@@ -250,19 +256,8 @@ class _TransformerPolicyMixin:
         self._given_models = (
             (model, copy.deepcopy(model) if separate_value_trunk else None) if given else None
         )
-        self.lora = lora
-        self.separate_value_trunk = separate_value_trunk
-        self.model_kwargs = model_kwargs
-        self.kv_cache, self.group_sequences = kv_cache, group_sequences
         kwargs["features_extractor_class"] = TransformerExtractor
-        kwargs["features_extractor_kwargs"] = {
-            "model": model,
-            "vocab_size": int(action_space.n),
-            "lora": lora,
-            "model_kwargs": model_kwargs,
-            "kv_cache": kv_cache,
-            "group_sequences": group_sequences,
-        }
+        kwargs["features_extractor_kwargs"] = extractor_kwargs(self.settings, action_space)
         kwargs["net_arch"] = []  # the LM head reads the trunk's hidden state directly
         kwargs["ortho_init"] = False  # orthogonal init would overwrite pretrained weights
         kwargs["share_features_extractor"] = not separate_value_trunk
@@ -297,7 +292,10 @@ class _TransformerPolicyMixin:
         head = {id(p) for p in self.value_net.parameters()}
         groups = [
             {"params": [p for p in self.parameters() if p.requires_grad and id(p) not in head]},
-            {"params": list(self.value_net.parameters()), "lr_scale": self.value_lr_scale},
+            {
+                "params": list(self.value_net.parameters()),
+                "lr_scale": float(self.settings.value_lr_scale),
+            },
         ]
         self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)
         scale_learning_rates(self.optimizer)
@@ -312,16 +310,15 @@ class _TransformerPolicyMixin:
             "share_features_extractor",
         ):
             data.pop(key, None)
-        data.update(
-            model=self.model_name if self.model_name is not None else self.lm,
-            lora=self.lora,
-            separate_value_trunk=self.separate_value_trunk,
-            model_kwargs=self.model_kwargs,
-            kv_cache=self.kv_cache,
-            group_sequences=self.group_sequences,
-            value_lr_scale=self.value_lr_scale,
-        )
+        data.update(self.settings.policy_kwargs())
+        if self.model_name is None:  # a model object: saved as the actor it became
+            data["model"] = self.lm
         return data
+
+    @property
+    def lora(self) -> dict[str, Any] | None:
+        """The LoRA settings (None: every weight trains)."""
+        return self.settings.lora
 
     def evaluate_actions_full(
         self, obs: dict[str, th.Tensor], actions: th.Tensor
@@ -373,23 +370,11 @@ class TransformerPolicy(_TransformerPolicyMixin, ActorCriticPolicy):
     >>> model.learn(16).num_timesteps
     16
 
-    Args (in `policy_kwargs`):
-        model: `"default"`, `"random-tiny"`, `"smollm2-135m"`, a local HF folder, a `.gguf` file
-            or a `transformers` causal LM object. An object becomes the actor itself (dropout
-            off, as for a loaded model) and is pickled into `model.save`'s zip with the policy's
-            arguments, so a name or folder makes smaller checkpoints.
-        lora: LoRA settings (e.g. `{"r": 8}`), or None to train every weight.
-        separate_value_trunk: give the value function its own copy of the LM trunk.
-        model_kwargs: extra arguments for `gym_textgen.models.load_model`.
-        kv_cache: during rollouts, keep each env slot's keys/values and feed only the new token
-            (`agents.fast.RolloutKVCache`); False: a full forward per observation.
-        group_sequences: in updates, compute the rows of a minibatch that are prefixes of one
-            another with one forward (`agents.fast.grouped_last_hidden`); False: one per row.
-            Both False is the naive reference path that the fast one must match.
-        value_lr_scale: the value head's learning rate as a multiple of the LM's. A value head
-            that starts at zero and learns at a pretrained LM's small rate (1e-5) gives PPO no
-            baseline for hundreds of updates; 100 lets it catch up in a few.
-        **kwargs: `ActorCriticPolicy`'s arguments (optimizer, ...).
+    Args (in `policy_kwargs`): `agents.PolicyConfig`'s fields (`model`, `lora`,
+        `separate_value_trunk`, `value_lr_scale`, `kv_cache`, `group_sequences`, `model_kwargs`;
+        each documented there, with the reason for its default); `kv_cache=False` and
+        `group_sequences=False` together are the naive reference path that the fast one must
+        match. The rest are `ActorCriticPolicy`'s (optimizer, ...).
     """
 
 

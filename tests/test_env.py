@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -94,8 +95,14 @@ def test_render_modes(env_id, capsys):
     # without a render mode, render() returns None with Gymnasium's warning; `text` still tells
     env.reset(seed=0, options={"prompt": "The acting was"})
     env.step(great[0])
-    with pytest.warns(UserWarning, match="without specifying any render mode"):
+    with pytest.warns(UserWarning) as caught:
         assert env.render() is None
+    expected = (
+        "WARN: You are calling render method without specifying any render mode. You can "
+        'specify the render_mode at initialization, e.g. gym.make("TextGen-v0", '
+        'render_mode="ansi"); `env.unwrapped.text` gives the text without one'
+    )
+    assert re.sub(r"\x1b\[[0-9;]*m", "", str(caught[0].message)) == expected  # no colours
     assert env.text == f"The acting was«{tok.decode(great[:1])}»"
 
 

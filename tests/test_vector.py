@@ -231,3 +231,13 @@ def test_group_sampling_stays_seeded_across_unseeded_resets():
     second = prompts(TextGenVectorEnv(num_envs=4, group_size=2, max_new_tokens=2))
     assert first == second
     assert len({tuple(p) for p in first}) > 1  # and the resets do draw new prompts
+
+
+def test_vector_render_modes():
+    """Every slot renders in the vector env's mode (its slots share one core: `from_core`)."""
+    envs = TextGenVectorEnv(num_envs=2, render_mode="ansi", max_new_tokens=2)
+    envs.reset(seed=0, options={"prompt": "The plot was"})
+    envs.step(np.array(WORDS[:2]))
+    texts = envs.render()
+    assert len(texts) == 2 and all(t.startswith("The plot was«") and t.endswith("»") for t in texts)
+    assert TextGenVectorEnv(num_envs=2).render_mode is None

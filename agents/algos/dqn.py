@@ -27,7 +27,8 @@ from gymnasium import spaces
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from agents.policies import TransformerExtractor, save_lm
+from agents.policies import TransformerExtractor, extractor_kwargs, save_lm
+from agents.policy_config import PolicyConfig
 from gym_textgen.errors import TextGenValueError
 
 
@@ -43,10 +44,10 @@ class TransformerQNetwork(QNetwork):
 class TransformerDQNPolicy(DQNPolicy):
     """DQN's policy over a Hugging Face causal LM (see the module docstring).
 
-    Args (in `policy_kwargs`): `model`, `lora`, `model_kwargs`, `kv_cache` as for
-    `TransformerPolicy` (`group_sequences` is accepted and ignored: replayed minibatches are
-    scattered transitions, one forward each). The target network never uses the rollout KV
-    cache: it scores replayed transitions, not env slots.
+    Args (in `policy_kwargs`): `agents.PolicyConfig`'s fields, as for `TransformerPolicy`
+    (`group_sequences` and `value_lr_scale` are accepted and ignored: replayed minibatches are
+    scattered transitions, one forward each, and there is no value head). The target network
+    never uses the rollout KV cache: it scores replayed transitions, not env slots.
     """
 
     def __init__(
@@ -54,29 +55,17 @@ class TransformerDQNPolicy(DQNPolicy):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule: Any,
-        model: str | nn.Module = "default",
-        lora: dict[str, Any] | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        kv_cache: bool = True,
-        group_sequences: bool = False,
-        separate_value_trunk: bool = False,
-        value_lr_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
+        self.settings, kwargs = PolicyConfig.split(kwargs)
         if not isinstance(action_space, spaces.Discrete):
             raise TextGenValueError(f"DQN expects a Discrete action space, got {action_space}")
-        if separate_value_trunk:
+        if self.settings.separate_value_trunk:
             raise TextGenValueError("DQN has no value function: separate_value_trunk must be False")
-        self.model = model
-        self.lora, self.model_kwargs = lora, model_kwargs
-        self.kv_cache, self.group_sequences = kv_cache, group_sequences
+        self.model = self.settings.model
         kwargs["features_extractor_class"] = TransformerExtractor
         kwargs["features_extractor_kwargs"] = {
-            "model": model,
-            "vocab_size": int(action_space.n),
-            "lora": lora,
-            "model_kwargs": model_kwargs,
-            "kv_cache": kv_cache,
+            **extractor_kwargs(self.settings, action_space),
             # replayed minibatches are scattered transitions: one forward per row
             "group_sequences": False,
         }
@@ -86,14 +75,14 @@ class TransformerDQNPolicy(DQNPolicy):
 
     def make_q_net(self) -> QNetwork:
         target = hasattr(self, "q_net")  # _build makes the online network first
-        extractor_kwargs = dict(self.features_extractor_kwargs)
+        settings = dict(self.features_extractor_kwargs)
         if target:
-            extractor_kwargs.update(kv_cache=False, group_sequences=False)
+            settings.update(kv_cache=False, group_sequences=False)
             if isinstance(self.model, nn.Module):  # its own copy, not the online weights
                 import copy
 
-                extractor_kwargs["model"] = copy.deepcopy(self.model)
-        extractor = self.features_extractor_class(self.observation_space, **extractor_kwargs)
+                settings["model"] = copy.deepcopy(self.model)
+        extractor = self.features_extractor_class(self.observation_space, **settings)
         net_args = {**self.net_args, "features_extractor": extractor,
                     "features_dim": extractor.features_dim}  # fmt: skip
         return TransformerQNetwork(**net_args).to(self.device)
@@ -102,13 +91,9 @@ class TransformerDQNPolicy(DQNPolicy):
         data = super()._get_constructor_parameters()
         for key in ("features_extractor_class", "features_extractor_kwargs", "net_arch"):
             data.pop(key, None)
-        data.update(
-            model=self.model if isinstance(self.model, str) else self.q_net.features_extractor.lm,
-            lora=self.lora,
-            model_kwargs=self.model_kwargs,
-            kv_cache=self.kv_cache,
-            group_sequences=self.group_sequences,
-        )
+        data.update(self.settings.policy_kwargs())
+        if not isinstance(self.model, str):  # a model object: saved as the network it became
+            data["model"] = self.q_net.features_extractor.lm
         return data
 
     def _predict(self, observation: Any, deterministic: bool = True) -> th.Tensor:
