@@ -215,6 +215,22 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _in_worker(cell: Any) -> Any:
+    """`cell` (run_cell) for a Ray worker, which registers the algorithms registered here first:
+    a worker is a fresh process that knows only the built-in ones."""
+    specs = list(ALGORITHMS.values())
+
+    def run_registered(spec: dict[str, Any]) -> dict[str, Any]:
+        from agents.registry import ALGORITHMS, register_algo  # the worker's own registry
+
+        for algo in specs:
+            if algo.name not in ALGORITHMS:
+                register_algo(algo)
+        return cell(spec)
+
+    return run_registered
+
+
 def _steps(metrics: Path) -> int:
     """The steps a run trained: its last metrics row (with or without finished episodes)."""
     from agents.callbacks import read_metrics
@@ -303,7 +319,7 @@ def run_bench(
         ray = require("ray", "bench", "textgen bench --ray")
         if not ray.is_initialized():
             ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
-        remote = ray.remote(num_cpus=1)(run_cell)
+        remote = ray.remote(num_cpus=1)(_in_worker(run_cell))
         pending = {remote.remote(specs[i]): i for i in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -158,8 +158,13 @@ def load_run_model(run: Path, env: Any = None, prefer: str = "final", device: st
         raise RunError(
             f"Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})"
         ) from e
+    # REINFORCE's own KL comes from the run's config, so a checkpoint saved before the KL moved
+    # into the algorithm (it has no kl_coef) resumes with it rather than silently without
+    kl = {}
+    if cfg.kl_in_loss:
+        kl = dict(kl_coef=cfg.kl_coef, kl_coef_target=cfg.kl_coef_target, kl_horizon=cfg.kl_horizon)
     try:
-        return algo_spec(cfg.algo).algo_class().load(path, env=env, device=device)
+        return algo_spec(cfg.algo).algo_class().load(path, env=env, device=device, **kl)
     except TextGenError:  # e.g. the run's model folder has moved: that error says so
         raise
     except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as e:

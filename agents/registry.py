@@ -74,18 +74,29 @@ class AlgoSpec:
         params = inspect.signature(self.algo_class().__init__).parameters
         return [n for n in names if n in params and n not in self.ignores]
 
-    def build(self, env: Any, policy_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        """The algorithm on `env` with its policy, its buffer and its defaults under `kwargs`."""
+    def build(
+        self,
+        env: Any,
+        policy_kwargs: dict[str, Any] | None = None,
+        algo_class: type | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The algorithm on `env` with its policy, its buffer and its defaults under `kwargs`
+        (`algo_class`: a subclass of the spec's algorithm to build instead)."""
         for key, value in self.defaults.items():
             kwargs.setdefault(key, value)
         if self.buffer is not None:
             kwargs.setdefault("rollout_buffer_class", import_path(self.buffer))
         # a copy: SB3's A2C writes its optimizer into the dict it is given
         policy = import_path(self.policy)
-        return self.algo_class()(policy, env, policy_kwargs=dict(policy_kwargs or {}), **kwargs)
+        cls = algo_class or self.algo_class()
+        return cls(policy, env, policy_kwargs=dict(policy_kwargs or {}), **kwargs)
 
 
-_ON_POLICY_BENCH = {"n_steps": 32, "batch_size": 64, "gamma": 1.0}
+def _on_policy_bench() -> dict[str, Any]:
+    """PPO's, A2C's and MaskablePPO's bench settings (a dict each)."""
+    return {"n_steps": 32, "batch_size": 64, "gamma": 1.0}
+
 
 #: name -> spec, in the order `textgen train --help` lists them
 ALGORITHMS: dict[str, AlgoSpec] = {}
@@ -114,7 +125,7 @@ for _spec in (
         algo="stable_baselines3:PPO",
         policy="agents.policies:TransformerPolicy",
         buffer="agents.buffers:EpisodeDictRolloutBuffer",
-        bench=_ON_POLICY_BENCH,
+        bench=_on_policy_bench(),
         description="stock PPO (clipped ratio, GAE, value head)",
     ),
     AlgoSpec(
@@ -122,7 +133,7 @@ for _spec in (
         algo="stable_baselines3:A2C",
         policy="agents.policies:TransformerPolicy",
         buffer="agents.buffers:EpisodeDictRolloutBuffer",
-        bench=_ON_POLICY_BENCH,
+        bench=_on_policy_bench(),
         description="stock A2C",
     ),
     AlgoSpec(
@@ -130,7 +141,7 @@ for _spec in (
         algo="sb3_contrib:MaskablePPO",
         policy="agents.policies:MaskableTransformerPolicy",
         buffer="agents.buffers:MaskableEpisodeDictRolloutBuffer",
-        bench=_ON_POLICY_BENCH,
+        bench=_on_policy_bench(),
         description="sb3-contrib's PPO with action masks (env.action_masks())",
     ),
     AlgoSpec(

@@ -61,18 +61,26 @@ def test_a_grid_reproduces_under_its_seeds(tmp_path):
 
 
 def test_the_ray_path_runs_cells_on_a_local_ray(tmp_path):
+    """Cells run in Ray workers, fresh processes that learn the driver's own algorithms too."""
     pytest.importorskip("rliable")
     ray = pytest.importorskip("ray")
+    from agents.registry import ALGORITHMS, AlgoSpec, algo_spec, register_algo
+
+    ppo = algo_spec("ppo")
+    register_algo(AlgoSpec(name="my_ppo", algo=ppo.algo, policy=ppo.policy, buffer=ppo.buffer,
+                           bench=ppo.bench))  # fmt: skip
     out = tmp_path / "ray"
     try:
         code = cli.main(
-            ["bench", "--algos", "random,ppo", *TINY, "--seeds", "1", "--out", str(out), "--ray"]
-        )
+            ["bench", "--algos", "random,my_ppo", *TINY, "--seeds", "1", "--out", str(out),
+             "--ray"]
+        )  # fmt: skip
     finally:
         ray.shutdown()
+        del ALGORITHMS["my_ppo"]
     assert code == 0
     results = json.loads((out / "results.json").read_text())
-    assert [(r["algo"], r["seed"]) for r in results] == [("random", 0), ("ppo", 0)]
+    assert [(r["algo"], r["seed"]) for r in results] == [("random", 0), ("my_ppo", 0)]
     assert (out / "curves.png").exists() and (out / "results.md").exists()
 
 

@@ -60,14 +60,29 @@ def test_registry_errors_name_what_is_registered():
     with pytest.raises(TextGenValueError, match="named 'ppo' is registered already"):
         register_algo(AlgoSpec(name="ppo", algo="stable_baselines3:PPO", policy="x:y"))
     env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=1, max_new_tokens=2)
-
-    class Mine(agents.algos.REINFORCE):
-        pass
-
-    with pytest.raises(TextGenValueError, match="'Mine' is not a registered algorithm"):
-        agents.make_algo(Mine, env, {"model": "random-tiny"})
+    with pytest.raises(TextGenValueError, match="'dict' is not a registered algorithm"):
+        agents.make_algo(dict, env, {"model": "random-tiny"})
     with pytest.raises(TextGenValueError, match=r"Cannot import 'nowhere:Algo'"):
         AlgoSpec(name="x", algo="nowhere:Algo", policy="x:y").algo_class()
+
+
+def test_a_subclass_of_a_registered_algorithm_is_built_as_its_parent_is():
+    """make_algo(Mine) for `class Mine(PPO)`: Mine, with PPO's policy, buffer and defaults."""
+    from stable_baselines3 import DQN, PPO
+
+    class Mine(PPO):
+        pass
+
+    class MyDQN(DQN):
+        pass
+
+    env = agents.make_vec_env("TextGenTargetTokens-v0", n_envs=2, max_new_tokens=2)
+    model = agents.make_algo(Mine, env, {"model": "random-tiny"}, n_steps=4, batch_size=8)
+    assert type(model) is Mine
+    assert type(model.rollout_buffer).__name__ == "EpisodeDictRolloutBuffer"
+    dqn = agents.make_algo(MyDQN, env, {"model": "random-tiny"})
+    assert type(dqn) is MyDQN and dqn.exploration_initial_eps == 0.1  # DQN's spec's default
+    assert type(dqn.policy).__name__ == "TransformerDQNPolicy"
 
 
 def test_dqn_ignores_n_steps_its_constructor_means_otherwise():

@@ -114,3 +114,22 @@ def test_resume_continues_the_kl_controller_state(tmp_path):
     train(resume_config(run, {"timesteps": 128}), resume=run)
     resumed = PPO.load(run / "model.zip").textgen_kl_state
     assert abs(resumed["kl_coef"] - 0.5) < 0.01  # continued from the saved value, not restarted
+
+
+def test_resume_keeps_reinforces_kl_from_the_config(tmp_path):
+    """A REINFORCE checkpoint without its own kl_coef (saved before the KL moved into the
+    algorithm) resumes with the run's KL in its loss, not silently without it."""
+    from agents.algos import REINFORCE
+    from agents.build import load_run_model
+
+    run = tmp_path / "run"
+    settings = {**TINY, "algo": "reinforce", "group_size": 2, "n_steps": 4, "batch_size": 8}
+    cfg = load_config(None, timesteps=32, out=str(run), kl_coef=0.1, kl_in_loss=True, **settings)
+    train(cfg)
+    ckpt = run / "checkpoints" / "latest.zip"
+    old = REINFORCE.load(ckpt)
+    old.kl_coef, old.kl_controller = 0.0, None  # what an older checkpoint holds
+    old.save(ckpt)
+    model = load_run_model(run, prefer="checkpoint")
+    assert model.kl_coef == 0.1 and model.kl_controller.kl_coef == 0.1
+    assert model.kl is not None

@@ -18,12 +18,15 @@ from gym_textgen.errors import TextGenValueError
 
 
 def spec_of(algo: str | type[BaseAlgorithm]) -> AlgoSpec:
-    """The registered spec of `algo`, a name or a registered algorithm class."""
+    """The registered spec of `algo`: a name, a registered algorithm class, or a subclass of one
+    (the spec of its nearest registered ancestor: `class Mine(REINFORCE)` is built as REINFORCE
+    is)."""
     if isinstance(algo, str):
         return algo_spec(algo)
-    for spec in ALGORITHMS.values():
-        if spec.algo_class() is algo:
-            return spec
+    for ancestor in getattr(algo, "__mro__", ()):
+        for spec in ALGORITHMS.values():
+            if spec.algo_class() is ancestor:
+                return spec
     raise TextGenValueError(
         f"{getattr(algo, '__name__', algo)!r} is not a registered algorithm: register it with "
         f"agents.registry.register_algo(AlgoSpec(...)), or pass one of {sorted(ALGORITHMS)}"
@@ -49,7 +52,8 @@ def make_algo(
     >>> type(model.policy).__name__, type(model.rollout_buffer).__name__
     ('TransformerPolicy', 'EpisodeDictRolloutBuffer')
     """
-    return spec_of(algo).build(env, policy_kwargs, **kwargs)
+    cls = None if isinstance(algo, str) else algo
+    return spec_of(algo).build(env, policy_kwargs, algo_class=cls, **kwargs)
 
 
 __all__ = ["REINFORCE", "TransformerDQNPolicy", "make_algo", "spec_of"]
