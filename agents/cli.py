@@ -61,7 +61,6 @@ def parser() -> ArgumentParser:
         "--checkpoint-every, --device and --progress-bar may change)",
     )
     add_dataclass_flags(t, TrainConfig)
-    # names until 0.2, still accepted (with a FutureWarning) and hidden from --help
     e = sub.add_parser(
         "eval",
         parents=[debug],

@@ -44,7 +44,10 @@ class KLReference:
     Args:
         policy: the `agents.TransformerPolicy` being trained.
         model: the reference causal LM; None: a frozen copy of the policy's LM as it is now (a
-            LoRA policy: its frozen base, through `policy.reference()`, with no copy).
+            LoRA policy: its frozen base, through `policy.reference()`, with no copy). A model
+            given here is left as it is (its gradients and train mode are yours), unless it
+            shares weights with the policy, which would move it as the policy trains: then the
+            reference is a frozen copy of it.
 
     Under action masks (MaskablePPO) the reference's distribution is renormalised over the same
     allowed ids as the policy's, so a policy equal to its reference has zero KL.
@@ -52,9 +55,13 @@ class KLReference:
 
     def __init__(self, policy: Any, model: Any = None) -> None:
         self.policy = policy
-        if model is None and not policy.lora:
-            model = copy.deepcopy(policy.lm)
-        self.model = None if model is None else model.eval().requires_grad_(False)
+        if model is not None:
+            policy_weights = {id(p) for p in policy.parameters()}
+            if any(id(p) in policy_weights for p in model.parameters()):
+                model = copy.deepcopy(model).requires_grad_(False)
+        elif not policy.lora:
+            model = copy.deepcopy(policy.lm).requires_grad_(False)
+        self.model = model
 
     @th.no_grad()
     def log_softmax(
@@ -67,8 +74,13 @@ class KLReference:
                 hidden = grouped_last_hidden(self.policy.features_extractor.trunk, ids, lengths)
                 logits = self.policy.action_net(hidden)
         else:
-            hidden = grouped_last_hidden(self.model.base_model, ids, lengths)
-            logits = self.model.get_output_embeddings()(hidden)  # (B, V)
+            training = self.model.training
+            self.model.eval()  # no dropout in the reference
+            try:
+                hidden = grouped_last_hidden(self.model.base_model, ids, lengths)
+                logits = self.model.get_output_embeddings()(hidden)  # (B, V)
+            finally:
+                self.model.train(training)
         logits = logits.float()
         if masks is not None:
             logits = logits.masked_fill(~masks, float("-inf"))
@@ -175,15 +187,18 @@ class KLPenaltyCallback(BaseCallback):
     in its loss instead).
 
     Args:
-        kl_coef, kl_coef_target, kl_horizon: the `KLController`'s.
+        kl_coef, kl_coef_target, kl_horizon: the `KLController`'s (the callback's attributes of
+            the same names read it; `kl_coef` may be set).
         reference: the reference causal LM; by default a frozen copy of the policy's LM when
-            training starts (for a LoRA policy, its frozen base).
+            training first starts (for a LoRA policy, its frozen base). The callback keeps it:
+            a later `learn`, on this model or a loaded one, penalises against the same model.
 
     The adaptive kl_coef is part of the run: its state is stored on the model
     (`model.textgen_kl_state`), so it is saved with every checkpoint, and a callback with the
     same settings continues from it after `load`. The default reference is a copy of the policy
     when `learn` starts, which after a `load` is the trained policy: to keep penalising against
     the initial model, pass it (`reference=load_model(name)`), as `textgen train --resume` does.
+    Its attributes: `reference` (the LM), `kl` (the `KLReference` built from it), `controller`.
 
     Logs `kl/ref_per_token` (the rollout's sampled KL per used step), `kl/coef`, and
     `kl/ref_per_episode`: the mean over the episodes that ended in this rollout of each one's
@@ -214,8 +229,8 @@ class KLPenaltyCallback(BaseCallback):
     ) -> None:
         super().__init__()
         self.controller = KLController(kl_coef, kl_coef_target, kl_horizon)
-        self.reference_model: Any = reference
-        self.reference: KLReference | None = None  # built when training starts
+        self.reference: Any = reference
+        self.kl: KLReference | None = None  # built when training starts
         # each env slot's KL so far of the episode in progress (NaN: it started before this
         # callback saw the slot), valid for `_carry_model` from timestep `_carry_at` on
         self._episode_kl: np.ndarray | None = None
@@ -225,8 +240,29 @@ class KLPenaltyCallback(BaseCallback):
 
     @property
     def kl_coef(self) -> float:
-        """The controller's current kl_coef."""
+        """The controller's current kl_coef (settable: the controller continues from it)."""
         return self.controller.kl_coef
+
+    @kl_coef.setter
+    def kl_coef(self, value: float) -> None:
+        if not 0 <= value < float("inf"):
+            raise TextGenValueError(f"Expects kl_coef >= 0 (finite), got {value}")
+        self.controller.kl_coef = float(value)
+
+    @property
+    def kl_coef_target(self) -> float | None:
+        """The controller's target KL per episode (None: kl_coef is fixed)."""
+        return self.controller.kl_coef_target
+
+    @property
+    def initial_kl_coef(self) -> float:
+        """kl_coef as given."""
+        return self.controller.initial_kl_coef
+
+    @property
+    def kl_horizon(self) -> int:
+        """The controller's horizon in environment steps."""
+        return self.controller.kl_horizon
 
     def _on_training_start(self) -> None:
         if not hasattr(self.model, "rollout_buffer"):
@@ -235,9 +271,16 @@ class KLPenaltyCallback(BaseCallback):
                 f"MaskablePPO, REINFORCE); got {type(self.model).__name__}, which has no rollout "
                 "buffer (DQN learns from a replay buffer)"
             )
-        if self.reference is None or self.reference.policy is not self.model.policy:
-            # once: a second learn() keeps penalising against the same reference
-            self.reference = KLReference(self.model.policy, self.reference_model)
+        if getattr(self.model, "kl_coef", 0) and getattr(self.model, "kl", None) is not None:
+            raise TextGenValueError(
+                f"{type(self.model).__name__} has a KL of its own in its loss "
+                f"(kl_coef={self.model.kl_coef}); with KLPenaltyCallback too the KL would count "
+                "twice: use one of them"
+            )
+        if self.kl is None or self.kl.policy is not self.model.policy:
+            self.kl = KLReference(self.model.policy, self.reference)
+            if self.reference is None:  # keep the first copy: a later learn uses the same
+                self.reference = self.kl.model
         self.controller.restore(getattr(self.model, STATE_ATTR, None))  # a resumed run
         setattr(self.model, STATE_ATTR, self.controller.state())
 
@@ -318,7 +361,7 @@ class KLPenaltyCallback(BaseCallback):
         if getattr(buf, "action_masks", None) is not None:  # sb3-contrib's maskable buffers
             masks = th.as_tensor(flat(buf.action_masks)[valid], device=device) > 0.5  # (B, V)
         ref = np.zeros(n_steps * n_envs, dtype=np.float32)
-        ref[valid] = self.reference.log_probs(ids, lengths, actions, masks).cpu().numpy()
+        ref[valid] = self.kl.log_probs(ids, lengths, actions, masks).cpu().numpy()
         ref = ref.reshape(n_envs, n_steps).T
         used = valid.reshape(n_envs, n_steps).T
         # (n_steps, n_envs): a sample of the per-token KL, 0 on rows that are not steps

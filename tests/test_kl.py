@@ -56,7 +56,7 @@ def test_penalty_is_beta_times_log_ratio_and_zero_at_start():
         for t in range(ids.shape[0]):
             for e in range(ids.shape[1]):
                 row = ids[t, e : e + 1, : lengths[t, e]]
-                logits = kl.reference.model(input_ids=row).logits[0, -1]
+                logits = kl.kl.model(input_ids=row).logits[0, -1]
                 ref_lp[t, e] = th.log_softmax(logits, -1)[actions[t, e]].item()
     expected = before.rewards - 0.5 * (before.log_probs - ref_lp)
     np.testing.assert_allclose(after.rewards, expected, atol=1e-4)
@@ -266,3 +266,80 @@ def test_kl_per_episode_leaves_out_episodes_it_did_not_see_whole():
     assert after.per_episode[:2] == [None, None] and after.per_episode[4:] == [None, None]
     assert after.per_episode[2] is None  # (rows 12-15: none ends)
     assert after.per_episode[3] == pytest.approx(ratio[6:16].sum(0).mean(), abs=2e-5)
+
+
+# -- the reference -------------------------------------------------------------------------------
+
+
+def tiny_ppo():
+    env = agents.make_vec_env("TextGen-v0", n_envs=2, max_new_tokens=4, stop_on_eos=False, seed=0)
+    return agents.make_algo(
+        "ppo", env, {"model": "random-tiny"}, n_steps=4, batch_size=8, n_epochs=1, seed=0,
+        learning_rate=1e-2,
+    )  # fmt: skip
+
+
+def test_a_given_reference_is_used_as_it_is_and_never_frozen_in_place():
+    """Bug: KLReference froze the model it was given, so `kl_reference=` the policy's own LM
+    (or any model the user goes on training) silently stopped training."""
+    from agents.kl import KLReference
+    from gym_textgen.models import load_model
+
+    model = tiny_ppo()
+    policy = model.policy
+    own = KLReference(policy, policy.lm)  # shares the policy's weights: a frozen copy
+    assert own.model is not policy.lm
+    assert all(p.requires_grad for p in policy.lm.parameters())
+    assert not any(p.requires_grad for p in own.model.parameters())
+    other = load_model("random-tiny", seed=1).train()
+    kl = KLReference(policy, other)
+    assert kl.model is other and other.training
+    assert all(p.requires_grad for p in other.parameters())
+    ids, lengths = th.zeros((1, 8), dtype=th.long), th.tensor([3])
+    kl.log_softmax(ids, lengths)
+    assert other.training  # its mode restored after an eval-mode forward
+
+
+def test_a_reused_callback_keeps_penalising_against_its_first_reference(tmp_path):
+    """A callback used again on a loaded model keeps its first reference (bug: it copied the
+    loaded, trained policy as a new reference)."""
+    from stable_baselines3 import PPO
+
+    model = tiny_ppo()
+    initial = {k: v.clone() for k, v in model.policy.lm.state_dict().items()}
+    kl = KLPenaltyCallback(kl_coef=0.1)
+    model.learn(16, callback=kl)
+    first = kl.reference
+    assert first is kl.kl.model and first is not model.policy.lm
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip", env=model.get_env())
+    assert any(
+        not th.equal(v, initial[k]) for k, v in loaded.policy.lm.state_dict().items()
+    )  # trained
+    loaded.learn(8, callback=kl, reset_num_timesteps=False)
+    assert kl.kl.policy is loaded.policy and kl.kl.model is first
+    for k, v in kl.reference.state_dict().items():  # still the initial weights
+        assert th.equal(v, initial[k]), k
+
+
+def test_the_callback_reads_and_sets_its_controller():
+    kl = KLPenaltyCallback(kl_coef=0.1, kl_coef_target=2.0, kl_horizon=500)
+    assert (kl.kl_coef, kl.initial_kl_coef, kl.kl_coef_target, kl.kl_horizon) == (
+        0.1,
+        0.1,
+        2.0,
+        500,
+    )
+    kl.kl_coef = 0.3
+    assert kl.controller.kl_coef == 0.3 and kl.initial_kl_coef == 0.1
+    with pytest.raises(ValueError, match="kl_coef >= 0"):
+        kl.kl_coef = -1.0
+
+
+def test_the_callback_refuses_an_algorithm_with_a_kl_of_its_own():
+    env = agents.make_vec_env("TextGen-v0", n_envs=2, max_new_tokens=4, stop_on_eos=False)
+    model = agents.make_algo(
+        "reinforce", env, {"model": "random-tiny"}, baseline="none", kl_coef=0.1
+    )
+    with pytest.raises(ValueError, match="KL would count twice"):
+        model.learn(8, callback=KLPenaltyCallback(kl_coef=0.1))

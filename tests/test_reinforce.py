@@ -259,14 +259,14 @@ def test_kl_per_episode_of_rounds_is_their_kl_over_their_episodes():
     model = make("rloo", n_envs=6, group_size=3)
     force_episode_lengths(model, LENGTHS)
     kl = KLPenaltyCallback(kl_coef=0.5)
-    kl.reference = KLReference(model.policy, load_model("random-tiny", seed=1))
+    kl.kl = KLReference(model.policy, load_model("random-tiny", seed=1))
     refs = []  # what the reference pass returned, each rollout
 
     def reference_log_probs(*args, **kwargs):
         refs.append(real(*args, **kwargs))
         return refs[-1]
 
-    real, kl.reference.log_probs = kl.reference.log_probs, reference_log_probs
+    real, kl.kl.log_probs = kl.kl.log_probs, reference_log_probs
     before, logged = Snapshot(), LoggedValues()
     model.learn(2 * 30, callback=[before, kl, logged])  # two rollouts of 2 rounds
     per_episode = logged.values["kl/ref_per_episode"]

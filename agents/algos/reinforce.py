@@ -114,8 +114,12 @@ class REINFORCE(OnPolicyAlgorithm):
             whose state is saved with the model); None keeps it fixed.
         kl_horizon: environment steps over which the adaptive kl_coef may change by up to 20%.
         kl_reference: the reference causal LM; None: a frozen copy of the policy's LM as built
-            (its initial weights, also when loaded: `load` builds the policy before it sets the
-            trained parameters); a LoRA policy's reference is its frozen base.
+            (its initial weights, also when loaded: `load` builds the policy from its model
+            name before it sets the trained parameters); a LoRA policy's reference is its
+            frozen base. A policy built from an LM object rather than a name pickles that object
+            into the checkpoint, trained: after `load`, pass `kl_reference=` the initial model
+            to keep the same reference. The reference is built with the policy (eagerly, at
+            construction) so that the first update already has it.
         max_episode_steps: the episodes' maximum length (default: the env's max_new_tokens).
             Every episode must end within it: a cut episode would miss the score of its end
             (with sparse rewards, be paid 0). A value below the env's max_new_tokens is refused at setup, and a
