@@ -74,13 +74,13 @@ class TransformerExtractor(BaseFeaturesExtractor):
     def __init__(
         self,
         observation_space: spaces.Dict,
-        model: str | nn.Module = "default",
+        model: str | nn.Module = PolicyConfig.model,
         vocab_size: int | None = None,
-        lora: dict[str, Any] | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        kv_cache: bool = True,
-        group_sequences: bool = True,
-    ) -> None:
+        lora: dict[str, Any] | None = PolicyConfig.lora,
+        model_kwargs: dict[str, Any] | None = PolicyConfig.model_kwargs,
+        kv_cache: bool = PolicyConfig.kv_cache,
+        group_sequences: bool = PolicyConfig.group_sequences,
+    ) -> None:  # (the defaults are PolicyConfig's: the settings are defined there)
         check_text_observation_space(observation_space)
         if vocab_size is None:
             vocab_size = int(observation_space["input_ids"].high.max()) + 1
