@@ -33,6 +33,17 @@ def test_lesson_02_policy_gradient(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_lesson_02_claim_ppo_learns_target_tokens_within_600_episodes():
+    """The lesson's claim, on its own settings: PPO lifts target_tokens from the random 0.25 to
+    0.9 in about 500 episodes (measured over seeds 0-2 at 576 episodes: the last five batches
+    0.91, 0.99, 0.89; the first three 0.23-0.26)."""
+    m = lesson("lesson_02_policy_gradient")
+    curve = m.ppo(m.Args(iterations=36, batch=16, seed=0))
+    assert len(curve) == 36
+    assert sum(curve[:3]) / 3 < 0.35  # it starts where a uniformly random policy does
+    assert sum(curve[-5:]) / 5 > 0.6  # and has learned the task
+
+
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"timesteps": 64, "n_envs": 2, "max_new_tokens": 4, "eval_episodes": 2}
 
