@@ -14,6 +14,9 @@ Importing the package registers its environments:
 | `TextGenCopy-v0` | `copy: red cat sun ->` (procedural) | `word_match` |
 | `TextGenReverse-v0` | `reverse: red cat sun ->` (procedural) | `word_match` |
 | `TextGenArithmetic-v0` | `12 + 35 =` (procedural) | `numeric` (exact answer) |
+| `TextGenCodeWord-v0` | interactive: repeat the code word the other party gives | the party's (1 for the word) |
+| `TextGenGuessNumber-v0` | interactive: find a secret number, higher/lower replies | the party's (fewer guesses, more) |
+| `TextGenCalculator-v0` | interactive: arithmetic with a calculator tool | `numeric` (exact answer) |
 """
 
 from gymnasium.envs.registration import register, registry
@@ -37,6 +40,9 @@ ENV_IDS = {
     "TextGenCopy-v0": {"task": "copy"},
     "TextGenReverse-v0": {"task": "reverse"},
     "TextGenArithmetic-v0": {"task": "arithmetic"},
+    "TextGenCodeWord-v0": {"task": "code_word"},
+    "TextGenGuessNumber-v0": {"task": "guess_number"},
+    "TextGenCalculator-v0": {"task": "calculator"},
 }
 
 for _id, _kwargs in ENV_IDS.items():

@@ -13,10 +13,12 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import gym_textgen
 from gym_textgen import ENV_IDS
-from tests.helpers import assert_same, rollout
+from tests.helpers import INTERACTIVE_TASKS, assert_same, rollout
 from tests.tokens import WORD, V
 
 IDS = sorted(ENV_IDS)
+#: the ids whose episodes are one prompt and one completion
+SINGLE_TURN = [i for i in IDS if gym.spec(i).kwargs.get("task") not in INTERACTIVE_TASKS]
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -111,7 +113,7 @@ INFO_KEYS = ["prompt_index", "prompt_tokens", "prompt", "completion", "new_token
 
 
 @pytest.mark.parametrize("dense", [False, True])
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", SINGLE_TURN)
 def test_info_has_the_same_keys_on_every_reset_and_step(env_id, dense):
     """Clients that stack infos across steps (Tianshou's buffer, TorchRL's tensordicts) need
     every key on every step, with one type each: neutral values before the last step."""

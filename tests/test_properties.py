@@ -65,7 +65,8 @@ def test_observations_rewards_and_infos(env_id, kwargs, data, seed):
     obs, info = env.reset(seed=seed)
     assert env.observation_space.contains(obs)
     types = {k: type(v) for k, v in info.items()}
-    assert list(info) == INFO_KEYS and info["new_tokens"] == 0 and info["completion"] == ""
+    keys = INFO_KEYS + (["turns", "reply"] if env.core.interaction else [])
+    assert list(info) == keys and info["new_tokens"] == 0 and info["completion"] == ""
     names = list(info["reward_components"])
     mask = env.action_masks()
     assert mask.shape == (env.action_space.n,) and mask.dtype == bool and mask.any()
@@ -75,14 +76,14 @@ def test_observations_rewards_and_infos(env_id, kwargs, data, seed):
         assert type(reward) is float and math.isfinite(reward)
         assert type(terminated) is bool and truncated is False
         # the same keys, types and component names on every step and reset
-        assert list(info) == INFO_KEYS and {k: type(v) for k, v in info.items()} == types
+        assert list(info) == keys and {k: type(v) for k, v in info.items()} == types
         assert list(info["reward_components"]) == names
         assert all(type(v) is float for v in info["reward_components"].values())
         assert 1 <= info["new_tokens"] <= kwargs["max_new_tokens"]
         if terminated:
             obs, info = env.reset()
             assert env.observation_space.contains(obs)
-            assert list(info) == INFO_KEYS and info["new_tokens"] == 0
+            assert list(info) == keys and info["new_tokens"] == 0
         else:
             assert info["completion"] == "" and set(info["reward_components"].values()) == {0.0}
 
@@ -144,8 +145,8 @@ def test_vector_env_equals_single_envs(env_id, kwargs, n, data, seed):
                 r, t = 0.0, False
             else:
                 o, r, t, _, _ = env.step(int(actions[i]))
-            np.testing.assert_array_equal(obs["input_ids"][i], o["input_ids"])
-            np.testing.assert_array_equal(obs["attention_mask"][i], o["attention_mask"])
+            for key in o:  # input_ids, attention_mask (and an interactive env's policy_mask)
+                np.testing.assert_array_equal(obs[key][i], o[key])
             assert terms[i] == t and not truncs[i]
             if env_id in NEURAL_REWARD:  # a batch of texts through one float32 forward:
                 assert rewards[i] == pytest.approx(r, abs=1e-6)  # ~4e-8 apart, measured

@@ -172,8 +172,14 @@ class TextGenCore:
         self.task: Task = make_task(cfg.task)
         prompt_tokens = cfg.max_prompt_tokens or self.task.max_prompt_tokens or 24
         self.max_prompt_tokens = int(prompt_tokens)
-        self.max_new_tokens = int(cfg.max_new_tokens or self.task.max_new_tokens or 32)
-        self.max_length = self.max_prompt_tokens + self.max_new_tokens
+        #: the task's `Interaction` (None: single-turn episodes)
+        self.interaction = self.task.interaction
+        turns = self.interaction
+        default_new = turns.max_new_tokens if turns is not None else 32
+        self.max_new_tokens = int(cfg.max_new_tokens or self.task.max_new_tokens or default_new)
+        #: tokens the other party may insert in an episode (a reply after each turn but the last)
+        self.max_inserted = 0 if turns is None else (turns.max_turns - 1) * turns.max_reply_tokens
+        self.max_length = self.max_prompt_tokens + self.max_new_tokens + self.max_inserted
         self.stop_on_eos = bool(cfg.stop_on_eos)
         self.dense_reward = bool(cfg.dense_reward)
         self.split = cfg.split
@@ -208,12 +214,13 @@ class TextGenCore:
             )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
-        self.observation_space = spaces.Dict(
-            {
-                "input_ids": spaces.Box(0, self.vocab_size - 1, (self.max_length,), np.int64),
-                "attention_mask": spaces.Box(0, 1, (self.max_length,), np.int8),
-            }
-        )
+        obs = {
+            "input_ids": spaces.Box(0, self.vocab_size - 1, (self.max_length,), np.int64),
+            "attention_mask": spaces.Box(0, 1, (self.max_length,), np.int8),
+        }
+        if turns is not None:  # whose token is whose: 1 where the policy wrote it
+            obs["policy_mask"] = spaces.Box(0, 1, (self.max_length,), np.int8)
+        self.observation_space = spaces.Dict(obs)
         self.action_space = spaces.Discrete(self.vocab_size)
         self.mask = self._build_mask(cfg.allowed_tokens)
         self._encoded: dict[str, tuple[np.ndarray, str]] = {}
@@ -257,6 +264,37 @@ class TextGenCore:
             self._references = table
         return self._references.get(prompt) if isinstance(prompt, str) else None
 
+    def pick_prompt(
+        self, options: dict[str, Any], rng: np.random.Generator
+    ) -> tuple[int, Any, Any]:
+        """(index, prompt, reference) for a reset with `options`: a forced `"prompt"` (index -1;
+        its reference given, or the task's when it is one of the task's prompts), a
+        `"prompt_index"`, or a prompt of the split drawn uniformly with `rng`."""
+        unknown = set(options) - {"prompt", "prompt_index", "reference"}
+        if unknown:
+            raise TextGenValueError(
+                f"Unknown reset option(s) {sorted(unknown)}; expected 'prompt' (with an optional "
+                "'reference') or 'prompt_index'"
+            )
+        prompts = self.prompts
+        if "prompt" in options:
+            index = -1
+            prompt = options["prompt"]
+            reference = options.get("reference", self.reference_of(prompt))
+        else:
+            if "prompt_index" in options:
+                index = options["prompt_index"]
+                if not isinstance(index, (int, np.integer)) or not 0 <= index < len(prompts):
+                    raise TextGenValueError(
+                        f"Expects prompt_index in [0, {len(prompts) - 1}], got {index!r}"
+                    )
+            else:
+                index = rng.integers(len(prompts))
+            index = int(index)
+            prompt = prompts[index]
+            reference = self.task.reference(index, self.split)
+        return index, prompt, reference
+
     def format_prompt(self, text: str) -> str:
         """What the model reads for prompt `text`: the task's template, then (when `chat` is on
         and the tokenizer has one) the chat template with `text` as the user's message."""
@@ -297,6 +335,34 @@ class TextGenCore:
         if len(self._encoded) < 10_000:
             self._encoded[prompt] = (ids, text)
         return ids, text
+
+    def reply_ids(self, reply: str, after_eos: bool) -> np.ndarray:
+        """The ids the other party's `reply` adds to the state after a policy turn (`after_eos`:
+        the turn ended with EOS), at most `max_reply_tokens`.
+
+        Without a chat template the reply is written by the interaction's `reply_template`;
+        with one (`chat`), it is the template's user message and the assistant's header, and
+        the end of the policy's turn when the policy did not write it."""
+        turns = self.interaction
+        text = as_text(reply)
+        chat = self.config.chat if self.config.chat is not None else self.task.chat
+        if chat and getattr(self.tokenizer, "chat_template", None):
+            mark = "@@ASSISTANT@@"
+            talk = [{"role": "user", "content": "x"}, {"role": "assistant", "content": mark}]
+            before = self.tokenizer.apply_chat_template(talk, tokenize=False)
+            after = self.tokenizer.apply_chat_template(
+                [*talk, {"role": "user", "content": text}], tokenize=False,
+                add_generation_prompt=True,
+            )  # fmt: skip
+            tail = before[before.rindex(mark) + len(mark) :]  # how the assistant's turn ends
+            eos = self.tokenizer.eos_token or ""
+            if after_eos and eos and tail.startswith(eos):
+                tail = tail[len(eos) :]
+            text = tail + after[len(before) :]
+        else:
+            text = turns.reply_template.replace("{reply}", text)
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return np.asarray(ids[: turns.max_reply_tokens], dtype=np.int64)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids (special tokens and ids the tokenizer lacks are dropped)."""

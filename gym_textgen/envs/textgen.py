@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -11,28 +10,9 @@ from gymnasium import logger
 from gymnasium.error import ResetNeeded
 
 from gym_textgen.envs.core import TextGenConfig, TextGenCore
+from gym_textgen.envs.turns import Conversation, PreparedStep
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
-
-
-@dataclass(frozen=True)
-class PreparedStep:
-    """A checked step that changes nothing until `TextGenEnv.commit_step` applies it.
-
-    Attributes:
-        action: the token id.
-        terminated: whether this step ends the episode.
-        score_ids: the completion's ids to score now, or None when the step needs no score.
-        prompt: the episode's prompt text (what the scorer receives).
-        reference: the prompt's reference, or None.
-    """
-
-    action: int
-    terminated: bool
-    score_ids: list[int] | None
-    prompt: str
-    reference: Any
-    episode: int = 0  # which episode of the env, and which step of it, this step belongs to
-    position: int = 0
+from gym_textgen.interactive.party import Reply, replies_of
 
 
 class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
@@ -87,6 +67,18 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     `env.unwrapped.max_new_tokens`, and `gym.make(..., max_episode_steps=n)` adds a `TimeLimit`
     that truncates after n steps. A truncated episode is not scored (its text never finished):
     with sparse rewards it is paid 0, so set `max_new_tokens` instead to shorten episodes.
+
+    ## Interactive episodes
+    A task with an `Interaction` (`TextGenCodeWord-v0`, `TextGenGuessNumber-v0`,
+    `TextGenCalculator-v0`, or your own: `gym_textgen.interactive`) alternates turns: the policy's
+    turn ends at EOS, at a `turn_ends` string or at `max_turn_tokens`; then the other party's
+    reply is appended to the state within the same step (one action in, one observation out),
+    until the party says the episode is over or the policy has had `max_turns` turns (an end,
+    scored). `max_new_tokens` counts the policy's tokens only, and L grows by the replies' room.
+    The observation adds `policy_mask` (`Box(0, 1, (L,), int8)`: 1 on the policy's own tokens);
+    `info` adds `turns` and `reply`. Rewards: the party's for each turn, at the turn's last token,
+    plus the scorer's value of the last turn at the end (dense: within each turn, and a turn's
+    dense rewards sum to 0 but the last turn's, so the sum is still the sparse reward).
 
     ## Info
     The same keys on every `reset` and `step` (clients such as Tianshou's buffer and TorchRL's
@@ -145,9 +137,11 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ## Vectorized environment
     `gym.make_vec("TextGen-v0", num_envs=N, vectorization_mode="vector_entry_point")` returns
     `TextGenVectorEnv`: N slots that share one tokenizer and score all episodes that end in a
-    step with one scorer call. It uses this class's public halves of a step: `prepare_step`
-    (check the action, change nothing) and `commit_step` (apply it with its score). Its trajectories equal those of N single environments seeded
-    `seed, seed + 1, ...` (and of `vectorization_mode="sync"`).
+    step with one scorer call (and one call of an interactive task's other party). It uses this
+    class's public parts of a step: `prepare_step` (check the action, change nothing), `answer`
+    (the party's reply to a step that ends a turn) and `commit_step` (apply it with its score).
+    Its trajectories equal those of N single environments seeded `seed, seed + 1, ...` (and of
+    `vectorization_mode="sync"`).
 
     ## Version History
     * v0: initial version. Arguments became the fields of `TextGenConfig` (same names); an
@@ -155,6 +149,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
       Then (same dynamics, same rewards): `info` holds every key on every step and reset;
       `render()` without a render mode returns None (the text is `env.unwrapped.text`); an
       unknown keyword raises in Python's wording; the vector env takes every autoreset mode.
+      Interactive tasks (same dynamics for every single-turn task).
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
@@ -196,40 +191,19 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._done = False
         self._prompt = ""
         self._prompt_len = 0
+        self._end = 0
         self._prompt_index = -1
         self._reference: Any = None
         self._last_score = 0.0
         self._completion = ""
+        self._talk = Conversation(core) if core.interaction else None  # interactive episodes
 
     # -- Gymnasium API ---------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
-        unknown = set(options) - {"prompt", "prompt_index", "reference"}
-        if unknown:
-            raise TextGenValueError(
-                f"Unknown reset option(s) {sorted(unknown)}; expected 'prompt' (with an optional "
-                "'reference') or 'prompt_index'"
-            )
-        prompts = self.core.prompts
-        if "prompt" in options:
-            index = -1
-            prompt = options["prompt"]
-            reference = options.get("reference", self.core.reference_of(prompt))
-        else:
-            if "prompt_index" in options:
-                index = options["prompt_index"]
-                if not isinstance(index, (int, np.integer)) or not 0 <= index < len(prompts):
-                    raise TextGenValueError(
-                        f"Expects prompt_index in [0, {len(prompts) - 1}], got {index!r}"
-                    )
-            else:
-                index = self.np_random.integers(len(prompts))
-            index = int(index)
-            prompt = prompts[index]
-            reference = self.core.task.reference(index, self.core.split)
+        index, prompt, reference = self.core.pick_prompt(options or {}, self.np_random)
         ids, text = self.core.encode_prompt(prompt)  # raises on a bad prompt, before any change
         n = ids.size
         self._ids.fill(self.core.pad_id)
@@ -237,9 +211,12 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._mask.fill(0)
         self._mask[:n] = 1
         self._prompt, self._prompt_len, self._reference = text, n, reference
+        self._end = n  # tokens in the state: the next one goes here
         self._prompt_index = index
         self._generated, self._done, self._last_score, self._completion = [], False, 0.0, ""
         self._episode += 1
+        if self._talk is not None:
+            self._talk.reset(seed=int(self.np_random.integers(2**31)))  # the party's, per episode
         if self.render_mode == "human":
             self.render()
         return self.observation(), self._info()
@@ -248,6 +225,9 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self, action: int | np.integer
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         prepared = self.prepare_step(action)
+        if prepared.exchange is not None:  # the policy ended a turn: the other party answers
+            (reply,) = replies_of(self.core.interaction.party, [prepared.exchange])
+            prepared = self.answer(prepared, reply)
         if prepared.score_ids is None:
             return self.commit_step(prepared)
         total, comps, texts = self.core.score(
@@ -282,6 +262,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """The prompt with the generated part between « and » ("" before the first reset)."""
         if self._generated is None:
             return ""
+        if self._talk is not None:
+            return self._talk.text(self._prompt, self._done)
         completion = self._completion if self._done else self.core.decode(self._generated)
         return f"{self._prompt}«{completion}»"
 
@@ -309,19 +291,27 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._done:
             raise ResetNeeded("The episode has ended (terminated=True); call reset() before step()")
         eos = a == self._eos
-        terminated = eos or len(self._generated) + 1 >= self.max_new_tokens
+        at_limit = len(self._generated) + 1 >= self.max_new_tokens
+        where = (self._prompt, self._reference, self._episode, len(self._generated))
+        if self._talk is not None:  # interactive: a turn's end waits for the other party
+            turn = self._talk.turn_with(a, eos)
+            if at_limit or eos or self._talk.ends_turn(turn):
+                exchange = self._talk.exchange(self._prompt, self._reference, turn)
+                return PreparedStep(a, at_limit, None, *where, exchange=exchange)
+            return PreparedStep(a, False, turn if self.dense_reward else None, *where)
+        terminated = eos or at_limit
         score_ids = None
         if terminated or self.dense_reward:
             score_ids = self._generated if eos else [*self._generated, a]
-        return PreparedStep(
-            a,
-            terminated,
-            score_ids,
-            self._prompt,
-            self._reference,
-            self._episode,
-            len(self._generated),
-        )
+        return PreparedStep(a, terminated, score_ids, *where)
+
+    def answer(self, p: PreparedStep, reply: Reply) -> PreparedStep:
+        """A prepared step that ends a policy turn, with the other party's `reply` to it: the
+        episode ends when the party says so or at the turn or token limit; otherwise the reply's
+        ids follow the action. Changes nothing (`commit_step` applies it)."""
+        if p.exchange is None:
+            raise TextGenValueError("Expects a step that ends a policy turn (p.exchange is set)")
+        return self._talk.answer(p, reply, self._eos)
 
     def commit_step(
         self,
@@ -346,20 +336,30 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 f"{self._episode}, token {len(self._generated or [])}), got one prepared for "
                 f"episode {p.episode}, token {p.position}: prepare_step again"
             )
+        if p.exchange is not None:
+            raise TextGenValueError(
+                "Expects the other party's reply first: this step ends a policy turn "
+                "(env.answer(prepared, reply), then commit_step)"
+            )
         if p.score_ids is not None and score is None:
             raise TextGenValueError(
                 f"Expects the score of completion ids {p.score_ids[:8]}... (score_ids is set), "
                 "got score=None"
             )
         score = 0.0 if score is None else score
-        pos = self._prompt_len + len(self._generated)
+        pos = self._end
+        self._end += 1 + len(p.reply_ids)
         self._ids[pos] = p.action
         self._mask[pos] = 1
         self._generated.append(p.action)
-        reward = 0.0
+        reward = p.turn_reward
         if p.score_ids is not None:
-            reward = score - self._last_score if self.dense_reward else score
+            reward += score - self._last_score if self.dense_reward else score
             self._last_score = score
+        if self._talk is not None and self._talk.commit(p, pos, self._ids, self._mask):
+            if self.dense_reward:  # a turn's dense rewards sum to 0 but the last turn's: the
+                reward -= self._last_score  # potential (the turn's score so far) restarts at 0
+            self._last_score = 0.0
         if p.terminated:
             self._done, self._completion = True, completion
         if self.render_mode == "human":
@@ -378,11 +378,15 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "completion": self._completion,
             "new_tokens": len(self._generated or ()),
             "reward_components": components,
+            **(self._talk.info() if self._talk is not None else {}),
         }
 
     def observation(self) -> dict[str, np.ndarray]:
         """The current observation (copies: what `reset` or the last `step` returned)."""
-        return {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
+        obs = {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
+        if self._talk is not None:
+            obs["policy_mask"] = self._talk.policy_mask.copy()
+        return obs
 
     @property
     def prompt(self) -> str:

@@ -12,6 +12,7 @@ from gymnasium.vector.utils import batch_space
 from gym_textgen.envs.core import TextGenConfig, TextGenCore
 from gym_textgen.envs.textgen import TextGenEnv
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.interactive.party import replies_of
 
 
 class TextGenVectorEnv(VectorEnv):
@@ -242,7 +243,13 @@ class TextGenVectorEnv(VectorEnv):
             None if self._needs_reset[i] else env.prepare_step(actions[i])
             for i, env in enumerate(self.envs)
         ]
-        # 2. one scorer call for every slot that needs a score
+        # 2. one call of the other party for every slot whose policy ended a turn (interactive)
+        asking = [i for i, p in enumerate(pending) if p is not None and p.exchange is not None]
+        if asking:
+            replies = replies_of(self.core.interaction.party, [pending[i].exchange for i in asking])
+            for i, reply in zip(asking, replies, strict=True):
+                pending[i] = self.envs[i].answer(pending[i], reply)
+        # 3. one scorer call for every slot that needs a score
         to_score = [i for i, p in enumerate(pending) if p is not None and p.score_ids is not None]
         scores: dict[int, tuple[float, dict[str, float], str]] = {}
         if to_score:
@@ -253,7 +260,7 @@ class TextGenVectorEnv(VectorEnv):
             )
             for j, i in enumerate(to_score):
                 scores[i] = (float(total[j]), {k: float(v[j]) for k, v in comps.items()}, texts[j])
-        # 3. apply
+        # 4. apply
         obs, infos, finals = [], [], []
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminated = np.zeros(self.num_envs, dtype=bool)

@@ -191,7 +191,18 @@ class TargetTokensScorer(Scorer):
         return out
 
 
+class NoScorer(Scorer):
+    """0 for every completion: for tasks whose reward comes from elsewhere (an interactive
+    task's other party pays per turn)."""
+
+    name = "none"
+
+    def score(self, prompts, completions, references=None, *, completion_ids=None) -> np.ndarray:
+        return np.zeros(len(completions))
+
+
 BUILTIN: dict[str, type[Scorer]] = {
+    "none": NoScorer,
     "sentiment": SentimentScorer,
     "length": LengthScorer,
     "keywords": KeywordsScorer,

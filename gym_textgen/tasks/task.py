@@ -29,6 +29,8 @@ class Task:
             `"Question: {prompt}\nAnswer:"`).
         chat: wrap the templated prompt in the tokenizer's chat template when it has one, so an
             instruct model (`smollm2-135m`) reads its own format and a base model a plain prompt.
+        interaction: a `gym_textgen.interactive.Interaction` makes the episodes interactive (an
+            other party answers each of the policy's turns); None: one prompt, one completion.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Task:
     max_new_tokens: int | None = None
     template: str = "{prompt}"
     chat: bool = False
+    interaction: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompts", tuple(self.prompts))
@@ -78,6 +81,14 @@ class Task:
             raise TextGenValueError(
                 f"Task {self.name!r}: expects a template holding '{{prompt}}', got {self.template!r}"
             )
+        if self.interaction is not None:
+            from gym_textgen.interactive import Interaction
+
+            if not isinstance(self.interaction, Interaction):
+                raise TextGenTypeError(
+                    f"Task {self.name!r}: expects interaction to be an Interaction or None, got "
+                    f"{type(self.interaction).__name__}"
+                )
         for i, p in enumerate(self.prompts):
             if not isinstance(p, str):
                 raise TextGenTypeError(

@@ -1,0 +1,204 @@
+"""Bundled interactive tasks: an other party answers the policy's turns (`gym_textgen.interactive`).
+
+| task | the other party | reward |
+| --- | --- | --- |
+| `code_word` | after the policy's first turn: "The code word is river." | 1 if the second turn says the word |
+| `guess_number` | "Higher." / "Lower." to a guess of a secret from 1 to 16 | 1 - (turns - 1) / 6 for finding it |
+| `calculator` | runs `<calc>12*(3+4)</calc>` and answers `<result>84</result>` | 1 if the final answer is right |
+| `calculator_no_tool` | (single turn: the same questions, no tool) | 1 if the answer is right |
+
+`code_word` isolates credit across turns: the reward depends on a word that exists only in the
+other party's reply, and its eval split holds words never used in training. The eval instances
+of every task are kept out of training.
+
+>>> from gym_textgen.tasks.interactive import code_word_task
+>>> task = code_word_task()
+>>> task.interaction.max_turns, len(task.prompts), len(task.eval_prompts)
+(2, 96, 28)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from gym_textgen.interactive import Exchange, Interaction, OtherParty, Reply, ToolParty
+from gym_textgen.scorers.builtin import words
+from gym_textgen.tasks.procedural import WORDS
+from gym_textgen.tasks.task import Task
+
+_CODE_PROMPTS = (
+    "I will tell you a code word. First say ok, then say the code word.",
+    "Say ready. Then I give you a code word, and you repeat it.",
+    "Listen for the code word and say it back.",
+    "Game: wait for my code word, then write it.",
+)
+
+
+class CodeWordParty(OtherParty):
+    """Gives the code word (the instance's reference) after the first turn; pays 1 when the
+    second turn says it, and ends the episode there."""
+
+    def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
+        out = []
+        for ex in exchanges:
+            if len(ex.policy_turns) == 1:
+                out.append(Reply(f"The code word is {ex.reference}."))
+            else:
+                said = ex.reference in words(ex.last)
+                out.append(Reply("Right." if said else "Wrong.", done=True, reward=float(said)))
+        return out
+
+
+def code_word_task(n_eval_words: int = 7, seed: int = 0) -> Task:
+    """Two turns: anything, then the code word the other party gave in between. The eval split's
+    words are never code words in training."""
+    order = np.random.default_rng(seed).permutation(len(WORDS))
+    eval_words = [WORDS[i] for i in order[:n_eval_words]]
+    train_words = [WORDS[i] for i in order[n_eval_words:]]
+
+    def pairs(ws: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        items = [(p, w) for w in ws for p in _CODE_PROMPTS]
+        return tuple(p for p, _ in items), tuple(w for _, w in items)
+
+    prompts, refs = pairs(train_words)
+    eval_prompts, eval_refs = pairs(eval_words)
+    return Task(
+        name="code_word",
+        prompts=prompts,
+        eval_prompts=eval_prompts,
+        references=refs,
+        eval_references=eval_refs,
+        scorer="none",
+        template="{prompt}\n",
+        description="interactive, synthetic: say the code word the other party gives after your "
+        "first turn (credit across turns)",
+        max_prompt_tokens=32,
+        interaction=Interaction(
+            CodeWordParty(),
+            max_turns=2,
+            max_turn_tokens=4,
+            max_reply_tokens=12,
+            reply_template="{reply}\n",
+        ),  # fmt: skip
+    )
+
+
+_GUESS_PROMPTS = (
+    "I am thinking of a number from 1 to 16. Guess it; I will say higher or lower.",
+    "Guess my secret number between 1 and 16. After each guess I say higher or lower.",
+    "Find my number (1 to 16) in as few guesses as you can.",
+)
+_NUMBER = re.compile(r"-?\d+")
+
+
+class GuessParty(OtherParty):
+    """Answers a guess of the secret (the reference) with "Higher." or "Lower."; finding it ends
+    the episode and pays 1 - (guesses - 1) / max_turns. A turn without a number in range gets a
+    reminder."""
+
+    def __init__(self, low: int = 1, high: int = 16, max_turns: int = 6) -> None:
+        self.low, self.high, self.max_turns = low, high, max_turns
+
+    def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
+        out = []
+        for ex in exchanges:
+            found = _NUMBER.search(ex.last)
+            guess = int(found.group()) if found else None
+            if guess is None or not self.low <= guess <= self.high:
+                out.append(Reply(f"Say a number from {self.low} to {self.high}."))
+            elif guess == ex.reference:
+                turns = len(ex.policy_turns)
+                out.append(Reply("Correct!", done=True, reward=1 - (turns - 1) / self.max_turns))
+            else:
+                out.append(Reply("Higher." if guess < ex.reference else "Lower."))
+        return out
+
+
+def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed: int = 0) -> Task:
+    """Find a secret number from 1 to `high` from higher/lower replies, in `max_turns` guesses."""
+    items = [(p, n) for n in range(1, high + 1) for p in _GUESS_PROMPTS]
+    if high != 16:
+        items = [(p.replace("16", str(high)), n) for p, n in items]
+    order = np.random.default_rng(seed).permutation(len(items))
+    held, kept = [items[i] for i in order[:n_eval]], [items[i] for i in order[n_eval:]]
+    return Task(
+        name="guess_number",
+        prompts=tuple(p for p, _ in kept),
+        eval_prompts=tuple(p for p, _ in held),
+        references=tuple(n for _, n in kept),
+        eval_references=tuple(n for _, n in held),
+        scorer="none",
+        template="{prompt}\nGuess:",
+        description="interactive: find a secret number from higher/lower replies; reward = 1 - "
+        "(guesses - 1) / max_turns for finding it",
+        max_prompt_tokens=40,
+        interaction=Interaction(
+            GuessParty(1, high, max_turns),
+            max_turns=max_turns,
+            max_turn_tokens=4,
+            max_reply_tokens=10,
+            reply_template=" {reply}\nGuess:",
+        ),  # fmt: skip
+    )
+
+
+TOOL_HINT = "You have a calculator: write <calc>expression</calc> and read its result."
+
+
+def _questions(n_train: int, n_eval: int, seed: int) -> list[tuple[str, str]]:
+    """Distinct two-digit products and three-digit sums: hard to do in one's head."""
+    rng = np.random.default_rng(seed)
+    items: dict[str, str] = {}
+    while len(items) < n_train + n_eval:
+        if rng.random() < 0.5:
+            a, b = (int(x) for x in rng.integers(12, 100, 2))
+            items.setdefault(f"What is {a} * {b}?", str(a * b))
+        else:
+            a, b = (int(x) for x in rng.integers(100, 1000, 2))
+            items.setdefault(f"What is {a} + {b}?", str(a + b))
+    return list(items.items())
+
+
+def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, seed: int = 0) -> Task:
+    """Arithmetic questions with a calculator tool (`tool=False`: the same questions, one
+    turn, no tool, for comparison); reward: the final answer's first number is right."""
+    qa = _questions(n_train, n_eval, seed)
+    questions, answers = [q for q, _ in qa], [a for _, a in qa]
+    common = dict(
+        prompts=tuple(questions[:n_train]),
+        eval_prompts=tuple(questions[n_train:]),
+        references=tuple(answers[:n_train]),
+        eval_references=tuple(answers[n_train:]),
+        scorer="numeric",
+        max_prompt_tokens=64,
+    )
+    if not tool:
+        return Task(name="calculator_no_tool", template="Question: {prompt}\nAnswer:",
+                    description="the calculator task's questions, answered in one turn",
+                    max_new_tokens=12, **common)  # fmt: skip
+    return Task(
+        name="calculator",
+        template=f"{TOOL_HINT}\nQuestion: {{prompt}}\nAnswer:",
+        description="interactive: answer arithmetic questions, with a calculator tool to call",
+        interaction=Interaction(
+            ToolParty(max_calls=2),
+            max_turns=3,
+            max_turn_tokens=16,
+            max_reply_tokens=12,
+            turn_ends=("</calc>", "\n"),
+            reply_template="{reply}\nAnswer:",
+        ),  # fmt: skip
+        **common,
+    )
+
+
+__all__ = [
+    "CodeWordParty",
+    "GuessParty",
+    "calculator_task",
+    "code_word_task",
+    "guess_number_task",
+]

@@ -1,0 +1,244 @@
+"""Interactive episodes: the other party, the calculator tool, and the env's turns."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gym_textgen
+from gym_textgen import TextGenEnv
+from gym_textgen.interactive import (
+    CalculatorError,
+    Exchange,
+    Interaction,
+    PartyError,
+    Reply,
+    ToolParty,
+    calculate,
+)
+from gym_textgen.tasks import Task
+from tests.tokens import EOS, TOKENIZER
+
+
+def ids(text: str) -> list[int]:
+    return TOKENIZER.encode(text, add_special_tokens=False)
+
+
+# -- the calculator -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression, value",
+    [("12*(3+4)", "84"), ("7 / 2", "3.5"), ("1/3", "0.333333"), ("-1/3", "-0.333333"),
+     ("0.1 + 0.2", "0.3"), ("2**10 - 1", "1023"), ("2**-2", "0.25"), ("(1/3)*3", "1"),
+     ("10 // 3", "3"), ("-7 % 3", "2"), ("3 × 4", "12"), (" 37*24 ", "888")],
+)  # fmt: skip
+def test_the_calculator_computes_exactly(expression, value):
+    assert calculate(expression) == value
+
+
+@pytest.mark.parametrize(
+    "expression, why",
+    [("__import__('os').system('ls')", "unsupported: a call"), ("abc", "unsupported: abc"),
+     ("1 +", "cannot parse"), ("5 / 0", "division by zero"), ("0 ** -1", "division by zero"),
+     ("9 ** 99", "exponents must be whole numbers up to 64"), ("2 ** 0.5", "exponents"),
+     ("1e999", "too large"), ("10**15 * 10", "too large"), ("1" * 201, "too long"),
+     ("+".join(["1"] * 70), "too many operations"), ("", "empty"), ("'a' * 3", "unsupported")],
+)  # fmt: skip
+def test_the_calculator_refuses_with_a_reason(expression, why):
+    with pytest.raises(CalculatorError, match=why.replace("*", r"\*")):
+        calculate(expression)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.text(alphabet="0123456789+-*/%().e ", max_size=60)))
+def test_the_calculator_answers_any_text_or_says_why_not(text):
+    try:
+        value = calculate(text)
+    except CalculatorError as e:
+        assert str(e)
+    else:
+        assert isinstance(value, str) and value
+
+
+def test_the_tool_runs_the_last_call_and_answers_malformed_calls_with_an_error():
+    tool = ToolParty(max_calls=2)
+
+    def turn(*turns):
+        return Exchange("q", "84", turns, seed=0)
+
+    replies = tool.reply([
+        turn("<calc>1+1</calc> then <calc>12*(3+4)</calc>"),
+        turn("<calc>12*(</calc>"),
+        turn("<calc>open('x')</calc>"),
+        turn(" 84"),
+        turn("<calc>1</calc>", "<result>1</result>", "<calc>2</calc>", "<result>2</result>",
+             "<calc>3</calc>"),
+    ])  # fmt: skip
+    assert replies[0] == Reply("<result>84</result>")
+    assert replies[1].text == "<result>error: cannot parse '12*('</result>"
+    assert replies[2].text.startswith("<result>error: unsupported: a call")
+    assert replies[3] == Reply(done=True)  # no call: the answer
+    assert replies[4].text == "<result>error: no calls left, give the answer</result>"
+
+
+# -- episodes -------------------------------------------------------------------------------------
+
+
+def echo_task(party, **interaction):
+    """Two prompts, the `length` scorer on the last turn, and `party` answering each turn."""
+    limits = {"max_turns": 3, "max_turn_tokens": 4, "max_reply_tokens": 8, **interaction}
+    return Task(name="echo", prompts=("Say something.", "Hello."), scorer="length",
+                interaction=Interaction(party, **limits))  # fmt: skip
+
+
+def write(env, text):
+    """Step the policy's tokens of `text`; returns every step's (obs, reward, term, trunc, info)."""
+    return [env.step(a) for a in ids(text)]
+
+
+def test_a_code_word_episode_pays_for_the_word_the_party_gave():
+    env = gym.make("TextGenCodeWord-v0").unwrapped
+    obs, info = env.reset(seed=0)
+    word = env.core.task.reference(info["prompt_index"])
+    assert info["turns"] == 0 and info["reply"] == ""
+    steps = write(env, "ok\n")
+    obs, reward, terminated, _, info = steps[-1]
+    assert not terminated and reward == 0.0 and info["turns"] == 1
+    assert info["reply"] == f"The code word is {word}."
+    reply = env.core.reply_ids(info["reply"], after_eos=False)
+    n = int(obs["attention_mask"].sum())
+    # the reply follows the turn in the state, as the party's tokens: attended, not the policy's
+    np.testing.assert_array_equal(obs["input_ids"][n - len(reply) : n], reply)
+    assert obs["policy_mask"][n - len(reply) : n].sum() == 0
+    assert obs["policy_mask"].sum() == len(ids("ok\n")) == info["new_tokens"]
+    steps = write(env, f" {word}\n")
+    rewards = [s[1] for s in steps]
+    assert steps[-1][2] and rewards[-1] == 1.0 and sum(rewards[:-1]) == 0.0
+    assert env.text.endswith(f"« {word}\n»")
+
+
+def test_a_wrong_word_is_paid_nothing_and_eos_ends_a_turn():
+    env = gym.make("TextGenCodeWord-v0").unwrapped
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(EOS)  # an empty first turn
+    assert not terminated and info["turns"] == 1 and reward == 0.0
+    steps = write(env, " nothing\n")
+    assert steps[-1][2] and steps[-1][1] == 0.0
+
+
+def test_an_episode_ends_at_the_party_s_word_or_at_the_turn_limit():
+    seen = []
+
+    def party(ex):
+        seen.append(ex)
+        return Reply(f"turn {len(ex.policy_turns)}", done="stop" in ex.last, reward=0.25)
+
+    env = TextGenEnv(task=echo_task(party))
+    env.reset(seed=0, options={"prompt": "Hello."})
+    steps = write(env, " a\n b\n c\n")
+    assert [s[2] for s in steps].count(True) == 1 and steps[-1][2]
+    assert [s[1] for s in steps if s[1]] == [
+        0.25,
+        0.25,
+        0.25 + steps[-1][4]["reward_components"]["length"],
+    ]
+    assert [ex.turns for ex in seen] == [(" a\n",), (" a\n", "turn 1", " b\n"),
+                                         (" a\n", "turn 1", " b\n", "turn 2", " c\n")]  # fmt: skip
+    assert steps[-1][4]["completion"] == " c\n"  # the scorer judged the last turn
+    env.reset(seed=0)
+    steps = write(env, " stop\n")
+    assert steps[-1][2] and steps[-1][4]["turns"] == 1
+
+
+def test_a_turn_ends_at_its_token_limit():
+    env = TextGenEnv(task=echo_task(lambda ex: "go on", max_turn_tokens=2))
+    env.reset(seed=0)
+    steps = write(env, " one two three")
+    assert [s[4]["turns"] for s in steps] == [0, 1, 1]
+
+
+def test_a_failing_party_changes_nothing_and_the_episode_goes_on():
+    calls = {"n": 0}
+
+    def flaky(ex):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("the user went away")
+        return "fine"
+
+    env = TextGenEnv(task=echo_task(flaky))
+    env.reset(seed=0)
+    write(env, " a")
+    before = env.observation()
+    with pytest.raises(
+        PartyError, match="CallableParty raised ConnectionError: the user went away"
+    ):
+        env.step(ids("\n")[0])
+    for key, value in env.observation().items():
+        np.testing.assert_array_equal(value, before[key])
+    _, _, _, _, info = env.step(ids("\n")[0])  # the same step again, now answered
+    assert info["turns"] == 1 and info["reply"] == "fine"
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [(lambda ex: 3, "expects a Reply, a str or a"), (lambda ex: Reply("x", reward=float("nan")),
+     "non-finite reward")],
+)  # fmt: skip
+def test_a_party_that_returns_no_reply_is_a_clear_error(bad, why):
+    env = TextGenEnv(task=echo_task(bad))
+    env.reset(seed=0)
+    with pytest.raises(PartyError, match=why):
+        write(env, " a\n")
+
+
+def test_the_vector_env_asks_the_party_once_per_step_for_every_slot():
+    batches = []
+
+    class Counting(gym_textgen.interactive.OtherParty):
+        def reply(self, exchanges):
+            batches.append(len(exchanges))
+            return [Reply("ok") for _ in exchanges]
+
+    envs = gym_textgen.TextGenVectorEnv(num_envs=3, task=echo_task(Counting(), max_turn_tokens=2))
+    envs.reset(seed=0)
+    word = ids(" a")[0]
+    envs.step(np.full(3, word))
+    _, _, _, _, info = envs.step(np.full(3, word))  # every slot ends its turn here
+    assert batches == [3] and info["turns"].tolist() == [1, 1, 1]
+
+
+def test_interactive_tasks_keep_their_eval_instances_out_of_training():
+    for name in ("code_word", "guess_number", "calculator"):
+        task = gym_textgen.make_task(name)
+        train = set(zip(task.prompts, map(str, task.references), strict=True))
+        held = set(zip(task.eval_prompts, map(str, task.eval_references), strict=True))
+        assert train and held and not train & held, name
+    code = gym_textgen.make_task("code_word")
+    assert not set(code.references) & set(code.eval_references)  # unseen words
+    same = gym_textgen.make_task("calculator_no_tool")
+    assert same.prompts == gym_textgen.make_task("calculator").prompts
+
+
+def test_the_guessing_game_says_higher_or_lower_and_pays_fewer_guesses_more():
+    env = gym.make("TextGenGuessNumber-v0").unwrapped
+    env.reset(seed=0, options={"prompt": "Guess.", "reference": 11})
+    replies = [write(env, f" {g}\n")[-1][4]["reply"] for g in (8, 12)]
+    assert replies == ["Higher.", "Lower."]
+    steps = write(env, " 11\n")
+    assert steps[-1][2] and steps[-1][1] == pytest.approx(1 - 2 / 6)
+    env.reset(seed=0, options={"prompt": "Guess.", "reference": 3})
+    assert write(env, " three\n")[-1][4]["reply"] == "Say a number from 1 to 16."
+
+
+def test_the_calculator_task_runs_the_tool_then_scores_the_answer():
+    env = gym.make("TextGenCalculator-v0").unwrapped
+    env.reset(seed=0, options={"prompt": "What is 37 * 24?", "reference": "888"})
+    steps = write(env, "<calc>37*24</calc>")
+    assert steps[-1][4]["reply"] == "<result>888</result>" and not steps[-1][2]
+    steps = write(env, " 888\n")
+    assert steps[-1][2] and steps[-1][1] == 1.0
