@@ -37,6 +37,10 @@ def full_last_hidden(trunk: nn.Module, ids: th.Tensor, lengths: th.Tensor) -> th
     return hidden[th.arange(ids.shape[0], device=ids.device), lengths - 1]
 
 
+#: the most tokens a row may add between two rollout calls and still extend the cache (more:
+#: the row is recomputed); an interactive episode's inserted reply is a few dozen
+MAX_EXTEND = 256
+
 _P1, _P2, _M1, _M2 = 2_147_483_647, 2_147_483_629, 1_000_003, 998_244_353  # primes < 2**31
 
 
@@ -120,8 +124,9 @@ class RolloutKVCache:
     mask hides from attention. Each call:
 
     * rows equal to the cached ones reuse their stored hidden state;
-    * rows that add one token feed only that token (position = its true position), and every
-      row gets a new column (a hole for rows that did not add a token);
+    * rows that add tokens (the policy's one, or an interactive episode's inserted reply after
+      it) feed only those (positions = their true positions), in one forward with k new
+      columns for every row (holes where a row added fewer than k);
     * other rows (a new episode, user `predict()` input) are recomputed and spliced in.
 
     The whole cache is dropped when the batch size, device or weights change (weights are
@@ -169,7 +174,10 @@ class RolloutKVCache:
         beyond = th.arange(width, device=ids.device)[None, :] >= self.lengths[:, None]
         prefix_ok = ((ids == self.ids) | beyond).all(dim=1)  # (B,)
         same = prefix_ok & (lengths == self.lengths)
-        extend = prefix_ok & (lengths == self.lengths + 1)
+        # rows that add tokens: one (the policy's), or an inserted span after it (an interactive
+        # episode's other party), fed in one forward
+        grow = lengths - self.lengths
+        extend = prefix_ok & (grow >= 1) & (grow <= MAX_EXTEND)
         redo = ~(same | extend)
         if bool(redo.all()):  # every slot starts over (e.g. all episodes ended together)
             self._prefill_all(ids, lengths)
@@ -214,16 +222,20 @@ class RolloutKVCache:
         return hidden[th.arange(len(rows), device=ids.device), lengths - 1]
 
     def _extend(self, ids: th.Tensor, lengths: th.Tensor, extend: th.Tensor) -> th.Tensor:
-        """Feed each extending row its new token (others a dummy that stays hidden)."""
+        """Feed each extending row its new tokens, k columns for all rows (k: the most any row
+        adds; a row's unused columns and the other rows' get a dummy token that stays hidden)."""
         rows = th.arange(ids.shape[0], device=ids.device)
-        pos = th.where(extend, lengths - 1, th.zeros_like(lengths))  # (B,)
-        new_tokens = ids[rows, pos][:, None]  # (B, 1)
-        mask = th.cat([self.valid, extend[:, None]], dim=1).long()  # (B, C + 1)
+        grow = th.where(extend, lengths - self.lengths, th.zeros_like(lengths))  # (B,)
+        offsets = th.arange(int(grow.max()), device=ids.device)[None, :]  # (1, k)
+        new = offsets < grow[:, None]  # (B, k): which new columns hold a row's tokens
+        pos = th.where(new, self.lengths[:, None] + offsets, th.zeros_like(offsets))  # (B, k)
+        new_tokens = th.gather(ids, 1, pos)  # (B, k)
+        mask = th.cat([self.valid, new], dim=1).long()  # (B, C + k)
         hidden = self._run(
-            self.kv, input_ids=new_tokens, position_ids=pos[:, None], attention_mask=mask
-        )  # (B, 1, H)
+            self.kv, input_ids=new_tokens, position_ids=pos, attention_mask=mask
+        )  # (B, k, H)
         self.valid = mask.bool()
-        return hidden[extend, 0]
+        return hidden[rows, (grow - 1).clamp(min=0)][extend]
 
     def _pad_columns(self, n: int) -> None:
         for layer in self.kv.layers:

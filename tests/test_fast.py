@@ -36,8 +36,9 @@ TOKENIZER = load_tokenizer("default")
 V = len(TOKENIZER)
 
 
-def make(algo, fast, n_envs=4, n_steps=24, seed=0, dtype=th.float64, optimizer_kwargs=None):
-    env = agents.make_vec_env("TextGen-v0", n_envs=n_envs, **ENV)
+def make(algo, fast, n_envs=4, n_steps=24, seed=0, dtype=th.float64, optimizer_kwargs=None,
+         env_id="TextGen-v0", env_kwargs=ENV):  # fmt: skip
+    env = agents.make_vec_env(env_id, n_envs=n_envs, **env_kwargs)
     maskable = algo is MaskablePPO
     policy_kwargs = {"model": "default", "kv_cache": fast, "group_sequences": fast}
     if optimizer_kwargs is not None:
@@ -381,3 +382,62 @@ def test_inverse_cdf_sampler_draws_from_the_categorical_law():
     first_masked = log_probs.clone()
     first_masked[:, 0] = -float("inf")
     assert (sample_categorical(first_masked) != 0).all()
+
+
+def test_kv_cache_absorbs_inserted_spans_in_one_forward():
+    """Interactive episodes: a row grows by the policy's token and the other party's reply
+    after it (1 to 12 tokens at once, different per row). The cache feeds them in one forward
+    (no recompute), and equals the naive path in float64."""
+    model = make(PPO, fast=True)  # float64
+    ext = model.policy.features_extractor
+    rng = np.random.default_rng(1)
+    rows = [list(rng.integers(2, V, size=rng.integers(1, 6))) for _ in range(4)]
+    recomputes, restarts = [], 0
+    real_splice = ext.rollout_cache._splice
+    ext.rollout_cache._splice = lambda *a: recomputes.append(1) or real_splice(*a)
+    with th.no_grad():
+        for step in range(40):
+            restarted = False
+            for i in range(4):
+                if len(rows[i]) > 60:  # a new episode
+                    rows[i] = list(rng.integers(2, V, size=rng.integers(1, 6)))
+                    restarted = True
+                    continue
+                grow = 1 + (int(rng.integers(1, 12)) if rng.random() < 0.4 else 0)
+                rows[i] = rows[i] + list(rng.integers(2, V, size=grow))
+            ids, lengths = as_batch(rows, width=80)
+            got = ext.rollout_cache(ids, lengths)
+            want = full_last_hidden(ext.trunk, ids, lengths)
+            th.testing.assert_close(got, want, **TOL64, msg=lambda m, s=step: f"step {s}: {m}")
+            restarts += restarted and step > 0
+    # only the steps where an episode started over recompute rows (its new prompt)
+    assert restarts >= 2 and len(recomputes) == restarts
+
+
+def test_interactive_rollouts_and_updates_equal_the_naive_path():
+    """Episodes of several turns, the other party's replies of different lengths inserted
+    between them: the same actions, log-probs, values and gradients as full forwards (float64)."""
+    kw = dict(env_id="TextGenGuessNumber-v0", env_kwargs={}, n_steps=32)
+    fast, naive = make(PPO, fast=True, **kw), make(PPO, fast=False, **kw)
+    naive.policy.load_state_dict(fast.policy.state_dict())
+    th.manual_seed(0)
+    fb = rollout(fast)
+    th.manual_seed(0)
+    nb = rollout(naive)
+    np.testing.assert_array_equal(fb.actions, nb.actions)
+    np.testing.assert_allclose(fb.log_probs, nb.log_probs, **TOL64_BUFFER)
+    np.testing.assert_allclose(fb.values, nb.values, **TOL64_BUFFER)
+    # the rollout held inserted replies: rows grew by more than one token between steps
+    grown = np.diff(fb.observations["attention_mask"].sum(-1), axis=0)
+    assert (grown > 1).sum() >= 4 and len(set(grown[grown > 1].tolist())) >= 2
+    for data in fb.get(32):
+        obs, actions = data.observations, data.actions.long().flatten()
+        v1, lp1, e1 = fast.policy.evaluate_actions(obs, actions)
+        v2, lp2, e2 = naive.policy.evaluate_actions(obs, actions)
+        assert n_heads(obs) < len(actions)
+        th.testing.assert_close(lp1, lp2, **TOL64)
+        th.testing.assert_close(v1, v2, **TOL64)
+        th.testing.assert_close(e1, e2, **TOL64)
+        g1 = th.autograd.grad(lp1.sum() + v1.sum(), fast.policy.value_net.weight)[0]
+        g2 = th.autograd.grad(lp2.sum() + v2.sum(), naive.policy.value_net.weight)[0]
+        th.testing.assert_close(g1, g2, atol=1e-9, rtol=1e-6)
