@@ -29,6 +29,8 @@ PRINTS = {
     'print(env.rollout(8)["next", "reward"].squeeze(-1))': r"tensor\(\[(0\.0+, ){7}[01]\.\d+\]\)",
     '"reward in", batch.numel(), "steps")': r"\d+\.\d+ reward in 64 steps\n.* reward in 64 steps$",
     'print(stats.train_episode, "episodes")': r"^\d+ episodes$",
+    "print(env.unwrapped.text)": r"^Ask for bread\.«.*»",
+    '"tokens are the policy\'s")': r"^[1-3] turns; \d+ tokens are the policy's$",
     "print(ids.shape, mask.sum(1))": r"^torch\.Size\(\[4, \d+\]\) tensor\(\[\d+, \d+, \d+, \d+\]\)$",
 }
 
