@@ -75,7 +75,9 @@ def sample_episodes(
                     returns[~done] += rewards[~done]
                     for i in np.flatnonzero(dones & ~done):
                         info = infos[i]
-                        results[i] = Sample(info["prompt"], info["completion"], float(returns[i]))
+                        # an interactive episode's whole transcript, else the completion
+                        text = info.get("transcript") or info["completion"]
+                        results[i] = Sample(info["prompt"], text, float(returns[i]))
                     done |= dones
                 samples.extend(r for r in results[: len(batch)] if r is not None)
         finally:

@@ -14,7 +14,7 @@ Importing the package registers its environments:
 | `TextGenCopy-v0` | `copy: red cat sun ->` (procedural) | `word_match` |
 | `TextGenReverse-v0` | `reverse: red cat sun ->` (procedural) | `word_match` |
 | `TextGenArithmetic-v0` | `12 + 35 =` (procedural) | `numeric` (exact answer) |
-| `TextGenCodeWord-v0` | interactive: repeat the code word the other party gives | the party's (1 for the word) |
+| `TextGenTokenCode-v0` | interactive, synthetic: follow the code the other party names | the party's (tokens of the code) |
 | `TextGenGuessNumber-v0` | interactive: find a secret number, higher/lower replies | the party's (fewer guesses, more) |
 | `TextGenCalculator-v0` | interactive: arithmetic with a calculator tool | `numeric` (exact answer) |
 """
@@ -40,7 +40,7 @@ ENV_IDS = {
     "TextGenCopy-v0": {"task": "copy"},
     "TextGenReverse-v0": {"task": "reverse"},
     "TextGenArithmetic-v0": {"task": "arithmetic"},
-    "TextGenCodeWord-v0": {"task": "code_word"},
+    "TextGenTokenCode-v0": {"task": "token_code"},
     "TextGenGuessNumber-v0": {"task": "guess_number"},
     "TextGenCalculator-v0": {"task": "calculator"},
 }

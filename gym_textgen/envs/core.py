@@ -336,34 +336,6 @@ class TextGenCore:
             self._encoded[prompt] = (ids, text)
         return ids, text
 
-    def reply_ids(self, reply: str, after_eos: bool) -> np.ndarray:
-        """The ids the other party's `reply` adds to the state after a policy turn (`after_eos`:
-        the turn ended with EOS), at most `max_reply_tokens`.
-
-        Without a chat template the reply is written by the interaction's `reply_template`;
-        with one (`chat`), it is the template's user message and the assistant's header, and
-        the end of the policy's turn when the policy did not write it."""
-        turns = self.interaction
-        text = as_text(reply)
-        chat = self.config.chat if self.config.chat is not None else self.task.chat
-        if chat and getattr(self.tokenizer, "chat_template", None):
-            mark = "@@ASSISTANT@@"
-            talk = [{"role": "user", "content": "x"}, {"role": "assistant", "content": mark}]
-            before = self.tokenizer.apply_chat_template(talk, tokenize=False)
-            after = self.tokenizer.apply_chat_template(
-                [*talk, {"role": "user", "content": text}], tokenize=False,
-                add_generation_prompt=True,
-            )  # fmt: skip
-            tail = before[before.rindex(mark) + len(mark) :]  # how the assistant's turn ends
-            eos = self.tokenizer.eos_token or ""
-            if after_eos and eos and tail.startswith(eos):
-                tail = tail[len(eos) :]
-            text = tail + after[len(before) :]
-        else:
-            text = turns.reply_template.replace("{reply}", text)
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        return np.asarray(ids[: turns.max_reply_tokens], dtype=np.int64)
-
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids (special tokens and ids the tokenizer lacks are dropped)."""
         return self.tokenizer.decode(

@@ -69,14 +69,14 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     with sparse rewards it is paid 0, so set `max_new_tokens` instead to shorten episodes.
 
     ## Interactive episodes
-    A task with an `Interaction` (`TextGenCodeWord-v0`, `TextGenGuessNumber-v0`,
+    A task with an `Interaction` (`TextGenTokenCode-v0`, `TextGenGuessNumber-v0`,
     `TextGenCalculator-v0`, or your own: `gym_textgen.interactive`) alternates turns: the policy's
     turn ends at EOS, at a `turn_ends` string or at `max_turn_tokens`; then the other party's
     reply is appended to the state within the same step (one action in, one observation out),
     until the party says the episode is over or the policy has had `max_turns` turns (an end,
     scored). `max_new_tokens` counts the policy's tokens only, and L grows by the replies' room.
     The observation adds `policy_mask` (`Box(0, 1, (L,), int8)`: 1 on the policy's own tokens);
-    `info` adds `turns` and `reply`. Rewards: the party's for each turn, at the turn's last token,
+    `info` adds `turns`, `reply` and `transcript` (the whole episode, at its end). Rewards: the party's for each turn, at the turn's last token,
     plus the scorer's value of the last turn at the end (dense: within each turn, and a turn's
     dense rewards sum to 0 but the last turn's, so the sum is still the sparse reward).
 
@@ -378,7 +378,7 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "completion": self._completion,
             "new_tokens": len(self._generated or ()),
             "reward_components": components,
-            **(self._talk.info() if self._talk is not None else {}),
+            **(self._talk.info(self._done) if self._talk is not None else {}),
         }
 
     def observation(self) -> dict[str, np.ndarray]:

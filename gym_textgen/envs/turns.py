@@ -9,11 +9,14 @@ env asks the party once for all its slots and a failing party changes nothing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from gym_textgen.envs.core import as_text
+from gym_textgen.errors import TextGenValueError
 from gym_textgen.interactive.party import Exchange, Reply
 
 
@@ -61,11 +64,12 @@ class Conversation:
         self.policy_mask = np.zeros(core.max_length, dtype=np.int8)
         self.turns: list[str] = []  # finished turns: policy, party, policy, ...
         self.turn: list[int] = []  # the ids of the policy's current turn
+        self.turn_ids: list[tuple[int, ...]] = []  # the ids of the policy's finished turns
         self.seed = 0
 
     def reset(self, seed: int) -> None:
         self.policy_mask.fill(0)
-        self.turns, self.turn, self.seed = [], [], seed
+        self.turns, self.turn, self.turn_ids, self.seed = [], [], [], seed
 
     def turn_with(self, action: int, eos: bool) -> list[int]:
         """The current turn's ids if the policy writes `action` (EOS is not part of it)."""
@@ -80,19 +84,64 @@ class Conversation:
 
     def exchange(self, prompt: str, reference: Any, turn: list[int]) -> Exchange:
         """What the other party sees when the policy ends its turn with `turn`."""
-        return Exchange(prompt, reference, (*self.turns, self.core.decode(turn)), self.seed)
+        texts = (*self.turns, self.core.decode(turn))
+        return Exchange(prompt, reference, texts, self.seed, (*self.turn_ids, tuple(turn)))
 
     def answer(self, p: PreparedStep, reply: Reply, eos_id: int | None) -> PreparedStep:
         """`p` (a step that ends a turn) with the other party's reply (see `TextGenEnv.answer`)."""
         last_turn = len(p.exchange.turns) // 2 + 1 >= self.interaction.max_turns
         terminated = p.terminated or reply.done or last_turn
         eos = p.action == eos_id
-        ids = () if terminated else tuple(self.core.reply_ids(reply.text, eos))
+        ids = () if terminated else tuple(self.reply_ids(reply.text, eos))
         return dataclasses.replace(
             p, terminated=terminated, score_ids=self.turn_with(p.action, eos) if terminated else None,
             exchange=None, reply="" if terminated else reply.text, reply_ids=ids,
             turn_reward=float(reply.reward),
         )  # fmt: skip
+
+    def reply_ids(self, reply: str, after_eos: bool) -> np.ndarray:
+        """The ids the other party's `reply` adds to the state after a policy turn (`after_eos`:
+        the turn ended with EOS): the reply in its frame, at most `max_reply_tokens` (a longer
+        reply keeps its first tokens; the frame is kept whole).
+
+        Without a chat template the frame is the interaction's `reply_template`; with one
+        (`chat`), the end of the policy's turn (when the policy did not write EOS), the
+        template's user message around the reply, and the assistant's header."""
+        limit = self.interaction.max_reply_tokens
+        core = self.core
+        before, after = self._reply_frame(after_eos)
+        encode = functools.partial(core.tokenizer.encode, add_special_tokens=False)
+        text = as_text(reply)
+        frame = len(encode(before + after))
+        if frame >= limit:
+            raise TextGenValueError(
+                f"max_reply_tokens={limit} leaves no room for a reply in its frame of {frame} "
+                f"tokens ({before!r} ... {after!r}); expects max_reply_tokens > {frame}"
+            )
+        ids = encode(before + text + after)
+        if len(ids) > limit:  # keep the reply's first tokens, and the frame
+            text = core.tokenizer.decode(encode(text)[: limit - frame])
+            ids = encode(before + text + after)[:limit]
+        return np.asarray(ids, dtype=np.int64)
+
+    def _reply_frame(self, after_eos: bool) -> tuple[str, str]:
+        """The text before and after a reply's own (see `reply_ids`)."""
+        core = self.core
+        chat = core.config.chat if core.config.chat is not None else core.task.chat
+        if not (chat and getattr(core.tokenizer, "chat_template", None)):
+            head, _, tail = self.interaction.reply_template.partition("{reply}")
+            return head, tail
+        mark, slot = "@@ASSISTANT@@", "@@REPLY@@"
+        talk = [{"role": "user", "content": "x"}, {"role": "assistant", "content": mark}]
+        template = functools.partial(core.tokenizer.apply_chat_template, tokenize=False)
+        done = template(talk)
+        more = template([*talk, {"role": "user", "content": slot}], add_generation_prompt=True)
+        end = done[done.rindex(mark) + len(mark) :]  # how an assistant's turn ends
+        eos = core.tokenizer.eos_token or ""
+        if after_eos and eos and end.startswith(eos):
+            end = end[len(eos) :]
+        head, _, tail = (end + more[len(done) :]).partition(slot)
+        return head, tail
 
     def commit(self, p: PreparedStep, pos: int, ids: np.ndarray, mask: np.ndarray) -> bool:
         """Record the policy's token at `pos` and write the reply after it into `ids` and `mask`;
@@ -102,6 +151,8 @@ class Conversation:
         if not (p.reply_ids or p.terminated):
             return False
         self.turns.append(self.core.decode(self.turn))
+        eos = p.action == self.core.eos_id and self.core.stop_on_eos
+        self.turn_ids.append(tuple(self.turn[:-1] if eos else self.turn))
         self.turn = []
         if p.reply_ids:
             self.turns.append(p.reply)
@@ -110,10 +161,13 @@ class Conversation:
             mask[pos + 1 : end] = 1
         return bool(p.reply_ids)
 
-    def info(self) -> dict[str, Any]:
-        """`turns`: the policy's turns finished; `reply`: the party's last reply ("" if none)."""
+    def info(self, done: bool) -> dict[str, Any]:
+        """`turns`: the policy's turns finished; `reply`: the party's last reply ("" if none);
+        `transcript`: at the episode's end, its turns after the prompt (policy turns between «
+        and »), else ""."""
         reply = self.turns[-1] if self.turns and len(self.turns) % 2 == 0 else ""
-        return {"turns": (len(self.turns) + 1) // 2, "reply": reply}
+        transcript = self.text("", done=True) if done else ""
+        return {"turns": (len(self.turns) + 1) // 2, "reply": reply, "transcript": transcript}
 
     def text(self, prompt: str, done: bool) -> str:
         """The prompt, each policy turn between « and », the replies between them."""

@@ -49,12 +49,15 @@ class Exchange:
         turns: the turns so far, oldest first, starting and ending with the policy's: policy,
             party, policy, ..., policy (each the text as decoded, without chat formatting).
         seed: a seed for this episode (the same every turn of it), for a party that draws.
+        ids: the token ids of the policy's turns (EOS left out), for a party that reads tokens
+            rather than text (a synthetic task, a test).
     """
 
     prompt: str
     reference: Any
     turns: tuple[str, ...]
     seed: int
+    ids: tuple[tuple[int, ...], ...] = ()
 
     @property
     def policy_turns(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ Data files ship inside the package; nothing is downloaded.
 | `dialogue` | a short exchange between two people; write the next turn (bundled) | similarity to the exchange + fluency + length |
 | `copy`, `reverse` | `copy: red cat sun ->` (procedural) | `word_match` |
 | `arithmetic` | `12 + 35 =` (procedural) | `numeric` |
-| `code_word` | interactive: the other party gives a code word after the first turn | paid by the party: 1 for saying it |
+| `token_code` | interactive, synthetic: the other party names a code (0-3) after the first turn | paid by the party: the share of the second turn's ids of that code |
 | `guess_number` | interactive: find a secret number from higher/lower replies | paid by the party |
 | `calculator` | interactive: arithmetic with a calculator tool (`<calc>...</calc>`) | `numeric` |
 | `calculator_no_tool` | the same questions, one turn, no tool | `numeric` |
@@ -31,7 +31,7 @@ from typing import Any
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.scorers import Scorer
-from gym_textgen.tasks.interactive import calculator_task, code_word_task, guess_number_task
+from gym_textgen.tasks.interactive import calculator_task, guess_number_task, token_code_task
 from gym_textgen.tasks.loading import is_task_file, load_task, text_lines
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
@@ -163,7 +163,7 @@ _TASKS: dict[str, Callable[[], Task]] = {
     "copy": copy_task,
     "reverse": reverse_task,
     "arithmetic": arithmetic_task,
-    "code_word": code_word_task,
+    "token_code": token_code_task,
     "guess_number": guess_number_task,
     "calculator": calculator_task,
     "calculator_no_tool": lambda: calculator_task(tool=False),

@@ -2,19 +2,19 @@
 
 | task | the other party | reward |
 | --- | --- | --- |
-| `code_word` | after the policy's first turn: "The code word is river." | 1 if the second turn says the word |
+| `token_code` | after the policy's first turn: "The code is 2." | the share of the second turn's ids = 2 mod 4 |
 | `guess_number` | "Higher." / "Lower." to a guess of a secret from 1 to 16 | 1 - (turns - 1) / 6 for finding it |
 | `calculator` | runs `<calc>12*(3+4)</calc>` and answers `<result>84</result>` | 1 if the final answer is right |
 | `calculator_no_tool` | (single turn: the same questions, no tool) | 1 if the answer is right |
 
-`code_word` isolates credit across turns: the reward depends on a word that exists only in the
-other party's reply, and its eval split holds words never used in training. The eval instances
-of every task are kept out of training.
+`token_code` isolates credit across turns: the reward depends on a code that exists only in the
+other party's reply (a policy that ignores it earns 0.25 on average, whatever it writes). The
+eval instances of every task are kept out of training.
 
->>> from gym_textgen.tasks.interactive import code_word_task
->>> task = code_word_task()
+>>> from gym_textgen.tasks.interactive import token_code_task
+>>> task = token_code_task()
 >>> task.interaction.max_turns, len(task.prompts), len(task.eval_prompts)
-(2, 96, 28)
+(2, 24, 8)
 """
 
 from __future__ import annotations
@@ -25,62 +25,64 @@ from collections.abc import Sequence
 import numpy as np
 
 from gym_textgen.interactive import Exchange, Interaction, OtherParty, Reply, ToolParty
-from gym_textgen.scorers.builtin import words
-from gym_textgen.tasks.procedural import WORDS
 from gym_textgen.tasks.task import Task
 
 _CODE_PROMPTS = (
-    "I will tell you a code word. First say ok, then say the code word.",
-    "Say ready. Then I give you a code word, and you repeat it.",
-    "Listen for the code word and say it back.",
-    "Game: wait for my code word, then write it.",
+    "Wait for my code, from 0 to 3, then write tokens of that kind.",
+    "I will give you a code (0, 1, 2 or 3). Answer with tokens of that code.",
+    "First say anything. Then I name a code and you write tokens that match it.",
+    "Listen for the code and write in it.",
+    "A code game: hear the code, then use it.",
+    "Say ok. My next message names a code from 0 to 3; follow it.",
+    "Get the code from me, then write tokens of that code.",
+    "Your second turn must follow the code I give you.",
 )
+N_CODES = 4
 
 
-class CodeWordParty(OtherParty):
-    """Gives the code word (the instance's reference) after the first turn; pays 1 when the
-    second turn says it, and ends the episode there."""
+class TokenCodeParty(OtherParty):
+    """Names the instance's code (its reference, 0 to 3) after the policy's first turn, then
+    pays the second turn the share of its token ids that equal the code modulo 4, and ends."""
 
     def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
         out = []
         for ex in exchanges:
             if len(ex.policy_turns) == 1:
-                out.append(Reply(f"The code word is {ex.reference}."))
+                out.append(Reply(f"The code is {ex.reference}."))
             else:
-                said = ex.reference in words(ex.last)
-                out.append(Reply("Right." if said else "Wrong.", done=True, reward=float(said)))
+                turn = ex.ids[-1]
+                share = sum(i % N_CODES == ex.reference for i in turn) / max(1, len(turn))
+                out.append(Reply("Done.", done=True, reward=float(share)))
         return out
 
 
-def code_word_task(n_eval_words: int = 7, seed: int = 0) -> Task:
-    """Two turns: anything, then the code word the other party gave in between. The eval split's
-    words are never code words in training."""
-    order = np.random.default_rng(seed).permutation(len(WORDS))
-    eval_words = [WORDS[i] for i in order[:n_eval_words]]
-    train_words = [WORDS[i] for i in order[n_eval_words:]]
+def token_code_task(n_eval_prompts: int = 2) -> Task:
+    """Two turns: anything, then tokens of the code (0-3) the other party names in between,
+    paid for the share of the second turn's ids that equal the code modulo 4.
 
-    def pairs(ws: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        items = [(p, w) for w in ws for p in _CODE_PROMPTS]
-        return tuple(p for p, _ in items), tuple(w for _, w in items)
-
-    prompts, refs = pairs(train_words)
-    eval_prompts, eval_refs = pairs(eval_words)
+    A policy that ignores the reply earns 0.25 on average whatever it writes (any residue is
+    right for one code in four); only reading the inserted reply earns more: credit across
+    turns, isolated. The eval split's phrasings are never trained on."""
+    items = [(p, code) for p in _CODE_PROMPTS for code in range(N_CODES)]
+    cut = (len(_CODE_PROMPTS) - n_eval_prompts) * N_CODES
     return Task(
-        name="code_word",
-        prompts=prompts,
-        eval_prompts=eval_prompts,
-        references=refs,
-        eval_references=eval_refs,
+        name="token_code",
+        prompts=tuple(p for p, _ in items[:cut]),
+        eval_prompts=tuple(p for p, _ in items[cut:]),
+        references=tuple(c for _, c in items[:cut]),
+        eval_references=tuple(c for _, c in items[cut:]),
         scorer="none",
         template="{prompt}\n",
-        description="interactive, synthetic: say the code word the other party gives after your "
-        "first turn (credit across turns)",
-        max_prompt_tokens=32,
+        description="interactive, synthetic: after your first turn the other party names a "
+        "code; your second turn is paid for tokens of it (credit across turns)",
+        max_prompt_tokens=64,
+        chat=True,
         interaction=Interaction(
-            CodeWordParty(),
+            TokenCodeParty(),
             max_turns=2,
-            max_turn_tokens=4,
-            max_reply_tokens=12,
+            max_turn_tokens=6,
+            max_reply_tokens=32,
+            turn_ends=(),
             reply_template="{reply}\n",
         ),  # fmt: skip
     )
@@ -134,7 +136,8 @@ def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed
         template="{prompt}\nGuess:",
         description="interactive: find a secret number from higher/lower replies; reward = 1 - "
         "(guesses - 1) / max_turns for finding it",
-        max_prompt_tokens=40,
+        max_prompt_tokens=64,
+        chat=True,
         interaction=Interaction(
             GuessParty(1, high, max_turns),
             max_turns=max_turns,
@@ -173,7 +176,8 @@ def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, see
         references=tuple(answers[:n_train]),
         eval_references=tuple(answers[n_train:]),
         scorer="numeric",
-        max_prompt_tokens=64,
+        max_prompt_tokens=96,
+        chat=True,
     )
     if not tool:
         return Task(name="calculator_no_tool", template="Question: {prompt}\nAnswer:",
@@ -196,9 +200,9 @@ def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, see
 
 
 __all__ = [
-    "CodeWordParty",
+    "TokenCodeParty",
     "GuessParty",
     "calculator_task",
-    "code_word_task",
+    "token_code_task",
     "guess_number_task",
 ]
