@@ -75,8 +75,10 @@ def sample_episodes(
                     returns[~done] += rewards[~done]
                     for i in np.flatnonzero(dones & ~done):
                         info = infos[i]
-                        # an interactive episode's whole transcript, else the completion
-                        text = info.get("transcript") or info["completion"]
+                        # an interactive episode's whole transcript ("«turn» reply «turn»",
+                        # stored without its outer « » as printers wrap a completion in them)
+                        transcript = info.get("transcript")
+                        text = transcript[1:-1] if transcript else info["completion"]
                         results[i] = Sample(info["prompt"], text, float(returns[i]))
                     done |= dones
                 samples.extend(r for r in results[: len(batch)] if r is not None)

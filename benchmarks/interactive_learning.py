@@ -37,7 +37,7 @@ def interval(values: list[float], reps: int = 10_000, seed: int = 0) -> str:
 def show(title: str, samples: list) -> None:
     print(f"  {title}")
     for s in samples:
-        print(f"    [{s.reward:.2f}] {s.prompt!r} -> {s.completion!r}")
+        print(f"    [{s.reward:.2f}] {s.prompt}«{s.completion}»")
 
 
 def main() -> None:
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--task", default="token_code")
     parser.add_argument("--model", default="default")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--timesteps", type=int, default=6144)
     parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--group-size", type=int, default=4)
@@ -58,7 +59,7 @@ def main() -> None:
         env_kwargs["tokenizer"] = args.model
     rows = {"random": [], "untrained": [], "trained": []}
     seconds = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         env = agents.make_vec_env(env_id, n_envs=args.n_envs, group_size=args.group_size,
                                   seed=seed, **env_kwargs)  # fmt: skip
         model = agents.make_algo("reinforce", env, {"model": args.model}, baseline="rloo",
@@ -75,7 +76,7 @@ def main() -> None:
         rows["trained"].append(mean_reward(after))
         print(f"seed {seed}: random {rows['random'][-1]:.3f}, untrained {rows['untrained'][-1]:.3f}"
               f", trained {rows['trained'][-1]:.3f} ({seconds[-1]:.0f} s)")  # fmt: skip
-        if seed == 0 and args.show:
+        if seed == args.first_seed and args.show:
             show("before", before[: args.show])
             show("after", after[: args.show])
     print()

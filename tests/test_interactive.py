@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stable_baselines3.common.callbacks import BaseCallback
 
+import agents
 import gym_textgen
 from gym_textgen import TextGenEnv
 from gym_textgen.interactive import (
@@ -280,3 +282,40 @@ def test_chat_replies_are_written_by_the_template_and_cut_inside_their_frame():
                            chat=True, max_prompt_tokens=64)  # fmt: skip
         small.reset(seed=0)
         small.step(eos)
+
+
+# -- algorithms -----------------------------------------------------------------------------------
+
+
+def test_a_two_turn_episode_s_advantages_by_hand():
+    """REINFORCE (no baseline, gamma 0.5) on two turns of 2 tokens: the party pays 1.0 for the
+    first turn at its last token and 2.0 for the second, so an episode's rewards are
+    [0, 1, 0, 2] and each step's advantage is its discounted return to go."""
+    from agents.algos import REINFORCE
+
+    def party(ex):
+        return Reply("go on", done=len(ex.policy_turns) == 2, reward=float(len(ex.policy_turns)))
+
+    task = Task(name="pay", prompts=("Hi.",), scorer="none", interaction=Interaction(
+        party, max_turns=2, max_turn_tokens=2, turn_ends=()))  # fmt: skip
+    env = agents.make_vec_env("TextGen-v0", n_envs=2, task=task, stop_on_eos=False, seed=0)
+    model = REINFORCE("TransformerPolicy", env, baseline="none", n_rounds=1, gamma=0.5,
+                      policy_kwargs={"model": "random-tiny"}, seed=0)  # fmt: skip
+    assert model.horizon == 4  # the policy's tokens only: the replies are not steps
+
+    class Snapshot(BaseCallback):
+        def _on_step(self):
+            return True
+
+        def _on_rollout_end(self):
+            buf = self.model.rollout_buffer
+            self.rewards, self.advantages = buf.rewards.copy(), buf.advantages.copy()
+            self.policy_mask = buf.observations["policy_mask"].copy()
+
+    snap = Snapshot()
+    model.learn(8, callback=snap)
+    np.testing.assert_array_equal(snap.rewards[:, 0], [0.0, 1.0, 0.0, 2.0])
+    expected = [0 + 0.5 * 1 + 0.25 * 0 + 0.125 * 2, 1 + 0.5 * 0 + 0.25 * 2, 0 + 0.5 * 2, 2.0]
+    np.testing.assert_allclose(snap.advantages[:, 0], expected, rtol=1e-6)
+    # each step's observation holds the policy's tokens so far, not the reply's
+    assert snap.policy_mask[:, 0].sum(-1).tolist() == [0, 1, 2, 3]
