@@ -39,7 +39,7 @@ def task(reply: str, turns: int, turn_tokens: int) -> Task:
 def sb3_steps_per_second(args: argparse.Namespace, reply: str, fast: bool) -> float:
     env = agents.make_vec_env("TextGen-v0", n_envs=args.batch, stop_on_eos=False,
                               task=task(reply, args.turns, args.turn_tokens))  # fmt: skip
-    n_steps = args.turns * args.turn_tokens  # one whole episode per slot
+    n_steps = args.episodes * args.turns * args.turn_tokens  # whole episodes per slot
     model = agents.make_algo(PPO, env, {"model": "default", "kv_cache": fast,
                                         "group_sequences": fast},
                              n_steps=n_steps, seed=0, device="cpu")  # fmt: skip
@@ -51,20 +51,25 @@ def generate_tokens_per_second(args: argparse.Namespace, reply: str) -> float:
     prompt = tok.encode("I watched this movie last night and")
     inserted = tok.encode(f" {reply}\n", add_special_tokens=False)
 
-    def run() -> None:
+    def episode() -> None:
         ids = th.tensor([prompt] * args.batch)
         cache = DynamicCache()
         with th.no_grad():
             for turn in range(args.turns):
                 ids = lm.generate(
-                    input_ids=ids, attention_mask=th.ones_like(ids), past_key_values=cache,
+                    input_ids=ids, attention_mask=th.ones_like(ids), cache=cache,
                     do_sample=True, top_k=0, max_new_tokens=args.turn_tokens,
                     min_new_tokens=args.turn_tokens, pad_token_id=tok.pad_token_id,
                 )  # fmt: skip
                 if turn < args.turns - 1:
                     ids = th.cat([ids, th.tensor([inserted] * args.batch)], dim=1)
 
-    return args.batch * args.turns * args.turn_tokens / best_of(run, args.repeats)
+    def run() -> None:
+        for _ in range(args.episodes):
+            episode()
+
+    new_tokens = args.episodes * args.batch * args.turns * args.turn_tokens
+    return new_tokens / best_of(run, args.repeats)
 
 
 def main() -> None:
@@ -73,7 +78,8 @@ def main() -> None:
     p.add_argument("--turns", type=int, default=3)
     p.add_argument("--turn-tokens", type=int, default=16)
     p.add_argument("--reply-words", type=int, default=12)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--episodes", type=int, default=3, help="episodes per slot per measurement")
+    p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     reply = " ".join(["tell me more about the film"] * 4).split()[: args.reply_words]
     reply = " ".join(reply)

@@ -277,11 +277,10 @@ def test_chat_replies_are_written_by_the_template_and_cut_inside_their_frame():
     assert end - n - 1 == 24
     assert inserted.startswith("<|im_end|>\n<|im_start|>user\nword word")
     assert inserted.endswith("<|im_end|>\n<|im_start|>assistant\n")
-    with pytest.raises(ValueError, match="max_reply_tokens=8 leaves no room"):
-        small = TextGenEnv(task=echo_task(lambda ex: "x", max_reply_tokens=8), tokenizer=tok,
-                           chat=True, max_prompt_tokens=64)  # fmt: skip
-        small.reset(seed=0)
-        small.step(eos)
+    for env_id in ("TextGenTokenCode-v0", "TextGenGuessNumber-v0", "TextGenCalculator-v0"):
+        gym.make(env_id, tokenizer=tok)  # each bundled task's replies fit SmolLM2's frame
+    with pytest.raises(ValueError, match="max_reply_tokens=8 leaves no room"):  # at once
+        TextGenEnv(task=echo_task(lambda ex: "x", max_reply_tokens=8), tokenizer=tok, chat=True)
 
 
 # -- algorithms -----------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class Conversation:
         self.turn: list[int] = []  # the ids of the policy's current turn
         self.turn_ids: list[tuple[int, ...]] = []  # the ids of the policy's finished turns
         self.seed = 0
+        for after_eos in (False, True):  # a frame with no room for a reply: say so now
+            self.reply_ids("", after_eos)
 
     def reset(self, seed: int) -> None:
         self.policy_mask.fill(0)

@@ -142,7 +142,7 @@ def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed
             GuessParty(1, high, max_turns),
             max_turns=max_turns,
             max_turn_tokens=4,
-            max_reply_tokens=10,
+            max_reply_tokens=32,
             reply_template=" {reply}\nGuess:",
         ),  # fmt: skip
     )
@@ -191,7 +191,7 @@ def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, see
             ToolParty(max_calls=2),
             max_turns=3,
             max_turn_tokens=16,
-            max_reply_tokens=12,
+            max_reply_tokens=32,
             turn_ends=("</calc>", "\n"),
             reply_template="{reply}\nAnswer:",
         ),  # fmt: skip
