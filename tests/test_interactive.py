@@ -318,3 +318,20 @@ def test_a_two_turn_episode_s_advantages_by_hand():
     np.testing.assert_allclose(snap.advantages[:, 0], expected, rtol=1e-6)
     # each step's observation holds the policy's tokens so far, not the reply's
     assert snap.policy_mask[:, 0].sum(-1).tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "maskable_ppo", "dqn", "reinforce"])
+def test_every_algorithm_trains_on_an_interactive_task(algo):
+    """Stock SB3 (and REINFORCE) on two-turn episodes: rollouts hold the replies as state, the
+    policy's updates run, and the buffer's observations carry policy_mask."""
+    env = agents.make_vec_env(
+        "TextGenTokenCode-v0", n_envs=2, group_size=2 if algo == "reinforce" else 1
+    )
+    kwargs = {"n_steps": 12, "batch_size": 8} if algo in ("ppo", "maskable_ppo") else {}
+    kwargs.update({"a2c": {"n_steps": 12}, "dqn": {"batch_size": 8}}.get(algo, {}))
+    model = agents.make_algo(algo, env, {"model": "random-tiny"}, seed=0, **kwargs)
+    model.learn(48)
+    assert model.num_timesteps >= 48
+    obs = env.reset()
+    action, _ = model.predict(obs)
+    assert action.shape == (2,)
