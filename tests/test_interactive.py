@@ -36,7 +36,9 @@ def ids(text: str) -> list[int]:
     "expression, value",
     [("12*(3+4)", "84"), ("7 / 2", "3.5"), ("1/3", "0.333333"), ("-1/3", "-0.333333"),
      ("0.1 + 0.2", "0.3"), ("2**10 - 1", "1023"), ("2**-2", "0.25"), ("(1/3)*3", "1"),
-     ("10 // 3", "3"), ("-7 % 3", "2"), ("3 × 4", "12"), (" 37*24 ", "888")],
+     ("10 // 3", "3"), ("-7 % 3", "2"), ("3 × 4", "12"), (" 37*24 ", "888"),
+     ("100000000000 + 0.1", "100000000000.1"), ("999999999999999.9", "999999999999999.9"),
+     ("-0.0000004", "0"), ("2/3", "0.666667")],
 )  # fmt: skip
 def test_the_calculator_computes_exactly(expression, value):
     assert calculate(expression) == value
@@ -48,7 +50,8 @@ def test_the_calculator_computes_exactly(expression, value):
      ("1 +", "cannot parse"), ("5 / 0", "division by zero"), ("0 ** -1", "division by zero"),
      ("9 ** 99", "exponents must be whole numbers up to 64"), ("2 ** 0.5", "exponents"),
      ("1e999", "too large"), ("10**15 * 10", "too large"), ("1" * 201, "too long"),
-     ("+".join(["1"] * 70), "too many operations"), ("", "empty"), ("'a' * 3", "unsupported")],
+     ("+".join(["1"] * 70), "too many operations"), ("", "empty"), ("'a' * 3", "unsupported"),
+     ("((1e-15**64)**64)**64", "too precise"), ("(((.3**64)**64)**64)**64", "too precise")],
 )  # fmt: skip
 def test_the_calculator_refuses_with_a_reason(expression, why):
     with pytest.raises(CalculatorError, match=why.replace("*", r"\*")):
@@ -335,3 +338,89 @@ def test_every_algorithm_trains_on_an_interactive_task(algo):
     obs = env.reset()
     action, _ = model.predict(obs)
     assert action.shape == (2,)
+
+
+# -- review fixes ---------------------------------------------------------------------------------
+
+
+def test_an_empty_reply_still_ends_the_turn():
+    """Bug: a reply with no ids (an empty reply, a frameless template) merged the turns, so
+    max_turns never ended the episode."""
+    seen = []
+
+    def party(ex):
+        seen.append(len(ex.policy_turns))
+        return ""
+
+    env = TextGenEnv(task=echo_task(party, max_turn_tokens=2, reply_template="{reply}"))
+    env.reset(seed=0)
+    steps = [env.step(WORD) for _ in range(6)]
+    assert seen == [1, 2, 3] and steps[-1][2] and steps[-1][4]["turns"] == 3
+
+
+def test_a_cut_reply_keeps_its_frame_whole():
+    """Bug: a cut inside a character re-encoded longer and the frame's end was dropped."""
+    env = TextGenEnv(task=echo_task(lambda ex: "x😀" * 50, max_turn_tokens=1,
+                                    max_reply_tokens=11, reply_template="[[{reply}]]\nYou:"))  # fmt: skip
+    obs, _ = env.reset(seed=0)
+    n = int(obs["attention_mask"].sum())
+    obs, _, _, _, info = env.step(WORD)
+    end = int(obs["attention_mask"].sum())
+    assert end - n - 1 <= 11
+    assert TOKENIZER.decode(obs["input_ids"][n + 1 : end]).endswith("]]\nYou:")
+    assert "\ufffd" not in info["reply"] and info["reply"].startswith("x")  # the text kept
+
+
+def test_turn_ends_of_any_length_and_inside_a_token():
+    """Bugs: a str turn_ends was split into its characters; one longer than 8 tokens was never
+    seen; a newline inside a token such as "\\n " did not end the turn."""
+    assert Interaction(lambda ex: "ok", turn_ends="</calc>").turn_ends == ("</calc>",)
+    end = " END OF THE TURN NOW PLEASE"
+    assert len(ids(end)) > 8
+    env = TextGenEnv(task=echo_task(lambda ex: "ok", max_turn_tokens=40, turn_ends=(end,)))
+    env.reset(seed=0)
+    steps = write(env, " x" + end)
+    assert [s[4]["turns"] for s in steps][-2:] == [0, 1]
+    newline_space = [i for i in range(len(TOKENIZER)) if TOKENIZER.decode([i]) == "\n "]
+    if newline_space:  # the default tokenizer has one
+        env = TextGenEnv(task=echo_task(lambda ex: "ok", max_turn_tokens=40))
+        env.reset(seed=0)
+        assert env.step(newline_space[0])[4]["turns"] == 1
+
+
+@pytest.mark.parametrize(
+    "reply, ok",
+    [(Reply("x", reward=np.float32(0.5)), True), (Reply("x", done=np.bool_(True)), True),
+     (Reply("x", done="no"), False), (("x", "False"), False), (Reply("x", reward=True), False)],
+)  # fmt: skip
+def test_reply_fields_are_checked_and_normalised(reply, ok):
+    env = TextGenEnv(task=echo_task(lambda ex: reply, max_turn_tokens=1))
+    env.reset(seed=0)
+    if not ok:
+        with pytest.raises(PartyError, match="expects (done|reward) to be"):
+            env.step(WORD)
+        return
+    _, r, terminated, _, _ = env.step(WORD)
+    assert type(r) is float and type(terminated) is bool
+
+
+def test_a_chat_template_that_rewrites_earlier_turns_is_refused():
+    """Bug: a template that renders the latest assistant message differently (a think block,
+    as Qwen3's does) silently garbled the reply's frame."""
+    import copy
+
+    tok = copy.deepcopy(TOKENIZER)
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{% if m['role'] == 'assistant' and loop.last %}"
+        "<think></think>{% endif %}{{ m['content'] }}</s>{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    with pytest.raises(ValueError, match="writes a conversation's earlier turns differently"):
+        TextGenEnv(task=echo_task(lambda ex: "x"), tokenizer=tok, chat=True)
+
+
+def test_the_calculator_task_s_turn_holds_a_call_of_an_addition():
+    """Bug: "<calc>560+342</calc>" is 18 tokens and the turn limit was 16."""
+    env = gym.make("TextGenCalculator-v0").unwrapped
+    env.reset(seed=0, options={"prompt": "What is 560 + 342?", "reference": "902"})
+    assert write(env, "<calc>560+342</calc>")[-1][4]["reply"] == "<result>902</result>"

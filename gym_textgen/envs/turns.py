@@ -34,8 +34,9 @@ class PreparedStep:
         episode, position: which episode of the env, and which step of it, this step is for.
         exchange: set when the step ends a policy turn: what the other party must answer
             (`TextGenEnv.answer`) before the step can be committed.
-        reply, reply_ids, turn_reward: the other party's answer: its text and ids (appended
-            after the action) and the reward for the turn.
+        ends_turn, reply, reply_ids, turn_reward: set by the other party's answer: the step
+            ends a policy turn, the reply's text and ids (appended after the action; an empty
+            reply may have none) and the reward for the turn.
     """
 
     action: int
@@ -46,6 +47,7 @@ class PreparedStep:
     episode: int = 0
     position: int = 0
     exchange: Exchange | None = None
+    ends_turn: bool = False
     reply: str = ""
     reply_ids: tuple[int, ...] = ()
     turn_reward: float = 0.0
@@ -67,7 +69,11 @@ class Conversation:
         self.turn_ids: list[tuple[int, ...]] = []  # the ids of the policy's finished turns
         self.seed = 0
         for after_eos in (False, True):  # a frame with no room for a reply: say so now
-            self.reply_ids("", after_eos)
+            self.reply("", after_eos)
+        # the turn_ends' length in tokens, and some: the tail of a turn that can hold one
+        encode = functools.partial(core.tokenizer.encode, add_special_tokens=False)
+        ends = self.interaction.turn_ends
+        self.tail = 2 + max((len(encode(e)) for e in ends), default=0)
 
     def reset(self, seed: int) -> None:
         self.policy_mask.fill(0)
@@ -78,11 +84,14 @@ class Conversation:
         return self.turn if eos else [*self.turn, action]
 
     def ends_turn(self, turn: list[int]) -> bool:
-        """Whether `turn` is over by itself: at its token limit or ending with a `turn_ends`."""
+        """Whether `turn` is over by itself: at its token limit, or its last token completes one
+        of the `turn_ends`."""
         if len(turn) >= self.interaction.max_turn_tokens:
             return True
-        text = self.core.decode(turn[-8:])  # enough for a turn_ends string of a few tokens
-        return text.endswith(self.interaction.turn_ends)
+        # a turn end that the last token completes (also inside a token such as "\n ")
+        window = turn[-self.tail :]
+        new, old = self.core.decode(window), self.core.decode(window[:-1])
+        return any(new.count(e) > old.count(e) for e in self.interaction.turn_ends)
 
     def exchange(self, prompt: str, reference: Any, turn: list[int]) -> Exchange:
         """What the other party sees when the policy ends its turn with `turn`."""
@@ -94,17 +103,17 @@ class Conversation:
         last_turn = len(p.exchange.turns) // 2 + 1 >= self.interaction.max_turns
         terminated = p.terminated or reply.done or last_turn
         eos = p.action == eos_id
-        ids = () if terminated else tuple(self.reply_ids(reply.text, eos))
+        text, ids = ("", ()) if terminated else self.reply(reply.text, eos)
         return dataclasses.replace(
             p, terminated=terminated, score_ids=self.turn_with(p.action, eos) if terminated else None,
-            exchange=None, reply="" if terminated else reply.text, reply_ids=ids,
+            exchange=None, ends_turn=True, reply=text, reply_ids=ids,
             turn_reward=float(reply.reward),
         )  # fmt: skip
 
-    def reply_ids(self, reply: str, after_eos: bool) -> np.ndarray:
-        """The ids the other party's `reply` adds to the state after a policy turn (`after_eos`:
-        the turn ended with EOS): the reply in its frame, at most `max_reply_tokens` (a longer
-        reply keeps its first tokens; the frame is kept whole).
+    def reply(self, reply: str, after_eos: bool) -> tuple[str, tuple[int, ...]]:
+        """(the reply's text as kept, the ids it adds to the state) after a policy turn
+        (`after_eos`: the turn ended with EOS): the reply in its frame, at most
+        `max_reply_tokens` ids; a longer reply keeps its first tokens and the frame stays whole.
 
         Without a chat template the frame is the interaction's `reply_template`; with one
         (`chat`), the end of the policy's turn (when the policy did not write EOS), the
@@ -122,9 +131,14 @@ class Conversation:
             )
         ids = encode(before + text + after)
         if len(ids) > limit:  # keep the reply's first tokens, and the frame
-            text = core.tokenizer.decode(encode(text)[: limit - frame])
-            ids = encode(before + text + after)[:limit]
-        return np.asarray(ids, dtype=np.int64)
+            content = encode(text)
+            for keep in range(min(len(content), limit - frame), -1, -1):
+                # (a cut inside a character decodes to U+FFFD, which may re-encode longer)
+                text = core.tokenizer.decode(content[:keep]).rstrip("\ufffd")
+                ids = encode(before + text + after)
+                if len(ids) <= limit:
+                    break
+        return text, tuple(int(i) for i in ids)
 
     def _reply_frame(self, after_eos: bool) -> tuple[str, str]:
         """The text before and after a reply's own (see `reply_ids`)."""
@@ -138,6 +152,12 @@ class Conversation:
         template = functools.partial(core.tokenizer.apply_chat_template, tokenize=False)
         done = template(talk)
         more = template([*talk, {"role": "user", "content": slot}], add_generation_prompt=True)
+        if not more.startswith(done):
+            raise TextGenValueError(
+                "This tokenizer's chat template writes a conversation's earlier turns "
+                "differently once another message follows, so a reply cannot be appended to "
+                "the state as it stands; use chat=False for interactive tasks with it"
+            )
         end = done[done.rindex(mark) + len(mark) :]  # how an assistant's turn ends
         eos = core.tokenizer.eos_token or ""
         if after_eos and eos and end.startswith(eos):
@@ -150,18 +170,19 @@ class Conversation:
         True when the step ended a turn that the episode goes on after."""
         self.policy_mask[pos] = 1
         self.turn.append(p.action)
-        if not (p.reply_ids or p.terminated):
+        if not (p.ends_turn or p.terminated):
             return False
         self.turns.append(self.core.decode(self.turn))
         eos = p.action == self.core.eos_id and self.core.stop_on_eos
         self.turn_ids.append(tuple(self.turn[:-1] if eos else self.turn))
         self.turn = []
-        if p.reply_ids:
-            self.turns.append(p.reply)
-            end = pos + 1 + len(p.reply_ids)
-            ids[pos + 1 : end] = p.reply_ids
-            mask[pos + 1 : end] = 1
-        return bool(p.reply_ids)
+        if p.terminated:
+            return False
+        self.turns.append(p.reply)
+        end = pos + 1 + len(p.reply_ids)
+        ids[pos + 1 : end] = p.reply_ids
+        mask[pos + 1 : end] = 1
+        return True
 
     def info(self, done: bool) -> dict[str, Any]:
         """`turns`: the policy's turns finished; `reply`: the party's last reply ("" if none);

@@ -38,8 +38,8 @@ class Interaction:
             the task, so the episode terminates and is scored).
         max_turn_tokens: a policy turn ends after this many tokens.
         max_reply_tokens: a reply keeps its first this many tokens (formatting included).
-        turn_ends: a policy turn also ends when its text ends with one of these (EOS ends it
-            too, with `stop_on_eos`); `"\\n"` suits a base model writing one line a turn.
+        turn_ends: a policy turn also ends at the token that completes one of these (EOS ends
+            it too, with `stop_on_eos`); `"\\n"` suits a base model writing one line a turn.
         reply_template: how a reply is written into the state without a chat template;
             `{reply}` stands for the reply's text.
     """
@@ -64,6 +64,8 @@ class Interaction:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TextGenValueError(f"Expects {key} to be an int >= 1, got {value!r}")
+        if isinstance(self.turn_ends, str):  # one string is one turn end, not its characters
+            object.__setattr__(self, "turn_ends", (self.turn_ends,))
         object.__setattr__(self, "turn_ends", tuple(self.turn_ends))
         if not all(isinstance(s, str) and s for s in self.turn_ends):
             raise TextGenValueError(

@@ -4,7 +4,8 @@ The expression is parsed with Python's `ast` and only numbers, `+ - * / // % **`
 and parentheses are evaluated, over `fractions.Fraction` (so `0.1 + 0.2` is `0.3` and `7 / 2`
 is `3.5`). Size limits keep any input cheap: at most 200 characters and 64 operators, numbers
 up to 10**15 in magnitude, integer exponents up to 64. Whatever goes wrong is a
-`CalculatorError` whose message is fit to show the policy as the tool's reply.
+`CalculatorError` whose message is fit to show the policy as the tool's reply. Results keep
+at most 256 bits of numerator and denominator, so repeated powers of a fraction stay cheap.
 
 >>> calculate("12*(3+4)")
 '84'
@@ -47,9 +48,16 @@ _BINARY = {
 }
 
 
+#: the most bits a result's numerator or denominator may hold (1e-15 ** 2 needs 100): repeated
+#: powers of a fraction grow its denominator without bound, and its cost with it
+MAX_BITS = 256
+
+
 def _check(value: Fraction) -> Fraction:
     if abs(value) > MAX_MAGNITUDE:
         raise CalculatorError("too large: results are limited to 1e15")
+    if max(value.numerator.bit_length(), value.denominator.bit_length()) > MAX_BITS:
+        raise CalculatorError("too precise: results are limited to about 75 digits")
     return value
 
 
@@ -72,6 +80,9 @@ def _evaluate(node: ast.AST) -> Fraction:
                 raise CalculatorError(f"exponents must be whole numbers up to {MAX_EXPONENT}")
             if left == 0 and right < 0:
                 raise CalculatorError("division by zero")
+            bits = max(left.numerator.bit_length(), left.denominator.bit_length())
+            if bits * abs(right) > 4 * MAX_BITS:  # refused before it is computed
+                raise CalculatorError("too precise: results are limited to about 75 digits")
             return _check(left ** int(right))
         return _check(_BINARY[type(node.op)](left, right))
     what = type(node).__name__
@@ -85,11 +96,15 @@ def _evaluate(node: ast.AST) -> Fraction:
 
 
 def format_number(value: Fraction) -> str:
-    """An integer as itself, other numbers with up to 6 decimals (trailing zeros dropped)."""
+    """An integer as itself, other numbers rounded (half up) to 6 decimals, trailing zeros
+    dropped; exact (no float on the way)."""
     if value.denominator == 1:
         return str(value.numerator)
-    text = f"{float(value):.{DECIMALS}f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+    rounded = math.floor(value * 10**DECIMALS + Fraction(1, 2))
+    whole, part = divmod(abs(rounded), 10**DECIMALS)
+    digits = f"{part:0{DECIMALS}d}".rstrip("0")
+    text = ("-" if rounded < 0 else "") + str(whole) + (f".{digits}" if digits else "")
+    return "0" if text == "-0" else text
 
 
 def calculate(expression: str) -> str:

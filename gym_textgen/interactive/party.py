@@ -24,10 +24,13 @@ calculator on calls the policy writes as `<calc>12*(3+4)</calc>`.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from gym_textgen.errors import TextGenError, TextGenTypeError
 from gym_textgen.interactive.calculator import CalculatorError, calculate
@@ -103,15 +106,20 @@ def as_reply(value: Any, where: str) -> Reply:
     if isinstance(value, str):
         value = Reply(value)
     elif isinstance(value, tuple) and 2 <= len(value) <= 3 and isinstance(value[0], str):
-        value = Reply(value[0], bool(value[1]), float(value[2]) if len(value) == 3 else 0.0)
+        value = Reply(*value)
     if not isinstance(value, Reply) or not isinstance(value.text, str):
         raise PartyError(
             f"{where} expects a Reply, a str or a (text, done[, reward]) tuple, got "
             f"{type(value).__name__}: {value!r:.80}"
         )
-    if not isinstance(value.reward, (int, float)) or not math.isfinite(value.reward):
-        raise PartyError(f"{where} returned a non-finite reward {value.reward!r}")
-    return value
+    if not isinstance(value.done, (bool, np.bool_)):
+        raise PartyError(f"{where} expects done to be a bool, got {value.done!r:.40}")
+    reward = value.reward
+    if isinstance(reward, (bool, np.bool_)) or not isinstance(reward, numbers.Real):
+        raise PartyError(f"{where} expects reward to be a number, got {reward!r:.40}")
+    if not math.isfinite(float(reward)):
+        raise PartyError(f"{where} returned a non-finite reward {reward!r}")
+    return Reply(value.text, bool(value.done), float(reward))
 
 
 def replies_of(party: OtherParty, exchanges: Sequence[Exchange]) -> list[Reply]:

@@ -190,7 +190,7 @@ def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, see
         interaction=Interaction(
             ToolParty(max_calls=2),
             max_turns=3,
-            max_turn_tokens=16,
+            max_turn_tokens=24,  # "<calc>560+342</calc>" is 18 tokens of the default tokenizer
             max_reply_tokens=32,
             turn_ends=("</calc>", "\n"),
             reply_template="{reply}\nAnswer:",
