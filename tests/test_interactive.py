@@ -424,3 +424,12 @@ def test_the_calculator_task_s_turn_holds_a_call_of_an_addition():
     env = gym.make("TextGenCalculator-v0").unwrapped
     env.reset(seed=0, options={"prompt": "What is 560 + 342?", "reference": "902"})
     assert write(env, "<calc>560+342</calc>")[-1][4]["reply"] == "<result>902</result>"
+
+
+@pytest.mark.parametrize("env_id", ["TextGenTokenCode-v0", "TextGenGuessNumber-v0"])
+def test_a_forced_prompt_without_its_hidden_reference_is_a_clear_error(env_id):
+    """Bug: token_code said "The code is None." and paid 0; guess_number raised a TypeError."""
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0, options={"prompt": "Play.", "reference": None})
+    with pytest.raises(PartyError, match="as its reference, got None"):
+        write(env, " 5\n 5\n 5\n")

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gym_textgen.errors import TextGenValueError
 from gym_textgen.interactive import Exchange, Interaction, OtherParty, Reply, ToolParty
 from gym_textgen.tasks.task import Task
 
@@ -47,6 +48,11 @@ class TokenCodeParty(OtherParty):
     def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
         out = []
         for ex in exchanges:
+            if ex.reference not in range(N_CODES) or isinstance(ex.reference, bool):
+                raise TextGenValueError(
+                    f"token_code expects the instance's code (0-{N_CODES - 1}) as its reference, "
+                    f"got {ex.reference!r} (a forced prompt needs options['reference'])"
+                )
             if len(ex.policy_turns) == 1:
                 out.append(Reply(f"The code is {ex.reference}."))
             else:
@@ -107,6 +113,11 @@ class GuessParty(OtherParty):
     def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
         out = []
         for ex in exchanges:
+            if not isinstance(ex.reference, int) or not self.low <= ex.reference <= self.high:
+                raise TextGenValueError(
+                    f"guess_number expects the secret ({self.low}-{self.high}) as its reference, "
+                    f"got {ex.reference!r} (a forced prompt needs options['reference'])"
+                )
             found = _NUMBER.search(ex.last)
             guess = int(found.group()) if found else None
             if guess is None or not self.low <= guess <= self.high:
