@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lora-r", type=int, default=0, help="LoRA rank on the top 10 blocks")
     parser.add_argument("--episodes", type=int, default=64, help="held-out episodes per score")
     parser.add_argument("--show", type=int, default=3, help="whole episodes to print")
     args = parser.parse_args()
@@ -62,7 +63,12 @@ def main() -> None:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         env = agents.make_vec_env(env_id, n_envs=args.n_envs, group_size=args.group_size,
                                   seed=seed, **env_kwargs)  # fmt: skip
-        model = agents.make_algo("reinforce", env, {"model": args.model}, baseline="rloo",
+        policy = {"model": args.model}
+        if args.lora_r:
+            top = list(range(-10, 0))
+            policy["lora"] = {"r": args.lora_r, "lora_alpha": 2 * args.lora_r,
+                              "layers_to_transform": top}  # fmt: skip
+        model = agents.make_algo("reinforce", env, policy, baseline="rloo",
                                  learning_rate=args.lr, seed=seed)  # fmt: skip
         score = dict(env_id=env_id, env_kwargs=env_kwargs, n=args.episodes, seed=seed)
         random_agent = RandomAgent(env.get_attr("core")[0].mask, seed)
