@@ -31,7 +31,8 @@ def reward_fn(prompt, completion):
 def test_list_scorers():
     assert list_scorers() == [
         *("bleu", "chrf", "classifier", "exact_match", "fluency", "judge", "keywords"),
-        *("length", "numeric", "overlap", "perplexity", "reasoning_gym", "repetition", "rouge"),
+        *("length", "none", "numeric", "overlap", "perplexity", "reasoning_gym", "repetition"),
+        "rouge",
         *("sentiment", "similarity", "target_tokens", "word_match"),
     ]
 

@@ -14,7 +14,7 @@ at most 256 bits of numerator and denominator, so repeated powers of a fraction 
 >>> calculate("__import__('os')")
 Traceback (most recent call last):
 ...
-gym_textgen.interactive.calculator.CalculatorError: unsupported: __import__ (numbers and + - * / // % ** ( ) only)
+gym_textgen.interactive.calculator.CalculatorError: unsupported: a call (numbers and + - * / // % ** ( ) only)
 """
 
 from __future__ import annotations
