@@ -88,6 +88,8 @@ class Conversation:
         of the `turn_ends`."""
         if len(turn) >= self.interaction.max_turn_tokens:
             return True
+        if not self.interaction.turn_ends:  # (token_code): no text to decode on each step
+            return False
         # a turn end that the last token completes (also inside a token such as "\n ")
         window = turn[-self.tail :]
         new, old = self.core.decode(window), self.core.decode(window[:-1])
