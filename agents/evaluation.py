@@ -17,11 +17,12 @@ from agents.vec_env import TextGenSB3VecEnv
 
 @dataclass
 class Sample:
-    """One finished episode."""
+    """One finished episode (`turns`: the policy's turns; 1 for a single-turn task)."""
 
     prompt: str
     completion: str
     reward: float
+    turns: int = 1
 
 
 def sample_episodes(
@@ -79,7 +80,8 @@ def sample_episodes(
                         # stored without its outer « » as printers wrap a completion in them)
                         transcript = info.get("transcript")
                         text = transcript[1:-1] if transcript else info["completion"]
-                        results[i] = Sample(info["prompt"], text, float(returns[i]))
+                        turns = int(info.get("turns", 1))
+                        results[i] = Sample(info["prompt"], text, float(returns[i]), turns)
                     done |= dones
                 samples.extend(r for r in results[: len(batch)] if r is not None)
         finally:

@@ -7,9 +7,10 @@ instances, over several seeds with 95% bootstrap intervals (issue 25's learning 
 REINFORCE with a leave-one-out baseline over groups of 4 episodes of the same instance (the same
 seeded other party), on the default model; every seed trains from the initial model and scores
 the same `--episodes` held-out instances before and after, sampling (seeded). Prints whole
-episodes before and after (`--show`) and a markdown table: the mean reward of the random
-policy, the untrained model and the trained model, each with its 95% interval over seeds
-(percentile bootstrap of the mean), and the training time per seed.
+episodes before and after (`--show`) and a markdown table: for the random policy, the untrained
+model and the trained model, the mean reward, the success rate (share of episodes with a reward
+above 0) and the mean number of the policy's turns, each with its 95% interval over seeds
+(percentile bootstrap of the per-seed means), and the training time per seed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def interval(values: list[float], reps: int = 10_000, seed: int = 0) -> str:
     means = rng.choice(x, size=(reps, len(x))).mean(axis=1)
     lo, hi = np.percentile(means, [2.5, 97.5])
     return f"{x.mean():.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def record(row: dict[str, list[float]], samples: list) -> None:
+    """Append one seed's mean reward, success rate and mean policy turns to `row`."""
+    row["reward"].append(mean_reward(samples))
+    row["success"].append(float(np.mean([s.reward > 0 for s in samples])))
+    row["turns"].append(float(np.mean([s.turns for s in samples])))
 
 
 def show(title: str, samples: list) -> None:
@@ -58,7 +66,8 @@ def main() -> None:
     env_id, env_kwargs = "TextGen-v0", {"task": args.task}
     if args.model != "default":
         env_kwargs["tokenizer"] = args.model
-    rows = {"random": [], "untrained": [], "trained": []}
+    rows = {name: {"reward": [], "success": [], "turns": []}
+            for name in ("random", "untrained", "trained")}  # fmt: skip
     seconds = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         env = agents.make_vec_env(env_id, n_envs=args.n_envs, group_size=args.group_size,
@@ -72,16 +81,17 @@ def main() -> None:
                                  learning_rate=args.lr, seed=seed)  # fmt: skip
         score = dict(env_id=env_id, env_kwargs=env_kwargs, n=args.episodes, seed=seed)
         random_agent = RandomAgent(env.get_attr("core")[0].mask, seed)
-        rows["random"].append(mean_reward(sample_episodes(random_agent, **score)))
+        record(rows["random"], sample_episodes(random_agent, **score))
         before = sample_episodes(model, **score)
-        rows["untrained"].append(mean_reward(before))
+        record(rows["untrained"], before)
         t0 = time.perf_counter()
         model.learn(args.timesteps)
         seconds.append(time.perf_counter() - t0)
         after = sample_episodes(model, **score)
-        rows["trained"].append(mean_reward(after))
-        print(f"seed {seed}: random {rows['random'][-1]:.3f}, untrained {rows['untrained'][-1]:.3f}"
-              f", trained {rows['trained'][-1]:.3f} ({seconds[-1]:.0f} s)")  # fmt: skip
+        record(rows["trained"], after)
+        print(f"seed {seed}: reward random {rows['random']['reward'][-1]:.3f}, untrained "
+              f"{rows['untrained']['reward'][-1]:.3f}, trained {rows['trained']['reward'][-1]:.3f}"
+              f" ({seconds[-1]:.0f} s)")  # fmt: skip
         if seed == args.first_seed and args.show:
             show("before", before[: args.show])
             show("after", after[: args.show])
@@ -89,9 +99,11 @@ def main() -> None:
     print(f"{args.task}, {args.model} model, REINFORCE-RLOO, {args.timesteps} steps, lr {args.lr}, "
           f"{args.seeds} seeds, {args.episodes} held-out episodes each")  # fmt: skip
     print(markdown_table(
-        ["policy", "held-out reward, mean [95% CI over seeds]"],
-        [[name, interval(values)] for name, values in rows.items()],
+        ["policy", "held-out reward", "success rate", "policy turns"],
+        [[name, *(interval(v[k]) for k in ("reward", "success", "turns"))]
+         for name, v in rows.items()],
     ))  # fmt: skip
+    print("(mean [95% CI over seeds]; success: a reward above 0)")
     print(f"training: {np.mean(seconds):.0f} s per seed (mean)")
 
 

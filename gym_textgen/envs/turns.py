@@ -131,16 +131,26 @@ class Conversation:
                 f"max_reply_tokens={limit} leaves no room for a reply in its frame of {frame} "
                 f"tokens ({before!r} ... {after!r}); expects max_reply_tokens > {frame}"
             )
-        ids = encode(before + text + after)
+        ids = self._framed(before, text, after)
         if len(ids) > limit:  # keep the reply's first tokens, and the frame
-            content = encode(text)
+            content = encode(text, split_special_tokens=True)
             for keep in range(min(len(content), limit - frame), -1, -1):
                 # (a cut inside a character decodes to U+FFFD, which may re-encode longer)
                 text = core.tokenizer.decode(content[:keep]).rstrip("\ufffd")
-                ids = encode(before + text + after)
+                ids = self._framed(before, text, after)
                 if len(ids) <= limit:
                     break
         return text, tuple(int(i) for i in ids)
+
+    def _framed(self, before: str, text: str, after: str) -> list[int]:
+        """The ids of a reply's `text` in its frame. The text is only ever text: a special
+        token's string in it ("<|im_end|>", "<|endoftext|>") is spelled in ordinary tokens, so
+        a party that relays what it was given cannot end a turn or forge the chat's frame."""
+        tokenizer = self.core.tokenizer
+        encode = functools.partial(tokenizer.encode, add_special_tokens=False)
+        if not any(s in text for s in tokenizer.all_special_tokens):
+            return encode(before + text + after)  # one encoding: no seam at the frame
+        return encode(before) + encode(text, split_special_tokens=True) + encode(after)
 
     def _reply_frame(self, after_eos: bool) -> tuple[str, str]:
         """The text before and after a reply's own (see `reply_ids`)."""

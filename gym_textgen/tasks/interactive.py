@@ -95,9 +95,11 @@ def token_code_task(n_eval_prompts: int = 2) -> Task:
 
 
 _GUESS_PROMPTS = (
-    "I am thinking of a number from 1 to 16. Guess it; I will say higher or lower.",
-    "Guess my secret number between 1 and 16. After each guess I say higher or lower.",
-    "Find my number (1 to 16) in as few guesses as you can.",
+    "I am thinking of a number from 1 to 16. Guess it; I will say higher or lower. Reply with "
+    "only a number.",
+    "Guess my secret number between 1 and 16. Reply with just the number; I will say higher or "
+    "lower.",
+    "Find my number (1 to 16). Answer with one number each time; I say higher or lower.",
 )
 _NUMBER = re.compile(r"-?\d+")
 
@@ -148,7 +150,9 @@ def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed
         description="interactive: find a secret number from higher/lower replies; reward = 1 - "
         "(guesses - 1) / max_turns for finding it",
         max_prompt_tokens=64,
-        chat=True,
+        # a plain transcript, not a chat: SmolLM2-Instruct chats ("You're not quite...") in a
+        # chat frame, and guesses numbers in this one (success 19% untrained, 16% in the chat)
+        chat=False,
         interaction=Interaction(
             GuessParty(1, high, max_turns),
             max_turns=max_turns,
@@ -160,20 +164,29 @@ def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed
 
 
 TOOL_HINT = "You have a calculator: write <calc>expression</calc> and read its result."
+# One worked example in each version's prompt (the same question; never among the task's own), in
+# a plain transcript: untrained SmolLM2 answers 19% of 64 held-out questions right with the tool
+# this way, and none without the example or in a chat frame (where it chats instead).
+EXAMPLE = ("What is 23 * 41?", "943")
+TOOL_TEMPLATE = (
+    f"{TOOL_HINT}\nQuestion: {EXAMPLE[0]}\nAnswer:<calc>23*41</calc><result>943</result>\n"
+    f"Answer: {EXAMPLE[1]}\nQuestion: {{prompt}}\nAnswer:"
+)
+NO_TOOL_TEMPLATE = f"Question: {EXAMPLE[0]}\nAnswer: {EXAMPLE[1]}\nQuestion: {{prompt}}\nAnswer:"
 
 
 def _questions(n_train: int, n_eval: int, seed: int) -> list[tuple[str, str]]:
     """Distinct two-digit products and three-digit sums: hard to do in one's head."""
     rng = np.random.default_rng(seed)
-    items: dict[str, str] = {}
-    while len(items) < n_train + n_eval:
+    items: dict[str, str] = {EXAMPLE[0]: EXAMPLE[1]}  # taken: the prompts' worked example
+    while len(items) < 1 + n_train + n_eval:
         if rng.random() < 0.5:
             a, b = (int(x) for x in rng.integers(12, 100, 2))
             items.setdefault(f"What is {a} * {b}?", str(a * b))
         else:
             a, b = (int(x) for x in rng.integers(100, 1000, 2))
             items.setdefault(f"What is {a} + {b}?", str(a + b))
-    return list(items.items())
+    return list(items.items())[1:]
 
 
 def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, seed: int = 0) -> Task:
@@ -187,16 +200,16 @@ def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, see
         references=tuple(answers[:n_train]),
         eval_references=tuple(answers[n_train:]),
         scorer="numeric",
-        max_prompt_tokens=96,
-        chat=True,
+        max_prompt_tokens=128,  # the worked example and a question: 111 default tokens at most
+        chat=False,
     )
     if not tool:
-        return Task(name="calculator_no_tool", template="Question: {prompt}\nAnswer:",
+        return Task(name="calculator_no_tool", template=NO_TOOL_TEMPLATE,
                     description="the calculator task's questions, answered in one turn",
                     max_new_tokens=12, **common)  # fmt: skip
     return Task(
         name="calculator",
-        template=f"{TOOL_HINT}\nQuestion: {{prompt}}\nAnswer:",
+        template=TOOL_TEMPLATE,
         description="interactive: answer arithmetic questions, with a calculator tool to call",
         interaction=Interaction(
             ToolParty(max_calls=2),
