@@ -446,3 +446,18 @@ def test_a_special_token_s_string_in_a_reply_stays_text():
     assert not terminated and info["reply"] == "ok <|endoftext|> go"
     assert env.core.eos_id not in inserted.tolist()
     assert env.core.decode(inserted) == "ok <|endoftext|> go\n"  # the default reply_template
+
+
+def test_a_forced_task_prompt_with_several_secrets_asks_for_its_reference():
+    """Bug: forcing one of guess_number's prompt texts took the first of its 16 secrets, unsaid."""
+    env = gym.make("TextGenGuessNumber-v0").unwrapped
+    prompt = env.core.task.prompts[0]
+    env.reset(seed=0, options={"prompt": prompt})
+    with pytest.raises(PartyError, match="as its reference, got None"):
+        write(env, " 5\n")
+    env.reset(seed=0, options={"prompt": prompt, "reference": 5})
+    assert write(env, " 5\n")[-1][2]  # said: found on the first guess
+    arithmetic = TextGenEnv(task="arithmetic")  # an unambiguous prompt keeps its reference
+    assert arithmetic.core.reference_of(arithmetic.core.task.prompts[3]) == (
+        arithmetic.core.task.reference(3)
+    )

@@ -137,6 +137,14 @@ class TextGenConfig:
         return cls(**kwargs)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two references are equal (arrays compared whole)."""
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):  # an array's elementwise == has no single truth value
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+
+
 def as_text(prompt: str | bytes) -> str:
     """`prompt` as valid Unicode text.
 
@@ -255,13 +263,18 @@ class TextGenCore:
     # -- text <-> ids -------------------------------------------------------------------------
     def reference_of(self, prompt: str) -> Any:
         """The task's reference for `prompt` when it is one of the task's prompts (either
-        split), else None: a forced prompt from the task keeps its reference."""
+        split), else None: a forced prompt from the task keeps its reference. None too for a
+        text the task pairs with different references (guess_number's prompts, each with 16
+        secrets): which one is the caller's to say, with options["reference"]."""
         if self._references is None:
             table: dict[str, Any] = {}
+            ambiguous: set[str] = set()
             for split, prompts in (("eval", self.task.eval_prompts), ("train", self.task.prompts)):
                 for i, p in enumerate(prompts):
-                    table.setdefault(p, self.task.reference(i, split))
-            self._references = table
+                    ref = self.task.reference(i, split)
+                    if table.setdefault(p, ref) is not ref and not _same(table[p], ref):
+                        ambiguous.add(p)
+            self._references = {p: r for p, r in table.items() if p not in ambiguous}
         return self._references.get(prompt) if isinstance(prompt, str) else None
 
     def pick_prompt(
