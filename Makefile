@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= test,metrics,smollm2,lora,embeddings,dev,zoo,reasoning,bench,clients
+EXTRAS ?= test,metrics,smollm2,lora,embeddings,dev,zoo,reasoning,bench,clients,textarena
 STAMP := $(VENV)/.installed
 
 .PHONY: install test train bench lint mutate clean

@@ -31,6 +31,9 @@ from typing import Any
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.scorers import Scorer
+from gym_textgen.tasks.arena import PREFIX as ARENA
+from gym_textgen.tasks.arena import parse_task as parse_arena_task
+from gym_textgen.tasks.arena import textarena_task
 from gym_textgen.tasks.interactive import calculator_task, guess_number_task, token_code_task
 from gym_textgen.tasks.loading import is_task_file, load_task, text_lines
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
@@ -187,6 +190,8 @@ def make_task(spec: Any) -> Task:
         return spec
     if is_task_file(spec):
         return load_task(spec)
+    if isinstance(spec, str) and spec.startswith(ARENA):
+        return parse_arena_task(spec)
     if isinstance(spec, str) and spec.startswith(REASONING_GYM):
         dataset, config = parse_spec(spec.removeprefix(REASONING_GYM))
         return reasoning_gym_task(dataset, **config)
@@ -194,7 +199,8 @@ def make_task(spec: Any) -> Task:
         if spec not in _TASKS:
             raise TextGenValueError(
                 f"Unknown task {spec!r}; expected one of {list_tasks()}, "
-                f"'{REASONING_GYM}<dataset>' or a prompts file ending in .txt or .jsonl"
+                f"'{REASONING_GYM}<dataset>', '{ARENA}<game>' or a prompts file ending in .txt "
+                "or .jsonl"
             )
         return _TASKS[spec]()
     if (isinstance(spec, Sequence) and spec) or hasattr(spec, "column_names"):
@@ -213,6 +219,7 @@ __all__ = [
     "list_tasks",
     "load_task",
     "reasoning_gym_task",
+    "textarena_task",
     "make_task",
     "register_task",
     "reverse_task",

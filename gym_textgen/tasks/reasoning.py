@@ -43,7 +43,9 @@ DRAW_DEFAULTS = {"n_train": 512, "n_eval": 64, "seed": 0}
 EVAL_DRAWS_PER_QUESTION = 10
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+def parse_spec(
+    spec: str, prefix: str = PREFIX, what: str = "dataset"
+) -> tuple[str, dict[str, Any]]:
     """`"basic_arithmetic?max_terms=2&operators=('+','-')"` ->
     `("basic_arithmetic", {"max_terms": 2, "operators": ("+", "-")})`.
 
@@ -51,9 +53,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     URL decoding, so `+` stays a plus. A value cannot hold `&` (it separates the pairs)."""
     dataset, _, query = spec.partition("?")
     dataset = dataset.strip()
-    expected = f"Expects {PREFIX}<dataset>?key=value&key=value, got {PREFIX + spec!r}"
+    expected = f"Expects {prefix}<{what}>?key=value&key=value, got {prefix + spec!r}"
     if not dataset:
-        raise TextGenValueError(f"{expected}: no dataset name")
+        raise TextGenValueError(f"{expected}: no {what} name")
     config: dict[str, Any] = {}
     for item in query.split("&") if query else []:
         key, eq, value = item.partition("=")
@@ -62,8 +64,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
             raise TextGenValueError(f"{expected}: {item!r} is not key=value")
         if key in config:
             raise TextGenValueError(f"{expected}: {key!r} is set twice")
-        if key == "dataset":
-            raise TextGenValueError(f"{expected}: the dataset's name goes before the '?'")
+        if key == what:
+            raise TextGenValueError(f"{expected}: the {what}'s name goes before the '?'")
         try:
             config[key] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -71,12 +73,12 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return dataset, config
 
 
-def task_name(dataset: str, settings: dict[str, Any]) -> str:
+def task_name(dataset: str, settings: dict[str, Any], prefix: str = PREFIX) -> str:
     """The task string that `make_task` parses back to the same settings, when each value's
     repr is a Python literal (a setting given from Python as an enum, say, is shown but does
     not parse back)."""
     query = "&".join(f"{k}={v!r}" for k, v in sorted(settings.items()))
-    return f"{PREFIX}{dataset}" + (f"?{query}" if query else "")
+    return f"{prefix}{dataset}" + (f"?{query}" if query else "")
 
 
 def reasoning_gym_task(

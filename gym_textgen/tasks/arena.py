@@ -1,0 +1,278 @@
+"""TextArena's text games (https://github.com/LeonGuertler/TextArena) as interactive tasks.
+
+`make_task("textarena:GuessTheNumber-v0")` plays the game: its opening observation is the
+prompt, each of the policy's turns is the player's move, the game's messages after the move are
+the other party's reply, and the game's reward for the player ends the episode (paid at the
+last turn). An instance is a game seed: training instances draw seeds from one range and held-out
+ones from another, so an eval game is never a training game's seed (a game with few distinct
+states, such as a number from 1 to 20, may still repeat one).
+
+Settings follow a `?` as in `reasoning_gym:` (`key=value` joined by `&`): the game's own (its
+class's arguments, e.g. `textarena:GuessTheNumber-v0?max_number=16&max_turns=6`) and the task's:
+`n_train` (256), `n_eval` (32), `seed` (0), `turns` (the episode's turn limit, 10),
+`turn_tokens` (12), `reply_tokens` (64; a reply cut to it keeps its first tokens: raise it for
+games that show a board), `prompt_tokens` (256), `chat` (False: a plain transcript, where
+instruction-tuned models play rather than chat) and `opponent` (`random`, for a two-player
+game). Needs the optional extra: `pip install 'gym-textgen[textarena]'`.
+
+The party holds no game between calls: each reply starts the game from its seed and replays the
+policy's turns so far (history -> reply, as every `OtherParty`), so vector slots, groups of the
+same instance and saved runs need nothing kept alive, and the same turns always get the same
+reply. A game that needs a second player takes `opponent=`: `"random"` (a random bracketed move
+of those its observation lists) or, from Python, any function of the opponent's observation text
+to its move (`textarena_task(game, opponent=...)`: a scripted player, a model). TextArena
+seeds Python's global `random`; the party restores it (and numpy's) after every game step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from gym_textgen.errors import TextGenTypeError, TextGenValueError, require
+from gym_textgen.interactive import Exchange, Interaction, OtherParty, Reply
+from gym_textgen.tasks.reasoning import parse_spec, task_name
+from gym_textgen.tasks.task import Task
+
+PREFIX = "textarena:"
+
+#: the task's own settings and their defaults (the rest go to the game)
+TASK_DEFAULTS = {
+    "n_train": 256,
+    "n_eval": 32,
+    "seed": 0,
+    "turns": 10,
+    "turn_tokens": 12,
+    "reply_tokens": 64,
+    "prompt_tokens": 256,
+    "chat": False,
+}
+#: held-out seeds start this far after the training ones of the same `seed`
+EVAL_OFFSET = 1_000_000
+
+Opponent = Callable[[str], str]
+MOVE = re.compile(r"\[[^\[\]\n]{1,24}\]")
+
+
+def random_opponent(observation: str) -> str:
+    """A uniformly random choice among the bracketed moves (`[4]`, `[col 2]`) in the last
+    message of `observation` that lists any (TicTacToe's "Available Moves", say), else "[0]".
+    Seeded by the observation itself (crc32), so a replayed game gets the same moves."""
+    for line in reversed(observation.splitlines()):
+        moves = MOVE.findall(line)
+        if moves:
+            return random.Random(zlib.crc32(observation.encode())).choice(moves)
+    return "[0]"
+
+
+OPPONENTS: dict[str, Opponent] = {"random": random_opponent}
+
+
+@contextlib.contextmanager
+def _own_random_state() -> Iterator[None]:
+    """Run a game step without leaving Python's or numpy's global random state changed."""
+    py, np_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(np_state)
+
+
+def _text(observations: Sequence[Any], player: int) -> str:
+    """The messages a player received, without the echo of its own moves."""
+    lines = []
+    for item in observations:
+        sender, message = item[0], item[1]
+        if sender != player:
+            lines.append(str(message).strip())
+    return "\n".join(line for line in lines if line)
+
+
+class Game:
+    """One TextArena game for the policy as player 0, played from a seed (see the module)."""
+
+    def __init__(
+        self, game_id: str, settings: dict[str, Any], opponent: Opponent | str | None
+    ) -> None:
+        if isinstance(opponent, str):
+            if opponent not in OPPONENTS:
+                raise TextGenValueError(
+                    f"Unknown opponent {opponent!r}; expected one of {sorted(OPPONENTS)} or a "
+                    "function of the opponent's observation text to its move"
+                )
+            opponent = OPPONENTS[opponent]
+        elif opponent is not None and not callable(opponent):
+            raise TextGenTypeError(
+                "Expects opponent to be None (a one-player game), 'random' or a function of "
+                f"the opponent's observation text to its move, got {type(opponent).__name__}"
+            )
+        ta = require("textarena", "textarena", f"task {PREFIX}{game_id}")
+        registry = ta.envs.registration.ENV_REGISTRY
+        if game_id not in registry:
+            near = sorted(k for k in registry if k.split("-")[0] == game_id.split("-")[0])
+            raise TextGenValueError(
+                f"Unknown TextArena game {game_id!r}; expected a registered id such as "
+                f"{near[:6] or sorted(registry)[:6]} (textarena.envs.registration.ENV_REGISTRY)"
+            )
+        self.game_id, self.settings, self.opponent = game_id, dict(settings), opponent
+        self._ta = ta
+
+    def start(self, seed: int) -> tuple[Any, str]:
+        """A new game from `seed` and its opening observation for player 0."""
+        players = 1 if self.opponent is None else 2
+        with _own_random_state():
+            try:
+                env = self._ta.make(self.game_id, **self.settings)
+                while isinstance(env, self._ta.Wrapper):  # TextArena's LLM-facing wrappers
+                    env = env.env
+                env.reset(num_players=players, seed=int(seed))
+            except TypeError as e:
+                raise TextGenValueError(
+                    f"TextArena's {self.game_id} does not take the settings {self.settings}: {e}"
+                ) from e
+            except (AssertionError, ValueError) as e:
+                need = " (a two-player game needs opponent=)" if self.opponent is None else ""
+                raise TextGenValueError(
+                    f"TextArena's {self.game_id} cannot start with {players} player(s){need}: "
+                    f"{e or type(e).__name__}"
+                ) from e
+            except Exception as e:  # missing data (nltk's), a network key, newer Python syntax
+                raise TextGenValueError(
+                    f"TextArena's {self.game_id} cannot start here: {type(e).__name__}: "
+                    f"{' '.join(str(e).split())[:300]}"
+                ) from e
+            self._opponent_moves(env)
+            return env, self._take(env)
+
+    def move(self, env: Any, action: str) -> tuple[bool, str, float]:
+        """Play the policy's `action` (and the opponent's moves after it): (done, the messages
+        for the policy, its reward when done)."""
+        with _own_random_state():
+            done, _ = env.step(action)
+            if not done:
+                done = self._opponent_moves(env)
+            text = self._take(env)
+            if not done:
+                return False, text, 0.0
+            rewards = env.close()
+            rewards = rewards[0] if isinstance(rewards, tuple) else rewards
+            return True, text, float(rewards[0])
+
+    def _opponent_moves(self, env: Any) -> bool:
+        """The opponent's moves until it is player 0's turn; whether the game ended."""
+        done = False
+        while not done and env.state.current_player_id != 0:
+            _, seen = env.get_observation()
+            move = self.opponent(_text(seen, env.state.current_player_id))
+            if not isinstance(move, str):
+                raise TextGenTypeError(
+                    f"Expects the opponent to return its move as a str, got "
+                    f"{type(move).__name__}: {move!r:.80}"
+                )
+            done, _ = env.step(move)
+        return done
+
+    @staticmethod
+    def _take(env: Any) -> str:
+        """Player 0's new messages (and forget them, as TextArena's get_observation does)."""
+        seen = env.state.observations[0]
+        env.state.observations[0] = []
+        return _text(seen, 0)
+
+
+class ArenaParty(OtherParty):
+    """The game as the other party: replays the episode's turns from the instance's seed (the
+    exchange's reference) and answers the last one with the game's messages."""
+
+    def __init__(self, game: Game) -> None:
+        self.game = game
+
+    def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
+        out = []
+        for ex in exchanges:
+            if not isinstance(ex.reference, (int, np.integer)) or isinstance(ex.reference, bool):
+                raise TextGenValueError(
+                    f"{PREFIX}{self.game.game_id} expects the game's seed as its reference, got "
+                    f"{ex.reference!r} (a forced prompt needs options['reference'])"
+                )
+            env, _ = self.game.start(int(ex.reference))
+            moves = ex.policy_turns
+            for i, turn in enumerate(moves):
+                done, text, reward = self.game.move(env, turn)
+                if done and i < len(moves) - 1:
+                    raise TextGenValueError(
+                        f"TextArena's {self.game.game_id} ended at turn {i + 1} of a replay of "
+                        f"{len(moves)}: the game is not deterministic given its seed"
+                    )
+            out.append(Reply(text, done=done, reward=reward))
+        return out
+
+
+def textarena_task(
+    game_id: str,
+    opponent: Opponent | str | None = None,
+    n_train: int = TASK_DEFAULTS["n_train"],
+    n_eval: int = TASK_DEFAULTS["n_eval"],
+    seed: int = TASK_DEFAULTS["seed"],
+    turns: int = TASK_DEFAULTS["turns"],
+    turn_tokens: int = TASK_DEFAULTS["turn_tokens"],
+    reply_tokens: int = TASK_DEFAULTS["reply_tokens"],
+    prompt_tokens: int = TASK_DEFAULTS["prompt_tokens"],
+    chat: bool = TASK_DEFAULTS["chat"],
+    **settings: Any,
+) -> Task:
+    """TextArena's `game_id` as an interactive task (see the module); `settings` go to the game."""
+    ours = dict(n_train=n_train, n_eval=n_eval, seed=seed, turns=turns, turn_tokens=turn_tokens,
+                reply_tokens=reply_tokens, prompt_tokens=prompt_tokens)  # fmt: skip
+    for key, value in ours.items():
+        if (
+            not isinstance(value, (int, np.integer))
+            or isinstance(value, bool)
+            or value < 1 - (key == "seed")
+        ):
+            raise TextGenValueError(
+                f"Expects {key} to be an integer >= {0 if key == 'seed' else 1}, got {value!r}"
+            )
+    if not isinstance(chat, bool):
+        raise TextGenTypeError(f"Expects chat to be True or False, got {chat!r}")
+    game = Game(game_id, settings, opponent)
+    train_seeds = [seed * EVAL_OFFSET * 2 + i for i in range(n_train)]
+    eval_seeds = [seed * EVAL_OFFSET * 2 + EVAL_OFFSET + i for i in range(n_eval)]
+    prompts = [game.start(s)[1] for s in train_seeds]
+    eval_prompts = [game.start(s)[1] for s in eval_seeds]
+    changed = {k: v for k, v in {**ours, "chat": chat}.items() if v != TASK_DEFAULTS[k]}
+    return Task(
+        name=task_name(game_id, {**settings, **changed}, prefix=PREFIX),
+        prompts=tuple(prompts),
+        eval_prompts=tuple(eval_prompts),
+        references=tuple(train_seeds),
+        eval_references=tuple(eval_seeds),
+        scorer="none",
+        template="{prompt}\n",
+        description=f"TextArena {game_id}: the game's reward for the player",
+        max_prompt_tokens=int(prompt_tokens),
+        chat=chat,
+        interaction=Interaction(
+            ArenaParty(game),
+            max_turns=int(turns),
+            max_turn_tokens=int(turn_tokens),
+            max_reply_tokens=int(reply_tokens),
+            reply_template="{reply}\n",
+        ),  # fmt: skip
+    )
+
+
+def parse_task(spec: str) -> Task:
+    """`make_task`'s `textarena:<game>?key=value&...`."""
+    game_id, settings = parse_spec(spec.removeprefix(PREFIX), prefix=PREFIX, what="game")
+    return textarena_task(game_id, **settings)
+
+
+__all__ = ["ArenaParty", "Game", "PREFIX", "textarena_task"]

@@ -1,0 +1,164 @@
+"""TextArena's games as interactive tasks (`textarena:<GameId>`): the adapter, the checkers,
+seeded determinism and vector == single envs."""
+
+from __future__ import annotations
+
+import random
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import gym_textgen
+from gym_textgen import TextGenEnv, TextGenVectorEnv
+from gym_textgen.errors import TextGenValueError
+from gym_textgen.interactive import PartyError
+from tests.helpers import assert_same
+
+pytest.importorskip("textarena")
+
+from gym_textgen.tasks.arena import Game, random_opponent  # noqa: E402
+
+GUESS = "textarena:GuessTheNumber-v0?max_number=16&max_turns=6&n_train=8&n_eval=4&turns=6"
+SMALL = dict(max_prompt_tokens=160, max_new_tokens=48)
+
+
+def secret(seed: int) -> int:
+    env, _ = Game("GuessTheNumber-v0", {"max_number": 16, "max_turns": 6}, None).start(seed)
+    return env.state.game_state["game_number"]
+
+
+def write(env, text):
+    ids = env.core.tokenizer.encode(text, add_special_tokens=False)
+    return [env.step(a) for a in ids]
+
+
+def test_a_game_s_opening_is_the_prompt_and_its_seed_the_reference():
+    task = gym_textgen.make_task(GUESS)
+    assert task.prompts[0].startswith("You are Player 0. You are playing Guess The Number.")
+    assert "between 1 and 16 within 6 turns" in task.prompts[0]
+    assert task.references == tuple(range(8)) and not set(task.references) & set(
+        task.eval_references
+    )  # held-out games are other seeds
+    again = gym_textgen.make_task(task.name)  # the name is the task string
+    assert (again.prompts, again.references) == (task.prompts, task.references)
+
+
+def test_the_game_answers_each_guess_and_pays_its_reward_at_the_end():
+    env = TextGenEnv(task=GUESS, **SMALL)
+    _, info = env.reset(seed=0)
+    target = secret(env.core.task.reference(info["prompt_index"]))
+    wrong = 16 if target < 16 else 1
+    steps = write(env, f"[{wrong}]\n")
+    hint = "lower" if wrong > target else "higher"
+    assert steps[-1][4]["reply"] == f"The target number is {hint}."
+    assert not steps[-1][2] and steps[-1][1] == 0.0
+    steps = write(env, f"My guess: [{target}]\n")
+    assert steps[-1][2] and steps[-1][1] == 1.0 and steps[-1][4]["turns"] == 2
+
+
+def test_a_game_leaves_python_s_and_numpy_s_global_random_state_alone():
+    """TextArena seeds Python's global `random` on every reset: a training run's own draws
+    must not depend on how many games were played."""
+    env = TextGenEnv(task=GUESS, **SMALL)
+    random.seed(7)
+    np.random.seed(7)
+    want = (random.random(), np.random.random())
+    random.seed(7)
+    np.random.seed(7)
+    env.reset(seed=0)
+    for guess in (3, 5, 9):
+        if write(env, f"[{guess}]\n")[-1][2]:
+            break
+    assert (random.random(), np.random.random()) == want
+
+
+def test_two_player_games_take_an_opponent():
+    with pytest.raises(TextGenValueError, match="TicTacToe-v0 cannot start with 1 player"):
+        gym_textgen.make_task("textarena:TicTacToe-v0?n_train=2&n_eval=1")
+    task = gym_textgen.make_task(
+        "textarena:TicTacToe-v0?opponent='random'&n_train=2&n_eval=1&reply_tokens=160"
+    )
+    env = TextGenEnv(task=task, max_prompt_tokens=400, max_new_tokens=40)
+    env.reset(seed=0)
+    # the policy plays the first free cell each turn; the random opponent answers in between
+    for _ in range(5):
+        listed = env.text.rsplit("Available Moves", 1)[-1]
+        free = [f"[{cell}]" for cell in range(9) if f"'[{cell}]'" in listed]
+        steps = write(env, f"{free[0]}\n")
+        if steps[-1][2]:
+            break
+    assert steps[-1][2] and steps[-1][1] in (-1.0, 0.0, 1.0)
+
+
+def test_the_random_opponent_picks_a_listed_move_the_same_way_every_time():
+    seen = "Board\nAvailable Moves: '[2]', '[5]', '[7]'"
+    assert random_opponent(seen) in ("[2]", "[5]", "[7]")
+    assert len({random_opponent(seen) for _ in range(5)}) == 1
+    assert random_opponent("no moves here") == "[0]"
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("textarena:GuessTheNumbr-v0", "Unknown TextArena game 'GuessTheNumbr-v0'"),
+        ("textarena:GuessTheNumber-v0?colour=3", "does not take the settings"),
+        ("textarena:GuessTheNumber-v0?opponent='best'", "Unknown opponent 'best'"),
+        ("textarena:GuessTheNumber-v0?n_train=0", "n_train to be an integer >= 1"),
+        ("textarena:?n_train=2", "no game name"),
+    ],
+)
+def test_bad_task_strings_say_what_was_expected(spec, match):
+    with pytest.raises(TextGenValueError, match=match):
+        gym_textgen.make_task(spec)
+
+
+def test_a_forced_prompt_without_its_game_seed_is_a_clear_error():
+    env = TextGenEnv(task=GUESS, **SMALL)
+    env.reset(seed=0, options={"prompt": "Play.", "reference": None})
+    with pytest.raises(PartyError, match="expects the game's seed as its reference"):
+        write(env, "[3]\n")
+
+
+def test_the_checkers_pass():
+    env = gym.make("TextGen-v0", task=GUESS, **SMALL)
+    gym_check_env(env.unwrapped, skip_render_check=False)
+    sb3_check_env(gym.make("TextGen-v0", task=GUESS, **SMALL), warn=True)
+
+
+def _actions(draw, vocab):
+    """Mostly the tokens of guesses ("[", digits, "]", newline), sometimes any id."""
+    return draw(st.lists(st.one_of(st.sampled_from(vocab), st.integers(0, 511)), max_size=60))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(0, 2**31 - 1))
+def test_seeded_episodes_repeat_and_vector_equals_single_envs(data, seed):
+    singles = [TextGenEnv(task=GUESS, **SMALL) for _ in range(2)]
+    again = TextGenEnv(task=GUESS, **SMALL)
+    vec = TextGenVectorEnv(num_envs=2, task=GUESS, **SMALL)
+    tok = again.core.tokenizer
+    vocab = sorted({i for t in ("[", "]", "\n", *map(str, range(17))) for i in tok.encode(t)})
+    actions = _actions(data.draw, vocab)
+    obs, _ = vec.reset(seed=seed)
+    outs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
+    first = again.reset(seed=seed)[0]
+    assert_same(first, outs[0])
+    done = np.zeros(2, dtype=bool)
+    for a in actions:
+        obs, rewards, terms, truncs, _ = vec.step(np.array([a, a]))
+        for i, env in enumerate(singles):
+            if done[i]:
+                o, r, t = env.reset()[0], 0.0, False
+            else:
+                o, r, t, _, _ = env.step(a)
+            for key in o:
+                np.testing.assert_array_equal(obs[key][i], o[key])
+            assert (rewards[i], terms[i]) == (r, t) and np.isfinite(r) and not truncs[i]
+        again_step = again.step(a) if not done[0] else (again.reset()[0], 0.0, False)
+        np.testing.assert_array_equal(again_step[0]["input_ids"], obs["input_ids"][0])
+        done = terms.copy()
