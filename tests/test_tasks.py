@@ -23,6 +23,7 @@ def test_list_tasks_names_every_task():
     want = {"movie_sentiment", "keywords", "target_tokens", "copy", "reverse", "arithmetic"}
     want |= {"summarize", "translate", "dialogue", "commongen"}
     want |= {"token_code", "guess_number", "calculator", "calculator_no_tool"}  # interactive
+    want |= {"film_request"}  # interactive, with a simulated user
     assert set(list_tasks()) == want
 
 

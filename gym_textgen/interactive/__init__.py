@@ -26,6 +26,7 @@ from gym_textgen.interactive.party import (
     Reply,
     ToolParty,
 )
+from gym_textgen.interactive.users import HTTPUser, LMUser
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ __all__ = [
     "CalculatorError",
     "CallableParty",
     "Exchange",
+    "HTTPUser",
     "Interaction",
+    "LMUser",
     "OtherParty",
     "PartyError",
     "Reply",

@@ -9,8 +9,8 @@ HTTP: any OpenAI-compatible chat-completions endpoint (`base_url=".../v1"`, `api
 way the seed drove GPT-3. The judge asks for a rating from 1 to 10 and scores `(rating - 1) / 9`.
 The API key is read from the environment variable `api_key_env` at request time; it is never
 stored on the scorer, logged or saved. Requests run `concurrency` at a time with a `timeout` each
-and `retries` tries with exponential backoff on connection errors, 429 and 5xx answers; a server
-that stays unreachable gives a `ScorerError` naming the URL (the env then loses no episode: see
+and `retries` tries with exponential backoff on connection errors, 429 and 5xx answers
+(`gym_textgen.chatapi`); a server that stays unreachable gives a `ScorerError` naming the URL (the env then loses no episode: see
 `gym_textgen.scorers.score_batch`).
 
 >>> from gym_textgen.scorers import make_scorer
@@ -21,19 +21,15 @@ that stays unreachable gives a `ScorerError` naming the URL (the env then loses 
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from gym_textgen.chatapi import chat_completion, check_base_url
 from gym_textgen.errors import ScorerError, TextGenValueError
 from gym_textgen.scorers.base import Scorer
 
@@ -137,10 +133,8 @@ class JudgeScorer(Scorer):
                 "Expects retries >= 1, concurrency >= 1, batch_size >= 1 and timeout > 0, got "
                 f"{retries}, {concurrency}, {batch_size}, {timeout}"
             )
-        if base_url is not None and not str(base_url).startswith(("http://", "https://")):
-            raise TextGenValueError(
-                f"Expects base_url to start with http:// or https://, got {base_url!r}"
-            )
+        if base_url is not None:
+            check_base_url(base_url)
         self.rubric, self.model, self.base_url = rubric, model, base_url
         self.api_model, self.api_key_env = api_model, api_key_env
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
@@ -226,52 +220,20 @@ class JudgeScorer(Scorer):
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _request(self, prompt: str, completion: str) -> float:
-        url = self.base_url.rstrip("/") + "/chat/completions"
-        body = json.dumps(
-            {
-                "model": self.api_model,
-                "messages": [
-                    {"role": "system", "content": "You are a strict, consistent judge."},
-                    {"role": "user", "content": question(self.rubric, prompt, completion, True)},
-                ],
-                "temperature": 0,
-                "max_tokens": 16,  # "I'd rate it 8 out of 10." fits; 4 cut it to "I'd rate"
-            }
-        ).encode()
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        last = ""
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    answer = json.loads(response.read())
-                break
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code} {e.reason}"
-                if e.code != 429 and e.code < 500:  # a bad request or key: trying again won't help
-                    raise ScorerError(f"judge: {url} answered {last}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                last = str(getattr(e, "reason", e))
-            except http.client.InvalidURL as e:  # a setting, not a passing fault
-                raise ScorerError(f"judge: {url} is not a valid URL: {e}") from None
-            except (http.client.HTTPException, ValueError) as e:
-                # a body cut short (IncompleteRead) or not JSON (a proxy's error page with
-                # status 200): a passing fault, as a 503 is
-                last = f"{type(e).__name__}: {e}"
-        else:
-            raise ScorerError(f"judge: cannot reach {url} after {self.retries} tries: {last}")
-        try:
-            content = answer["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise ScorerError(
-                f"judge: {url} answered without choices[0].message.content: {str(answer):.200}"
-            ) from None
-        rating = parse_rating(content) if isinstance(content, str) else None
+        body = {
+            "model": self.api_model,
+            "messages": [
+                {"role": "system", "content": "You are a strict, consistent judge."},
+                {"role": "user", "content": question(self.rubric, prompt, completion, True)},
+            ],
+            "temperature": 0,
+            "max_tokens": 16,  # "I'd rate it 8 out of 10." fits; 4 cut it to "I'd rate"
+        }
+        content = chat_completion(
+            self.base_url, body, api_key_env=self.api_key_env, timeout=self.timeout,
+            retries=self.retries, backoff=self.backoff, error=ScorerError, who="judge",
+        )  # fmt: skip
+        rating = parse_rating(content)
         if rating is None:
             raise ScorerError(f"judge: expected a rating from 1 to 10, got {content!r:.80}")
         return (rating - 1.0) / 9.0

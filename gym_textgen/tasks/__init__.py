@@ -34,7 +34,12 @@ from gym_textgen.scorers import Scorer
 from gym_textgen.tasks.arena import PREFIX as ARENA
 from gym_textgen.tasks.arena import parse_task as parse_arena_task
 from gym_textgen.tasks.arena import textarena_task
-from gym_textgen.tasks.interactive import calculator_task, guess_number_task, token_code_task
+from gym_textgen.tasks.interactive import (
+    calculator_task,
+    film_request_task,
+    guess_number_task,
+    token_code_task,
+)
 from gym_textgen.tasks.loading import is_task_file, load_task, text_lines
 from gym_textgen.tasks.procedural import arithmetic_task, copy_task, reverse_task
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
@@ -170,6 +175,7 @@ _TASKS: dict[str, Callable[[], Task]] = {
     "guess_number": guess_number_task,
     "calculator": calculator_task,
     "calculator_no_tool": lambda: calculator_task(tool=False),
+    "film_request": film_request_task,
 }
 
 

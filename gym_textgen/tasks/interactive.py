@@ -223,9 +223,103 @@ def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, see
     )
 
 
+# -- a dialogue with a simulated user ------------------------------------------------------------
+FILM_OPENINGS = (
+    "Hi! Can you recommend a film for tonight?",
+    "I want to watch a film tonight. Any ideas?",
+    "Could you suggest a movie for me?",
+    "Help me pick a film to watch.",
+    "What film should I watch this evening?",
+    "Recommend me a movie, please.",
+)
+#: genre -> the stem that names it in a recommendation ("comedies", "a comedy")
+GENRES = {
+    "comedy": "comed",
+    "horror": "horror",
+    "romance": "roman",
+    "western": "western",
+    "thriller": "thriller",
+    "documentary": "documentar",
+    "musical": "musical",
+    "science fiction": "science fiction",
+}
+FILM_PERSONA = (
+    "You are a person asking an assistant for a film to watch tonight. You want a {genre} film. "
+    "When the assistant asks what you like, answer in one short sentence that you like {genre} "
+    "films. Never recommend films yourself."
+)
+
+
+def genres_named(text: str) -> set[str]:
+    """The genres `text` names (by stem, case-insensitive)."""
+    low = text.lower()
+    return {genre for genre, stem in GENRES.items() if stem in low}
+
+
+class FilmRequestParty(OtherParty):
+    """The user of `film_request`: `user` (a simulated user, by default SmolLM2 playing the
+    persona) answers the policy's first turn; the second turn is the recommendation, paid 1 when
+    it names the user's genre and no other."""
+
+    def __init__(self, user: OtherParty) -> None:
+        self.user = user
+
+    def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
+        out: list[Reply | None] = [None] * len(exchanges)
+        asks = [i for i, ex in enumerate(exchanges) if len(ex.policy_turns) == 1]
+        for i, reply in zip(asks, self.user.reply([exchanges[i] for i in asks]), strict=True):
+            out[i] = reply
+        for i, ex in enumerate(exchanges):
+            if out[i] is None:
+                want = ex.reference["genre"] if isinstance(ex.reference, dict) else None
+                if want not in GENRES:
+                    raise TextGenValueError(
+                        f"film_request expects a reference {{'genre': one of {list(GENRES)}}}, "
+                        f"got {ex.reference!r} (a forced prompt needs options['reference'])"
+                    )
+                out[i] = Reply("", done=True, reward=float(genres_named(ex.last) == {want}))
+        return out  # type: ignore[return-value]
+
+
+def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: int = 0) -> Task:
+    """A goal-oriented dialogue: the user wants a film of a genre it says only when asked; the
+    policy has two turns (ask, then recommend) and is paid for naming the user's genre and no
+    other. `user`: the simulated user (default: `LMUser("smollm2-135m")` with the persona
+    `FILM_PERSONA`, sampling at temperature 0.7, seeded per episode)."""
+    from gym_textgen.interactive import LMUser
+
+    if user is None:
+        user = LMUser("smollm2-135m", persona=FILM_PERSONA, temperature=0.7, max_reply_tokens=24)
+    items = [(p, {"genre": g}) for g in GENRES for p in FILM_OPENINGS]
+    order = np.random.default_rng(seed).permutation(len(items))
+    held, kept = [items[i] for i in order[:n_eval]], [items[i] for i in order[n_eval:]]
+    return Task(
+        name="film_request",
+        prompts=tuple(p for p, _ in kept),
+        eval_prompts=tuple(p for p, _ in held),
+        references=tuple(r for _, r in kept),
+        eval_references=tuple(r for _, r in held),
+        scorer="none",
+        template="User: {prompt}\nAssistant:",
+        description="interactive, a simulated user: ask which genre the user wants, then "
+        "recommend a film of it (1 for naming its genre and no other)",
+        max_prompt_tokens=32,
+        chat=False,
+        interaction=Interaction(
+            FilmRequestParty(user),
+            max_turns=2,
+            max_turn_tokens=16,
+            max_reply_tokens=32,
+            reply_template="User: {reply}\nAssistant:",  # after the turn's "\n"
+        ),  # fmt: skip
+    )
+
+
 __all__ = [
+    "FilmRequestParty",
     "TokenCodeParty",
     "GuessParty",
+    "film_request_task",
     "calculator_task",
     "token_code_task",
     "guess_number_task",

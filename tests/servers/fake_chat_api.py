@@ -9,6 +9,10 @@ requests fail with --fault: "503" (HTTP 503, the default), "not-json" (HTTP 200 
 body, as a proxy's error page) or "cut" (the body ends before its Content-Length: the client's
 read raises IncompleteRead). A request without "Authorization: Bearer KEY" (when --key is
 given) gets 401. Every request's headers are appended to PORT_FILE + ".log" as JSON lines.
+
+A request whose last message has no "Response:" line is a simulated user's: the answer is
+"You said: <that message>", or "Thanks, bye! [DONE]" when it contains "bye"; with --retry-after
+S a failing request's 503 carries "Retry-After: S". --delay S waits S seconds before answering.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 lock = threading.Lock()
 seen = {"n": 0}
-args = argparse.Namespace(port_file=Path("port"), fail_first=0, fault="503", key="")
+args = argparse.Namespace(
+    port_file=Path("port"), fail_first=0, fault="503", key="", delay=0.0, retry_after=None
+)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -35,16 +42,21 @@ class Handler(BaseHTTPRequestHandler):
             n = seen["n"]
             with Path(str(args.port_file) + ".log").open("a") as f:
                 f.write(json.dumps(dict(self.headers)) + "\n")
+        if args.delay:
+            time.sleep(args.delay)
         if self.path != "/v1/chat/completions":
             return self._send(404, {"error": "not found"})
         if n <= args.fail_first and args.fault == "503":
-            return self._send(503, {"error": "busy"})
+            return self._send(503, {"error": "busy"}, retry_after=args.retry_after)
         if n <= args.fail_first and args.fault == "not-json":
             return self._send(200, b"<html><body>Bad gateway, try later</body></html>")
         if args.key and self.headers.get("Authorization") != f"Bearer {args.key}":
             return self._send(401, {"error": "bad key"})
         user = body["messages"][-1]["content"]
-        response = next(line for line in user.splitlines() if line.startswith("Response:"))
+        response = next((line for line in user.splitlines() if line.startswith("Response:")), None)
+        if response is None:  # a simulated user's request
+            said = "Thanks, bye! [DONE]" if "bye" in user else f"You said: {user}"
+            return self._send(200, {"choices": [{"message": {"content": said}}]})
         if "say " in response:  # cut at max_tokens, counting words (a word is >= 1 token)
             rating = " ".join(response.split("say ", 1)[1].split(" ")[: body["max_tokens"]])
         else:
@@ -52,10 +64,12 @@ class Handler(BaseHTTPRequestHandler):
         answer = {"choices": [{"message": {"role": "assistant", "content": rating}}]}
         self._send(200, answer, cut=n <= args.fail_first and args.fault == "cut")
 
-    def _send(self, code, obj, cut=False):
+    def _send(self, code, obj, cut=False, retry_after=None):
         data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Length", str(len(data) + (10 if cut else 0)))
         self.end_headers()
         self.wfile.write(data)
@@ -69,6 +83,8 @@ def main() -> None:
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--fault", choices=["503", "not-json", "cut"], default="503")
     p.add_argument("--key", default="")
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--retry-after", type=float, default=None)
     p.parse_args(namespace=args)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     tmp = args.port_file.with_suffix(".tmp")

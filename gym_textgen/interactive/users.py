@@ -1,0 +1,273 @@
+"""Simulated users: the other party played by a language model, local or behind an API.
+
+`LMUser` runs a causal LM from `gym_textgen.models` (the default model, `smollm2-135m`, any local
+folder); `HTTPUser` asks any OpenAI-compatible chat endpoint (the same client as the judge's:
+`gym_textgen.chatapi`). Both are given a persona and a goal as a system prompt per task instance
+(`persona`: a template of the exchange's `prompt` and `reference`, whose keys it may name when
+the reference is a dict, or a function of the exchange), see the conversation from the user's
+side (the episode's prompt and the user's replies are its own turns, the policy's turns the other
+side's) and answer every slot awaiting a reply in one call.
+
+A reply ends the episode when it contains one of `stop` (e.g. "[DONE]", cut from the text), or
+when the task's `check(exchange, reply_text)` says so: it returns None (go on) or a `Reply`
+(its `done` and `reward` are the reply's; its text, if any, replaces the model's).
+
+`LMUser` samples each slot's reply with its own generator, seeded from the exchange's seed and
+the turn, so the same episode gets the same replies whatever else is in the batch (up to float
+rounding of a padded batch) and a seeded env reproduces its episodes. `temperature=0` is greedy.
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from gym_textgen.chatapi import chat_completion, check_base_url
+from gym_textgen.errors import TextGenTypeError, TextGenValueError
+from gym_textgen.interactive.party import Exchange, OtherParty, PartyError, Reply
+
+Persona = str | Callable[[Exchange], str]
+Check = Callable[[Exchange, str], "Reply | None"]
+
+
+def persona_of(persona: Persona, ex: Exchange) -> str:
+    """The system prompt for `ex`: `persona(ex)`, or the template filled with the exchange's
+    `prompt`, `reference` and, for a dict reference, its keys."""
+    if callable(persona):
+        out = persona(ex)
+    else:
+        fields = dict(ex.reference) if isinstance(ex.reference, dict) else {}
+        try:
+            out = persona.format(**{"prompt": ex.prompt, "reference": ex.reference, **fields})
+        except (KeyError, IndexError) as e:
+            raise TextGenValueError(
+                f"The persona template {persona!r:.80} names {e}, which the exchange lacks "
+                f"(it has prompt, reference{', ' + ', '.join(fields) if fields else ''})"
+            ) from None
+    if not isinstance(out, str):
+        raise TextGenTypeError(f"Expects the persona as a str, got {type(out).__name__}")
+    return out
+
+
+def messages_of(system: str, ex: Exchange) -> list[dict[str, str]]:
+    """The conversation from the simulated user's side: its own lines (the episode's prompt,
+    its replies) as the assistant's, the policy's turns as the user's."""
+    out = [{"role": "system", "content": system}, {"role": "assistant", "content": ex.prompt}]
+    for i, turn in enumerate(ex.turns):
+        out.append({"role": "user" if i % 2 == 0 else "assistant", "content": turn})
+    return out
+
+
+class _Ending:
+    """`stop` phrases and the task's `check`, shared by both users."""
+
+    def __init__(self, stop: Sequence[str], check: Check | None) -> None:
+        if isinstance(stop, str):
+            stop = (stop,)
+        if not all(isinstance(s, str) and s for s in stop):
+            raise TextGenValueError(f"Expects stop as non-empty strings, got {stop!r}")
+        if check is not None and not callable(check):
+            raise TextGenTypeError(f"Expects check to be callable, got {type(check).__name__}")
+        self.stop, self.check = tuple(stop), check
+
+    def finish(self, ex: Exchange, text: str) -> Reply:
+        done = False
+        for phrase in self.stop:
+            if phrase in text:
+                text, done = text.split(phrase, 1)[0], True
+        text = text.strip()
+        if self.check is not None:
+            verdict = self.check(ex, text)
+            if verdict is not None:
+                if not isinstance(verdict, Reply):
+                    raise PartyError(
+                        f"Expects the task's check to return None or a Reply, got "
+                        f"{type(verdict).__name__}: {verdict!r:.80}"
+                    )
+                return Reply(verdict.text or text, verdict.done or done, verdict.reward)
+        return Reply(text, done)
+
+
+class LMUser(OtherParty):
+    """A simulated user played by a local causal LM (see the module).
+
+    Args:
+        model: a name or folder for `gym_textgen.models.load_model`.
+        persona: the system prompt per instance (a template or a function of the exchange).
+        temperature: sampling temperature (0: greedy).
+        max_reply_tokens: the most tokens the model writes per reply (the env's
+            `max_reply_tokens` then bounds what is kept of it, in its frame).
+        stop: phrases that end the episode when a reply contains one.
+        check: the task's check of a reply (see the module).
+        device: where the model runs.
+    """
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m",
+        persona: Persona = "You are a user talking with an assistant.",
+        temperature: float = 0.7,
+        max_reply_tokens: int = 32,
+        stop: Sequence[str] = ("[DONE]",),
+        check: Check | None = None,
+        device: str = "cpu",
+    ) -> None:
+        if not float(temperature) >= 0 or int(max_reply_tokens) < 1:
+            raise TextGenValueError(
+                f"Expects temperature >= 0 and max_reply_tokens >= 1, got {temperature}, "
+                f"{max_reply_tokens}"
+            )
+        self.model, self.persona, self.device = model, persona, device
+        self.temperature, self.max_reply_tokens = float(temperature), int(max_reply_tokens)
+        self.ending = _Ending(stop, check)
+        self._lm: Any = None
+        self._tok: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_lm": None, "_tok": None}
+
+    def _load(self) -> None:
+        from gym_textgen.models import load_model, load_tokenizer
+
+        self._lm = load_model(self.model).to(self.device).eval()
+        self._tok = load_tokenizer(self.model)
+
+    def text_of(self, ex: Exchange) -> str:
+        """The model's input for `ex`: its chat template, or a plain transcript without one."""
+        talk = messages_of(persona_of(self.persona, ex), ex)
+        if getattr(self._tok, "chat_template", None):
+            return self._tok.apply_chat_template(talk, tokenize=False, add_generation_prompt=True)
+        names = {"system": "", "assistant": "User: ", "user": "Assistant: "}
+        lines = [f"{names[m['role']]}{m['content']}" for m in talk]
+        return "\n".join(lines) + "\nUser:"
+
+    def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
+        if not exchanges:
+            return []
+        if self._lm is None:
+            self._load()
+        texts = [self.text_of(ex) for ex in exchanges]
+        seeds = [zlib.crc32(f"{ex.seed}:{len(ex.turns)}".encode()) for ex in exchanges]
+        outs = self.generate(texts, seeds)
+        return [self.ending.finish(ex, text) for ex, text in zip(exchanges, outs, strict=True)]
+
+    def generate(self, texts: list[str], seeds: list[int]) -> list[str]:
+        """One reply per text: a batched, KV-cached decode, left-padded, each row sampled
+        from its own seeded generator; a row stops at EOS, its end of turn or a newline
+        without a chat template."""
+        import torch as th
+
+        tok, lm = self._tok, self._lm
+        rows = [tok.encode(t, add_special_tokens=False) for t in texts]
+        width = max(map(len, rows))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
+        mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        ends = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")} - {None}
+        if tok.unk_token_id is not None:  # a tokenizer without <|im_end|> maps it to unk
+            ends.discard(tok.unk_token_id)
+        chat = bool(getattr(tok, "chat_template", None))
+        gens = [th.Generator().manual_seed(int(s)) for s in seeds]
+        new: list[list[int]] = [[] for _ in rows]
+        live = np.ones(len(rows), dtype=bool)
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        from transformers import DynamicCache
+
+        # transformers >= 5.2x names the argument `cache`; earlier releases `past_key_values`
+        arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+        kv = {arg: DynamicCache()}  # extended in place by each forward
+        with th.no_grad():
+            step_ids = ids
+            for _ in range(self.max_reply_tokens):
+                out = lm(input_ids=step_ids, attention_mask=mask, position_ids=positions,
+                         use_cache=True, **kv)  # fmt: skip
+                logits = out.logits[:, -1].double().cpu()
+                picks = []
+                for i in range(len(rows)):
+                    if self.temperature == 0:
+                        picks.append(int(logits[i].argmax()))
+                    else:
+                        p = (logits[i] / self.temperature).softmax(-1)
+                        picks.append(int(th.multinomial(p, 1, generator=gens[i])))
+                for i, t in enumerate(picks):
+                    if not live[i]:
+                        continue
+                    if t in ends:
+                        live[i] = False
+                        continue
+                    new[i].append(t)
+                    if not chat and "\n" in tok.decode([t]):
+                        live[i] = False
+                if not live.any():
+                    break
+                step_ids = th.tensor(picks, device=self.device)[:, None]
+                mask = th.cat([mask, th.ones_like(step_ids)], dim=1)
+                positions = positions[:, -1:] + 1
+        return [tok.decode(r, skip_special_tokens=True).strip() for r in new]
+
+
+class HTTPUser(OtherParty):
+    """A simulated user behind any OpenAI-compatible chat-completions endpoint (see the module
+    and `gym_textgen.chatapi`: the key only from `api_key_env`, timeouts, retries with backoff
+    and the server's Retry-After). A failure is a `PartyError` naming the endpoint, and the
+    env's step is not applied. Requests for a batch run `concurrency` at a time.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_model: str = "gpt-4o-mini",
+        persona: Persona = "You are a user talking with an assistant.",
+        api_key_env: str = "OPENAI_API_KEY",
+        temperature: float = 0.7,
+        max_reply_tokens: int = 64,
+        stop: Sequence[str] = ("[DONE]",),
+        check: Check | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        concurrency: int = 4,
+    ) -> None:
+        if int(retries) < 1 or int(concurrency) < 1 or float(timeout) <= 0:
+            raise TextGenValueError(
+                f"Expects retries >= 1, concurrency >= 1 and timeout > 0, got {retries}, "
+                f"{concurrency}, {timeout}"
+            )
+        self.base_url = check_base_url(base_url)
+        self.api_model, self.persona, self.api_key_env = api_model, persona, api_key_env
+        self.temperature, self.max_reply_tokens = float(temperature), int(max_reply_tokens)
+        self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
+        self.concurrency = int(concurrency)
+        self.ending = _Ending(stop, check)
+
+    def __repr__(self) -> str:
+        return f"HTTPUser({self.base_url}, api_model={self.api_model!r})"
+
+    def _ask(self, ex: Exchange) -> Reply:
+        body = {
+            "model": self.api_model,
+            "messages": messages_of(persona_of(self.persona, ex), ex),
+            "temperature": self.temperature,
+            "max_tokens": self.max_reply_tokens,
+            "seed": int(ex.seed),  # honoured by servers that can; same episode, same replies
+        }
+        text = chat_completion(
+            self.base_url, body, api_key_env=self.api_key_env, timeout=self.timeout,
+            retries=self.retries, backoff=self.backoff, error=PartyError, who="simulated user",
+        )  # fmt: skip
+        return self.ending.finish(ex, text)
+
+    def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(exchanges) <= 1:
+            return [self._ask(ex) for ex in exchanges]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._ask, exchanges))
+
+
+__all__ = ["HTTPUser", "LMUser", "messages_of", "persona_of"]

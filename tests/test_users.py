@@ -1,0 +1,182 @@
+"""Simulated users (issue 26): a local LM playing a persona, an OpenAI-compatible endpoint (a
+real local server process), and the film_request dialogue task."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+
+import gym_textgen
+from gym_textgen import TextGenEnv, TextGenVectorEnv
+from gym_textgen.errors import TextGenValueError
+from gym_textgen.interactive import (
+    CallableParty,
+    Exchange,
+    HTTPUser,
+    LMUser,
+    PartyError,
+    Reply,
+)
+from gym_textgen.tasks.interactive import FILM_PERSONA, film_request_task
+from tests.test_judge import start_server
+
+
+@pytest.fixture
+def api(tmp_path, request):
+    proc, url, log = start_server(tmp_path, *getattr(request, "param", ()))
+    yield url, log
+    proc.kill()
+    proc.wait()
+
+
+def ex(turn: str, seed: int = 0, genre: str = "comedy") -> Exchange:
+    return Exchange("Recommend a film?", {"genre": genre}, (turn,), seed=seed)
+
+
+def write(env, text):
+    ids = env.core.tokenizer.encode(text, add_special_tokens=False)
+    return [env.step(a) for a in ids]
+
+
+# -- the local LM user ---------------------------------------------------------------------------
+def test_the_lm_user_replies_the_same_to_the_same_episode_whatever_the_batch():
+    user = LMUser("default", persona=FILM_PERSONA, temperature=1.0, max_reply_tokens=8)
+    batch = [ex("What do you like?", seed=s) for s in (0, 1, 2)]
+    together = user.reply(batch)
+    alone = [user.reply([e])[0] for e in batch]
+    assert together == alone and user.reply(batch) == together
+    assert len({r.text for r in together}) > 1  # seeds differ, so do the samples
+    assert all(isinstance(r.text, str) and not r.done for r in together)
+
+
+def test_the_lm_user_sees_the_persona_and_the_conversation_from_its_side():
+    user = LMUser("default", persona="You want a {genre} film.")
+    user._load()
+    text = user.text_of(Exchange("Hi!", {"genre": "horror"}, ("Hello, what do you like?",), 0))
+    # the default model has no chat template: a plain transcript, the user's lines as "User:"
+    assert text == "You want a horror film.\nUser: Hi!\nAssistant: Hello, what do you like?\nUser:"
+    assert pickle.loads(pickle.dumps(user))._lm is None  # the model is not pickled
+
+
+def test_a_persona_naming_what_the_exchange_lacks_is_a_clear_error():
+    user = LMUser("default", persona="You want a {mood} film.")
+    with pytest.raises(TextGenValueError, match="names 'mood', which the exchange lacks"):
+        user.reply([ex("Hi")])
+
+
+def test_stop_phrases_and_the_task_s_check_end_the_episode():
+    user = LMUser("default", stop=("[DONE]",))
+    assert user.ending.finish(ex("x"), "Great, thanks! [DONE] more") == Reply(
+        "Great, thanks!", True
+    )
+    paid = LMUser(
+        "default", check=lambda e, text: Reply(done=True, reward=0.5) if "ok" in text else None
+    )
+    assert paid.ending.finish(ex("x"), "ok then") == Reply("ok then", True, 0.5)
+    assert paid.ending.finish(ex("x"), "no") == Reply("no", False, 0.0)
+    bad = LMUser("default", check=lambda e, text: "yes")
+    with pytest.raises(PartyError, match="return None or a Reply, got str"):
+        bad.ending.finish(ex("x"), "anything")
+
+
+# -- the HTTP user -------------------------------------------------------------------------------
+@pytest.mark.parametrize("api", [("--key", "sk-user-456")], indirect=True)
+def test_the_http_user_answers_through_a_real_server_with_the_key_from_the_environment(
+    api, monkeypatch
+):
+    url, log = api
+    monkeypatch.setenv("USER_KEY", "sk-user-456")
+    user = HTTPUser(url, api_model="m", persona="You want a {genre} film.", api_key_env="USER_KEY")
+    replies = user.reply([ex("What genre?"), ex("Okay, bye then")])
+    assert replies == [Reply("You said: What genre?"), Reply("Thanks, bye!", done=True)]
+    assert "sk-user-456" not in repr(user) + str(pickle.dumps(user))
+    assert '"Authorization": "Bearer sk-user-456"' in log.read_text()
+
+
+@pytest.mark.parametrize("api", [("--delay", "2")], indirect=True)
+def test_a_slow_endpoint_times_out_with_an_error_naming_it(api):
+    url, _ = api
+    user = HTTPUser(url, timeout=0.3, retries=2, backoff=0.01)
+    with pytest.raises(PartyError, match=r"simulated user: cannot reach http://127.0.0.1:\d+/v1"):
+        user.reply([ex("Hello?")])
+
+
+@pytest.mark.parametrize("api", [("--fail-first", "1", "--retry-after", "0.2")], indirect=True)
+def test_a_busy_endpoint_is_retried_after_the_time_it_asks_for(api):
+    url, log = api
+    user = HTTPUser(url, retries=2, backoff=30.0)  # Retry-After (0.2 s), not the 30 s backoff
+    assert user.reply([ex("Hi")]) == [Reply("You said: Hi")]
+    assert len(log.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("api", [("--fail-first", "1")], indirect=True)
+def test_a_failing_endpoint_leaves_the_step_unapplied_and_the_episode_goes_on(api):
+    url, _ = api
+    task = film_request_task(user=HTTPUser(url, retries=1))
+    env = TextGenEnv(task=task)
+    obs, _ = env.reset(seed=0)
+    write(env, "What genre do you")
+    text = env.text
+    end = env.core.tokenizer.encode("\n", add_special_tokens=False)[0]
+    with pytest.raises(PartyError, match="cannot reach http://127.0.0.1:\\d+/v1/chat/completions"):
+        env.step(end)
+    assert env.text == text  # not applied
+    obs, reward, terminated, _, info = env.step(end)  # the server is back: the same step works
+    assert info["turns"] == 1 and info["reply"].startswith("You said: What genre do you")
+    assert not terminated and reward == 0.0
+
+
+def test_the_http_user_refuses_a_url_that_is_not_http():
+    with pytest.raises(TextGenValueError, match="start with http:// or https://"):
+        HTTPUser("localhost:8000/v1")
+
+
+# -- the film_request task -----------------------------------------------------------------------
+def scripted(reply: str = "I like {genre} films."):
+    return CallableParty(lambda e: reply.format(**e.reference))
+
+
+@pytest.mark.parametrize(
+    "recommendation, paid", [("Try a comedy.", 1.0), ("A comedy or a horror film.", 0.0)]
+)
+def test_film_request_pays_for_naming_the_user_s_genre_and_no_other(recommendation, paid):
+    env = TextGenEnv(task=film_request_task(user=scripted()))
+    env.reset(seed=0, options={"prompt": "Recommend me a movie, please.",
+                               "reference": {"genre": "comedy"}})  # fmt: skip
+    steps = write(env, "What do you like?\n")
+    assert steps[-1][4]["reply"] == "I like comedy films." and not steps[-1][2]
+    assert env.text.endswith("What do you like?\nUser: I like comedy films.\nAssistant:")
+    steps = write(env, f" {recommendation}\n")
+    assert steps[-1][2] and steps[-1][1] == paid
+
+
+def test_film_request_keeps_its_eval_personas_out_of_training_and_passes_the_checker():
+    task = gym_textgen.make_task("film_request")
+    assert isinstance(task.interaction.party.user, LMUser)  # SmolLM2, loaded at its first reply
+    train = set(zip(task.prompts, (r["genre"] for r in task.references), strict=True))
+    held = set(zip(task.eval_prompts, (r["genre"] for r in task.eval_references), strict=True))
+    assert len(held) == 12 and not train & held
+    gym_check_env(TextGenEnv(task=film_request_task(user=scripted())), skip_render_check=False)
+
+
+def test_film_request_with_an_lm_user_runs_in_a_vector_env_like_single_envs():
+    task = film_request_task(user=LMUser("default", persona=FILM_PERSONA, max_reply_tokens=6))
+    vec = TextGenVectorEnv(num_envs=2, task=task)
+    singles = [TextGenEnv(task=task) for _ in range(2)]
+    obs, _ = vec.reset(seed=3)
+    for i, env in enumerate(singles):
+        np.testing.assert_array_equal(obs["input_ids"][i], env.reset(seed=3 + i)[0]["input_ids"])
+    rng = np.random.default_rng(0)
+    newline = singles[0].core.tokenizer.encode("\n", add_special_tokens=False)[0]
+    done = np.zeros(2, dtype=bool)
+    for step in range(40):
+        a = newline if step % 5 == 4 else int(rng.integers(3, 500))
+        obs, rewards, terms, _, _ = vec.step(np.array([a, a]))
+        for i, env in enumerate(singles):
+            o, r, t = (env.reset()[0], 0.0, False) if done[i] else env.step(a)[:3]
+            np.testing.assert_array_equal(obs["input_ids"][i], o["input_ids"])
+            assert (rewards[i], terms[i]) == (r, t)
+        done = terms.copy()
