@@ -148,7 +148,9 @@ def test_film_request_pays_for_naming_the_user_s_genre_and_no_other(recommendati
                                "reference": {"genre": "comedy"}})  # fmt: skip
     steps = write(env, "What do you like?\n")
     assert steps[-1][4]["reply"] == "I like comedy films." and not steps[-1][2]
-    assert env.text.endswith("What do you like?\nUser: I like comedy films.\nAssistant:")
+    obs = steps[-1][0]
+    state = env.core.decode(obs["input_ids"][: int(obs["attention_mask"].sum())].tolist())
+    assert state.endswith("What do you like?\nUser: I like comedy films.\nAssistant:")
     steps = write(env, f" {recommendation}\n")
     assert steps[-1][2] and steps[-1][1] == paid
 
