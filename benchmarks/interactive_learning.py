@@ -103,7 +103,8 @@ def main() -> None:
         [[name, *(interval(v[k]) for k in ("reward", "success", "turns"))]
          for name, v in rows.items()],
     ))  # fmt: skip
-    print("(mean [95% CI over seeds]; success: a reward above 0)")
+    print("(mean [95% CI over seeds]; success: a reward above 0, which is finding the answer on")
+    print(" these tasks, not on one with partial credit or negative rewards)")
     print(f"training: {np.mean(seconds):.0f} s per seed (mean)")
 
 

@@ -60,7 +60,7 @@ def main() -> None:
         else:
             fails.append((game_id.removesuffix("-v0"), why))
     print(f"\nTextArena {ta.__version__ if hasattr(ta, '__version__') else ''}: {len(ids)} games")
-    print(f"\n| runs offline | games |\n| --- | --- |")
+    print("\n| runs offline | games |\n| --- | --- |")
     print(f"| one player ({len(runs['1'])}) | {', '.join(runs['1'])} |")
     print(f"| two players, `opponent='random'` ({len(runs['2'])}) | {', '.join(runs['2'])} |")
     print(f"| does not run ({len(fails)}) | {', '.join(name for name, _ in fails)} |")

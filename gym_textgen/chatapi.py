@@ -3,7 +3,8 @@ simulated user make it.
 
 The API key is read from the environment variable `api_key_env` at request time: it is never
 stored, logged or saved. A request is tried `retries` times, `backoff` seconds before the second
-try and doubled for each further one (or the server's `Retry-After`, when it sends one), on a
+try and doubled for each further one (or the server's `Retry-After` when it sends one, at most
+`MAX_RETRY_AFTER` seconds), on a
 connection error, a timeout, a 429 or 5xx answer, or a body that is cut short or not JSON; any
 other 4xx answer (a bad request or key) fails at once. A failure is `error` (the caller's
 exception type) naming `who` and the URL.
@@ -31,10 +32,14 @@ def check_base_url(base_url: str) -> str:
     return str(base_url)
 
 
+#: the longest wait a server's Retry-After may ask for (longer: this many seconds)
+MAX_RETRY_AFTER = 60.0
+
+
 def _retry_after(e: urllib.error.HTTPError) -> float | None:
     value = e.headers.get("Retry-After") if e.headers is not None else None
     try:
-        return max(0.0, float(value)) if value is not None else None
+        return min(MAX_RETRY_AFTER, max(0.0, float(value))) if value is not None else None
     except ValueError:  # an HTTP date: fall back to the backoff
         return None
 

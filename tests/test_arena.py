@@ -23,7 +23,8 @@ pytest.importorskip("textarena")
 
 from gym_textgen.tasks.arena import Game, random_opponent  # noqa: E402
 
-GUESS = "textarena:GuessTheNumber-v0?max_number=16&max_turns=6&n_train=8&n_eval=4&turns=6"
+# the episode's limit one above the game's: TextArena ends a game one move after its own limit
+GUESS = "textarena:GuessTheNumber-v0?max_number=16&max_turns=6&n_train=8&n_eval=4&turns=7"
 SMALL = dict(max_prompt_tokens=160, max_new_tokens=48)
 
 
@@ -93,6 +94,41 @@ def test_two_player_games_take_an_opponent():
         if steps[-1][2]:
             break
     assert steps[-1][2] and steps[-1][1] in (-1.0, 0.0, 1.0)
+
+
+def test_a_two_player_task_s_name_names_its_opponent_and_parses_back():
+    """Bug: the name left the opponent out, so make_task(task.name) refused the game."""
+    task = gym_textgen.make_task("textarena:TicTacToe-v0?opponent='random'&n_train=2&n_eval=1")
+    assert "opponent='random'" in task.name
+    assert gym_textgen.make_task(task.name).prompts == task.prompts
+
+
+def test_a_textarena_task_and_env_pickle_and_deep_copy():
+    """Bug: the game held the textarena module, which pickle cannot take."""
+    import copy
+    import pickle
+
+    env = TextGenEnv(task=GUESS, **SMALL)
+    env.reset(seed=0)
+    write(env, "[3]\n")
+    again = pickle.loads(pickle.dumps(env))
+    assert again.text == env.text
+    assert copy.deepcopy(env.core.task).references == env.core.task.references
+
+
+def test_the_game_pays_its_reward_when_it_runs_out_of_moves():
+    env = TextGenEnv(task=GUESS, **SMALL)
+    _, info = env.reset(seed=0)
+    target = secret(env.core.task.reference(info["prompt_index"]))
+    wrong = [g for g in range(1, 17) if g != target][:7]
+    rewards = [write(env, f"[{g}]\n")[-1] for g in wrong]
+    ended = [i for i, step in enumerate(rewards) if step[2]]
+    assert ended == [6] and 0.0 < rewards[6][1] < 1.0  # TextArena's partial credit, paid
+
+
+def test_a_game_setting_out_of_range_is_not_called_a_player_count():
+    with pytest.raises(TextGenValueError, match="cannot start with the settings"):
+        gym_textgen.make_task("textarena:GuessTheNumber-v0?max_number=0&n_train=2&n_eval=1")
 
 
 def test_the_random_opponent_picks_a_listed_move_the_same_way_every_time():

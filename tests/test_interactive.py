@@ -457,6 +457,11 @@ def test_a_forced_task_prompt_with_several_secrets_asks_for_its_reference():
         write(env, " 5\n")
     env.reset(seed=0, options={"prompt": prompt, "reference": 5})
     assert write(env, " 5\n")[-1][2]  # said: found on the first guess
+    twice = Task(name="t", prompts=("a", "a", "b"), scorer="none",
+                 references=({"x": np.arange(3)}, {"x": np.arange(3)}, float("nan")))  # fmt: skip
+    core = TextGenEnv(task=twice).core  # equal references (== says neither yes nor no here)
+    assert core.reference_of("a")["x"].tolist() == [0, 1, 2]
+    assert core.reference_of("b") != core.reference_of("b")  # NaN, kept
     arithmetic = TextGenEnv(task="arithmetic")  # an unambiguous prompt keeps its reference
     assert arithmetic.core.reference_of(arithmetic.core.task.prompts[3]) == (
         arithmetic.core.task.reference(3)

@@ -61,10 +61,31 @@ def test_the_lm_user_sees_the_persona_and_the_conversation_from_its_side():
     assert pickle.loads(pickle.dumps(user))._lm is None  # the model is not pickled
 
 
-def test_a_persona_naming_what_the_exchange_lacks_is_a_clear_error():
-    user = LMUser("default", persona="You want a {mood} film.")
-    with pytest.raises(TextGenValueError, match="names 'mood', which the exchange lacks"):
+@pytest.mark.parametrize("persona", ["You want a {mood} film.", "{0}", "{prompt.foo}"])
+def test_a_persona_that_the_exchange_cannot_fill_is_a_clear_error(persona):
+    user = LMUser("default", persona=persona)
+    with pytest.raises(TextGenValueError, match="cannot be filled from the exchange .* may name"):
         user.reply([ex("Hi")])
+
+
+def test_the_lm_user_stops_at_eos_when_unk_is_eos_too():
+    """Bug: with unk == EOS (GPT-2's tokenizer), dropping the unk id that a missing <|im_end|>
+    maps to dropped EOS as well, and replies ran on past the end of text."""
+    user = LMUser("default")
+    user._load()
+    user._tok.unk_token = user._tok.eos_token
+    assert user._tok.eos_token_id in user.end_ids()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(temperature="hot"), dict(temperature=-1), dict(max_reply_tokens=0)],
+)
+def test_bad_sampling_settings_say_what_was_expected(kwargs):
+    with pytest.raises(TextGenValueError, match="temperature as a number >= 0"):
+        LMUser("default", **kwargs)
+    with pytest.raises(TextGenValueError, match="temperature as a number >= 0"):
+        HTTPUser("http://localhost:1/v1", **kwargs)
 
 
 def test_stop_phrases_and_the_task_s_check_end_the_episode():
@@ -77,6 +98,8 @@ def test_stop_phrases_and_the_task_s_check_end_the_episode():
     )
     assert paid.ending.finish(ex("x"), "ok then") == Reply("ok then", True, 0.5)
     assert paid.ending.finish(ex("x"), "no") == Reply("no", False, 0.0)
+    lenient = LMUser("default", check=lambda e, text: Reply(done=False, reward=0.5))
+    assert lenient.ending.finish(ex("x"), "ok [DONE]") == Reply("ok", False, 0.5)  # overruled
     bad = LMUser("default", check=lambda e, text: "yes")
     with pytest.raises(PartyError, match="return None or a Reply, got str"):
         bad.ending.finish(ex("x"), "anything")
@@ -129,9 +152,21 @@ def test_a_failing_endpoint_leaves_the_step_unapplied_and_the_episode_goes_on(ap
     assert not terminated and reward == 0.0
 
 
-def test_the_http_user_refuses_a_url_that_is_not_http():
+def test_the_http_user_refuses_a_url_that_is_not_http_and_bad_settings():
     with pytest.raises(TextGenValueError, match="start with http:// or https://"):
         HTTPUser("localhost:8000/v1")
+    with pytest.raises(TextGenValueError, match="backoff >= 0"):
+        HTTPUser("http://localhost:1/v1", backoff=-1)
+
+
+@pytest.mark.parametrize("api", [("--fail-first", "1", "--retry-after", "3600")], indirect=True)
+def test_a_server_s_retry_after_is_capped(api, monkeypatch):
+    """Bug: a Retry-After of a day blocked the env step for a day."""
+    import gym_textgen.chatapi
+
+    monkeypatch.setattr(gym_textgen.chatapi, "MAX_RETRY_AFTER", 0.2)
+    url, _ = api
+    assert HTTPUser(url, retries=2).reply([ex("Hi")]) == [Reply("You said: Hi")]
 
 
 # -- the film_request task -----------------------------------------------------------------------

@@ -138,11 +138,14 @@ class TextGenConfig:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Whether two references are equal (arrays compared whole)."""
+    """Whether two references are equal; where == has no single truth value (arrays, dicts of
+    arrays) or says no to equal-looking values (NaN), whether they print the same."""
     try:
-        return bool(a == b)
-    except (ValueError, TypeError):  # an array's elementwise == has no single truth value
-        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+        if bool(a == b):
+            return True
+    except (ValueError, TypeError):
+        pass
+    return repr(a) == repr(b)
 
 
 def as_text(prompt: str | bytes) -> str:

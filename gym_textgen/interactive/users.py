@@ -1,7 +1,7 @@
 """Simulated users: the other party played by a language model, local or behind an API.
 
-`LMUser` runs a causal LM from `gym_textgen.models` (the default model, `smollm2-135m`, any local
-folder); `HTTPUser` asks any OpenAI-compatible chat endpoint (the same client as the judge's:
+`LMUser` runs a causal LM from `gym_textgen.models` (SmolLM2-135M-Instruct by default, the
+package's small default model, any local folder); `HTTPUser` asks any OpenAI-compatible chat endpoint (the same client as the judge's:
 `gym_textgen.chatapi`). Both are given a persona and a goal as a system prompt per task instance
 (`persona`: a template of the exchange's `prompt` and `reference`, whose keys it may name when
 the reference is a dict, or a function of the exchange), see the conversation from the user's
@@ -9,8 +9,9 @@ side (the episode's prompt and the user's replies are its own turns, the policy'
 side's) and answer every slot awaiting a reply in one call.
 
 A reply ends the episode when it contains one of `stop` (e.g. "[DONE]", cut from the text), or
-when the task's `check(exchange, reply_text)` says so: it returns None (go on) or a `Reply`
-(its `done` and `reward` are the reply's; its text, if any, replaces the model's).
+when the task's `check(exchange, reply_text)` says so: it returns None (the stop phrases
+decide) or a `Reply`, whose `done` and `reward` are the reply's (so a check may also overrule a
+stop phrase) and whose text, if any, replaces the model's.
 
 `LMUser` samples each slot's reply with its own generator, seeded from the exchange's seed and
 the turn, so the same episode gets the same replies whatever else is in the batch (up to float
@@ -43,10 +44,11 @@ def persona_of(persona: Persona, ex: Exchange) -> str:
         fields = dict(ex.reference) if isinstance(ex.reference, dict) else {}
         try:
             out = persona.format(**{"prompt": ex.prompt, "reference": ex.reference, **fields})
-        except (KeyError, IndexError) as e:
+        except (KeyError, IndexError, AttributeError, ValueError) as e:
             raise TextGenValueError(
-                f"The persona template {persona!r:.80} names {e}, which the exchange lacks "
-                f"(it has prompt, reference{', ' + ', '.join(fields) if fields else ''})"
+                f"The persona template {persona!r:.80} cannot be filled from the exchange "
+                f"({type(e).__name__}: {e}); it may name prompt, reference"
+                f"{', ' + ', '.join(map(str, fields)) if fields else ''}"
             ) from None
     if not isinstance(out, str):
         raise TextGenTypeError(f"Expects the persona as a str, got {type(out).__name__}")
@@ -54,12 +56,25 @@ def persona_of(persona: Persona, ex: Exchange) -> str:
 
 
 def messages_of(system: str, ex: Exchange) -> list[dict[str, str]]:
-    """The conversation from the simulated user's side: its own lines (the episode's prompt,
-    its replies) as the assistant's, the policy's turns as the user's."""
-    out = [{"role": "system", "content": system}, {"role": "assistant", "content": ex.prompt}]
+    """The conversation from the simulated user's side: its own lines (its replies) as the
+    assistant's, the policy's turns as the user's, and its opening line (the episode's prompt)
+    in the system message, so that the turns alternate from a user turn, as strict chat
+    templates require."""
+    opening = f"{system}\n\nYou opened the conversation by saying: {ex.prompt.strip()}"
+    out = [{"role": "system", "content": opening}]
     for i, turn in enumerate(ex.turns):
-        out.append({"role": "user" if i % 2 == 0 else "assistant", "content": turn})
+        out.append({"role": "user" if i % 2 == 0 else "assistant", "content": turn.strip()})
     return out
+
+
+def _check_sampling(temperature: Any, max_reply_tokens: Any) -> None:
+    ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    ok = ok and temperature >= 0 and isinstance(max_reply_tokens, (int, np.integer))
+    if not ok or isinstance(max_reply_tokens, bool) or max_reply_tokens < 1:
+        raise TextGenValueError(
+            "Expects temperature as a number >= 0 and max_reply_tokens as an int >= 1, got "
+            f"{temperature!r}, {max_reply_tokens!r}"
+        )
 
 
 class _Ending:
@@ -88,7 +103,7 @@ class _Ending:
                         f"Expects the task's check to return None or a Reply, got "
                         f"{type(verdict).__name__}: {verdict!r:.80}"
                     )
-                return Reply(verdict.text or text, verdict.done or done, verdict.reward)
+                return Reply(verdict.text or text, verdict.done, verdict.reward)
         return Reply(text, done)
 
 
@@ -116,11 +131,7 @@ class LMUser(OtherParty):
         check: Check | None = None,
         device: str = "cpu",
     ) -> None:
-        if not float(temperature) >= 0 or int(max_reply_tokens) < 1:
-            raise TextGenValueError(
-                f"Expects temperature >= 0 and max_reply_tokens >= 1, got {temperature}, "
-                f"{max_reply_tokens}"
-            )
+        _check_sampling(temperature, max_reply_tokens)
         self.model, self.persona, self.device = model, persona, device
         self.temperature, self.max_reply_tokens = float(temperature), int(max_reply_tokens)
         self.ending = _Ending(stop, check)
@@ -138,11 +149,13 @@ class LMUser(OtherParty):
 
     def text_of(self, ex: Exchange) -> str:
         """The model's input for `ex`: its chat template, or a plain transcript without one."""
-        talk = messages_of(persona_of(self.persona, ex), ex)
+        persona = persona_of(self.persona, ex)
         if getattr(self._tok, "chat_template", None):
+            talk = messages_of(persona, ex)
             return self._tok.apply_chat_template(talk, tokenize=False, add_generation_prompt=True)
-        names = {"system": "", "assistant": "User: ", "user": "Assistant: "}
-        lines = [f"{names[m['role']]}{m['content']}" for m in talk]
+        lines = [persona, f"User: {ex.prompt.strip()}"]
+        for i, turn in enumerate(ex.turns):
+            lines.append(f"{'Assistant' if i % 2 == 0 else 'User'}: {turn.strip()}")
         return "\n".join(lines) + "\nUser:"
 
     def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
@@ -154,6 +167,16 @@ class LMUser(OtherParty):
         seeds = [zlib.crc32(f"{ex.seed}:{len(ex.turns)}".encode()) for ex in exchanges]
         outs = self.generate(texts, seeds)
         return [self.ending.finish(ex, text) for ex, text in zip(exchanges, outs, strict=True)]
+
+    def end_ids(self) -> set[int]:
+        """The ids that end a reply: EOS, and `<|im_end|>` where the tokenizer has it (one
+        without maps it to unk, which may be EOS itself: GPT-2's tokenizer)."""
+        tok = self._tok
+        ends = {tok.eos_token_id} - {None}
+        im_end = tok.convert_tokens_to_ids("<|im_end|>")
+        if im_end is not None and im_end != tok.unk_token_id:
+            ends.add(im_end)
+        return ends
 
     def generate(self, texts: list[str], seeds: list[int]) -> list[str]:
         """One reply per text: a batched, KV-cached decode, left-padded, each row sampled
@@ -167,9 +190,7 @@ class LMUser(OtherParty):
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
         mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
-        ends = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")} - {None}
-        if tok.unk_token_id is not None:  # a tokenizer without <|im_end|> maps it to unk
-            ends.discard(tok.unk_token_id)
+        ends = self.end_ids()
         chat = bool(getattr(tok, "chat_template", None))
         gens = [th.Generator().manual_seed(int(s)) for s in seeds]
         new: list[list[int]] = [[] for _ in rows]
@@ -199,8 +220,11 @@ class LMUser(OtherParty):
                     if t in ends:
                         live[i] = False
                         continue
+                    piece = tok.decode([t])
+                    if not chat and not tok.decode(new[i]).strip() and not piece.strip():
+                        continue  # leading blanks: a plain transcript's reply starts after them
                     new[i].append(t)
-                    if not chat and "\n" in tok.decode([t]):
+                    if not chat and "\n" in piece:
                         live[i] = False
                 if not live.any():
                     break
@@ -232,10 +256,16 @@ class HTTPUser(OtherParty):
         backoff: float = 1.0,
         concurrency: int = 4,
     ) -> None:
-        if int(retries) < 1 or int(concurrency) < 1 or float(timeout) <= 0:
+        _check_sampling(temperature, max_reply_tokens)
+        if not isinstance(api_model, str) or not api_model:
+            raise TextGenTypeError(f"Expects api_model as a non-empty str, got {api_model!r}")
+        numbers = (retries, concurrency, timeout, backoff)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in numbers) or (
+            retries < 1 or concurrency < 1 or timeout <= 0 or backoff < 0
+        ):
             raise TextGenValueError(
-                f"Expects retries >= 1, concurrency >= 1 and timeout > 0, got {retries}, "
-                f"{concurrency}, {timeout}"
+                "Expects retries >= 1, concurrency >= 1, timeout > 0 and backoff >= 0, got "
+                f"{retries!r}, {concurrency!r}, {timeout!r}, {backoff!r}"
             )
         self.base_url = check_base_url(base_url)
         self.api_model, self.persona, self.api_key_env = api_model, persona, api_key_env

@@ -9,7 +9,9 @@ states, such as a number from 1 to 20, may still repeat one).
 
 Settings follow a `?` as in `reasoning_gym:` (`key=value` joined by `&`): the game's own (its
 class's arguments, e.g. `textarena:GuessTheNumber-v0?max_number=16&max_turns=6`) and the task's:
-`n_train` (256), `n_eval` (32), `seed` (0), `turns` (the episode's turn limit, 10),
+`n_train` (256), `n_eval` (32), `seed` (0), `turns` (the episode's turn limit, 16: keep it
+above the game's own move limit, which TextArena enforces one move late - GuessTheNumber's
+`max_turns=10` ends the game at move 11 - or the episode ends before the game pays),
 `turn_tokens` (12), `reply_tokens` (64; a reply cut to it keeps its first tokens: raise it for
 games that show a board), `prompt_tokens` (256), `chat` (False: a plain transcript, where
 instruction-tuned models play rather than chat) and `opponent` (`random`, for a two-player
@@ -20,7 +22,10 @@ policy's turns so far (history -> reply, as every `OtherParty`), so vector slots
 same instance and saved runs need nothing kept alive, and the same turns always get the same
 reply. A game that needs a second player takes `opponent=`: `"random"` (a random bracketed move
 of those its observation lists) or, from Python, any function of the opponent's observation text
-to its move (`textarena_task(game, opponent=...)`: a scripted player, a model). TextArena
+to its move (`textarena_task(game, opponent=...)`: a scripted player, a greedy model). The
+opponent is replayed with the game, so it must answer the same observation the same way (a
+sampling model would change the game the policy was shown); `"random"` is seeded by the
+observation. TextArena
 seeds Python's global `random`; the party restores it (and numpy's) after every game step.
 """
 
@@ -47,7 +52,7 @@ TASK_DEFAULTS = {
     "n_train": 256,
     "n_eval": 32,
     "seed": 0,
-    "turns": 10,
+    "turns": 16,
     "turn_tokens": 12,
     "reply_tokens": 64,
     "prompt_tokens": 256,
@@ -61,8 +66,8 @@ MOVE = re.compile(r"\[[^\[\]\n]{1,24}\]")
 
 
 def random_opponent(observation: str) -> str:
-    """A uniformly random choice among the bracketed moves (`[4]`, `[col 2]`) in the last
-    message of `observation` that lists any (TicTacToe's "Available Moves", say), else "[0]".
+    """A uniformly random choice among the bracketed moves (`[4]`, `[col 2]`) on the last line
+    of `observation` that lists any (TicTacToe's "Available Moves", say), else "[0]".
     Seeded by the observation itself (crc32), so a replayed game gets the same moves."""
     for line in reversed(observation.splitlines()):
         moves = MOVE.findall(line)
@@ -113,8 +118,7 @@ class Game:
                 "Expects opponent to be None (a one-player game), 'random' or a function of "
                 f"the opponent's observation text to its move, got {type(opponent).__name__}"
             )
-        ta = require("textarena", "textarena", f"task {PREFIX}{game_id}")
-        registry = ta.envs.registration.ENV_REGISTRY
+        registry = self._textarena(game_id).envs.registration.ENV_REGISTRY
         if game_id not in registry:
             near = sorted(k for k in registry if k.split("-")[0] == game_id.split("-")[0])
             raise TextGenValueError(
@@ -122,15 +126,20 @@ class Game:
                 f"{near[:6] or sorted(registry)[:6]} (textarena.envs.registration.ENV_REGISTRY)"
             )
         self.game_id, self.settings, self.opponent = game_id, dict(settings), opponent
-        self._ta = ta
+
+    @staticmethod
+    def _textarena(game_id: str) -> Any:
+        """The textarena module (imported where used: a Game pickles without it)."""
+        return require("textarena", "textarena", f"task {PREFIX}{game_id}")
 
     def start(self, seed: int) -> tuple[Any, str]:
         """A new game from `seed` and its opening observation for player 0."""
         players = 1 if self.opponent is None else 2
         with _own_random_state():
             try:
-                env = self._ta.make(self.game_id, **self.settings)
-                while isinstance(env, self._ta.Wrapper):  # TextArena's LLM-facing wrappers
+                ta = self._textarena(self.game_id)
+                env = ta.make(self.game_id, **self.settings)
+                while isinstance(env, ta.Wrapper):  # TextArena's LLM-facing wrappers
                     env = env.env
                 env.reset(num_players=players, seed=int(seed))
             except TypeError as e:
@@ -138,10 +147,15 @@ class Game:
                     f"TextArena's {self.game_id} does not take the settings {self.settings}: {e}"
                 ) from e
             except (AssertionError, ValueError) as e:
+                why = f"{e or type(e).__name__}"
+                if "player" not in why.lower():  # a setting out of range, say
+                    raise TextGenValueError(
+                        f"TextArena's {self.game_id} cannot start with the settings "
+                        f"{self.settings}: {why}"
+                    ) from e
                 need = " (a two-player game needs opponent=)" if self.opponent is None else ""
                 raise TextGenValueError(
-                    f"TextArena's {self.game_id} cannot start with {players} player(s){need}: "
-                    f"{e or type(e).__name__}"
+                    f"TextArena's {self.game_id} cannot start with {players} player(s){need}: {why}"
                 ) from e
             except Exception as e:  # missing data (nltk's), a network key, newer Python syntax
                 raise TextGenValueError(
@@ -248,6 +262,8 @@ def textarena_task(
     prompts = [game.start(s)[1] for s in train_seeds]
     eval_prompts = [game.start(s)[1] for s in eval_seeds]
     changed = {k: v for k, v in {**ours, "chat": chat}.items() if v != TASK_DEFAULTS[k]}
+    if opponent is not None:  # a function is named, but a name does not parse back to it
+        changed["opponent"] = opponent if isinstance(opponent, str) else _Named(opponent)
     return Task(
         name=task_name(game_id, {**settings, **changed}, prefix=PREFIX),
         prompts=tuple(prompts),
@@ -267,6 +283,16 @@ def textarena_task(
             reply_template="{reply}\n",
         ),  # fmt: skip
     )
+
+
+class _Named:
+    """Shows a function by its name in a task's name."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return getattr(self.fn, "__qualname__", type(self.fn).__name__)
 
 
 def parse_task(spec: str) -> Task:
