@@ -178,10 +178,11 @@ class LMUser(OtherParty):
             ends.add(im_end)
         return ends
 
-    def generate(self, texts: list[str], seeds: list[int]) -> list[str]:
+    def generate(self, texts: list[str], seeds: list[int], stops: bool = True) -> list[str]:
         """One reply per text: a batched, KV-cached decode, left-padded, each row sampled
         from its own seeded generator; a row stops at EOS, its end of turn or a newline
-        without a chat template."""
+        without a chat template (`stops=False`: every row writes `max_reply_tokens`, as a
+        speed benchmark wants)."""
         import torch as th
 
         tok, lm = self._tok, self._lm
@@ -190,8 +191,8 @@ class LMUser(OtherParty):
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
         mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
-        ends = self.end_ids()
-        chat = bool(getattr(tok, "chat_template", None))
+        ends = self.end_ids() if stops else set()
+        chat = bool(getattr(tok, "chat_template", None)) or not stops
         gens = [th.Generator().manual_seed(int(s)) for s in seeds]
         new: list[list[int]] = [[] for _ in rows]
         live = np.ones(len(rows), dtype=bool)
@@ -199,8 +200,11 @@ class LMUser(OtherParty):
         from transformers import DynamicCache
 
         # transformers >= 5.2x names the argument `cache`; earlier releases `past_key_values`
-        arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
-        kv = {arg: DynamicCache()}  # extended in place by each forward
+        accepted = inspect.signature(lm.forward).parameters
+        arg = "cache" if "cache" in accepted else "past_key_values"
+        kv: dict[str, Any] = {arg: DynamicCache()}  # extended in place by each forward
+        if "logits_to_keep" in accepted:  # the next token's logits only, as generate() asks
+            kv["logits_to_keep"] = 1
         with th.no_grad():
             step_ids = ids
             for _ in range(self.max_reply_tokens):

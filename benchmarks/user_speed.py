@@ -1,0 +1,75 @@
+"""Do a simulated user's replies cost more than the policy's own tokens of the same length?
+
+    python benchmarks/user_speed.py [--model default] [--batch 8] [--tokens 24] [--repeats 5]
+
+Times `LMUser.generate` for a batch of exchanges' inputs (exactly `--tokens` tokens per row:
+`stops=False`) against Hugging Face `generate()` of the
+same number of new tokens from the same inputs with the same model and batch (sampling, KV
+cache; the reference the policy's own rollout is measured against in rollout_speed.py), best of
+`--repeats`, in one run. Prints the ratio generate / user: >= 1 means a user's token costs no
+more than the policy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch as th
+from _common import markdown_table
+
+from gym_textgen.interactive import Exchange, LMUser
+
+
+def best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    th.manual_seed(0)
+
+    user = LMUser(args.model, persona="You want a {genre} film.", max_reply_tokens=args.tokens)
+    user._load()
+    exchanges = [
+        Exchange("Can you recommend a film?", {"genre": g}, ("What kind of film?",), seed=i)
+        for i, g in zip(
+            range(args.batch), ["comedy", "horror", "western", "romance"] * 8, strict=False
+        )
+    ]
+    texts = [user.text_of(ex) for ex in exchanges]
+    tok, lm = user._tok, user._lm
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    def reference() -> None:
+        with th.no_grad():
+            lm.generate(**enc, max_new_tokens=args.tokens, min_new_tokens=args.tokens,
+                        do_sample=True, pad_token_id=tok.pad_token_id)  # fmt: skip
+
+    seeds = list(range(args.batch))
+    # stops=False: every row writes all --tokens tokens, as generate() does with min_new_tokens
+    user_time = best(lambda: user.generate(texts, seeds, stops=False), args.repeats)
+    ref_time = best(reference, args.repeats)
+    n = args.batch * args.tokens
+    print(markdown_table(
+        ["model", "batch x tokens", "generate() tok/s", "LMUser tok/s", "generate / user"],
+        [[args.model, f"{args.batch} x {args.tokens}", f"{n / ref_time:,.0f}",
+          f"{n / user_time:,.0f}", f"**{ref_time / user_time:.2f}**"]],
+    ))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
