@@ -211,6 +211,7 @@ class LMUser(OtherParty):
                 out = lm(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                          use_cache=True, **kv)  # fmt: skip
                 logits = out.logits[:, -1].double().cpu()
+                logits[:, len(tok) :] = -float("inf")  # a model's padded vocabulary: no text
                 picks = []
                 for i in range(len(rows)):
                     if self.temperature == 0:
