@@ -212,13 +212,14 @@ class LMUser(OtherParty):
                          use_cache=True, **kv)  # fmt: skip
                 logits = out.logits[:, -1].double().cpu()
                 logits[:, len(tok) :] = -float("inf")  # a model's padded vocabulary: no text
-                picks = []
-                for i in range(len(rows)):
-                    if self.temperature == 0:
-                        picks.append(int(logits[i].argmax()))
-                    else:
-                        p = (logits[i] / self.temperature).softmax(-1)
-                        picks.append(int(th.multinomial(p, 1, generator=gens[i])))
+                if self.temperature == 0:
+                    picks = logits.argmax(-1).tolist()
+                else:  # row by row from each row's own generator (rows' softmaxes independent)
+                    probs = (logits / self.temperature).softmax(-1)
+                    picks = [
+                        int(th.multinomial(p, 1, generator=g))
+                        for p, g in zip(probs, gens, strict=True)
+                    ]
                 for i, t in enumerate(picks):
                     if not live[i]:
                         continue
