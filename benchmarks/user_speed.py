@@ -13,21 +13,11 @@ more than the policy's.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch as th
-from _common import markdown_table
+from _common import best_of, markdown_table
 
 from gym_textgen.interactive import Exchange, LMUser
-
-
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -61,8 +51,8 @@ def main() -> None:
 
     seeds = list(range(args.batch))
     # stops=False: every row writes all --tokens tokens, as generate() does with min_new_tokens
-    user_time = best(lambda: user.generate(texts, seeds, stops=False), args.repeats)
-    ref_time = best(reference, args.repeats)
+    user_time = best_of(lambda: user.generate(texts, seeds, stops=False), args.repeats)
+    ref_time = best_of(reference, args.repeats)
     n = args.batch * args.tokens
     print(markdown_table(
         ["model", "batch x tokens", "generate() tok/s", "LMUser tok/s", "generate / user"],

@@ -6,10 +6,6 @@ from __future__ import annotations
 import json
 import pickle
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -19,26 +15,6 @@ import torch
 from gym_textgen.errors import ScorerError, TextGenValueError
 from gym_textgen.models import load_model, load_tokenizer
 from gym_textgen.scorers import make_scorer
-
-SERVER = Path(__file__).resolve().parent / "servers" / "fake_chat_api.py"
-
-
-def start_server(tmp_path, *flags):
-    port_file = tmp_path / "port"
-    proc = subprocess.Popen([sys.executable, str(SERVER), str(port_file), *flags])
-    deadline = time.time() + 30
-    while not port_file.exists():
-        assert proc.poll() is None and time.time() < deadline, "the fake API did not start"
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text()}/v1", Path(str(port_file) + ".log")
-
-
-@pytest.fixture
-def api(tmp_path, request):
-    proc, url, log = start_server(tmp_path, *getattr(request, "param", ()))
-    yield url, log
-    proc.kill()
-    proc.wait()
 
 
 @pytest.mark.parametrize("api", [("--key", "sk-test-123")], indirect=True)

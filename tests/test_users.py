@@ -21,15 +21,6 @@ from gym_textgen.interactive import (
     Reply,
 )
 from gym_textgen.tasks.interactive import FILM_PERSONA, film_request_task
-from tests.test_judge import start_server
-
-
-@pytest.fixture
-def api(tmp_path, request):
-    proc, url, log = start_server(tmp_path, *getattr(request, "param", ()))
-    yield url, log
-    proc.kill()
-    proc.wait()
 
 
 def ex(turn: str, seed: int = 0, genre: str = "comedy") -> Exchange:

@@ -132,13 +132,18 @@ class GuessParty(OtherParty):
         return out
 
 
+def _held_out(items: list, n_eval: int, seed: int) -> tuple[list, list]:
+    """(`n_eval` items drawn at random for evaluation, the rest for training)."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    return [items[i] for i in order[:n_eval]], [items[i] for i in order[n_eval:]]
+
+
 def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed: int = 0) -> Task:
     """Find a secret number from 1 to `high` from higher/lower replies, in `max_turns` guesses."""
     items = [(p, n) for n in range(1, high + 1) for p in _GUESS_PROMPTS]
     if high != 16:
         items = [(p.replace("16", str(high)), n) for p, n in items]
-    order = np.random.default_rng(seed).permutation(len(items))
-    held, kept = [items[i] for i in order[:n_eval]], [items[i] for i in order[n_eval:]]
+    held, kept = _held_out(items, n_eval, seed)
     return Task(
         name="guess_number",
         prompts=tuple(p for p, _ in kept),
@@ -291,8 +296,7 @@ def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: in
     if user is None:
         user = LMUser("smollm2-135m", persona=FILM_PERSONA, temperature=0.7, max_reply_tokens=24)
     items = [(p, {"genre": g}) for g in GENRES for p in FILM_OPENINGS]
-    order = np.random.default_rng(seed).permutation(len(items))
-    held, kept = [items[i] for i in order[:n_eval]], [items[i] for i in order[n_eval:]]
+    held, kept = _held_out(items, n_eval, seed)
     return Task(
         name="film_request",
         prompts=tuple(p for p, _ in kept),
