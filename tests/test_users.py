@@ -166,7 +166,7 @@ def scripted(reply: str = "I like {genre} films."):
 
 
 @pytest.mark.parametrize(
-    "recommendation, paid", [("Try a comedy.", 1.0), ("A comedy or a horror film.", 0.0)]
+    "recommendation, paid", [(" comedy.", 1.0), (" comedy or a horror film.", 0.0)]
 )
 def test_film_request_pays_for_naming_the_user_s_genre_and_no_other(recommendation, paid):
     env = TextGenEnv(task=film_request_task(user=scripted()))
@@ -176,8 +176,8 @@ def test_film_request_pays_for_naming_the_user_s_genre_and_no_other(recommendati
     assert steps[-1][4]["reply"] == "I like comedy films." and not steps[-1][2]
     obs = steps[-1][0]
     state = env.core.decode(obs["input_ids"][: int(obs["attention_mask"].sum())].tolist())
-    assert state.endswith("What do you like?\nUser: I like comedy films.\nAssistant:")
-    steps = write(env, f" {recommendation}\n")
+    assert state.endswith("What do you like?\nUser: I like comedy films.\nAssistant: I recommend a")
+    steps = write(env, f"{recommendation}\n")
     assert steps[-1][2] and steps[-1][1] == paid
 
 

@@ -248,11 +248,20 @@ GENRES = {
     "musical": "musical",
     "science fiction": "science fiction",
 }
-FILM_PERSONA = (
-    "You are a person asking an assistant for a film to watch tonight. You want a {genre} film. "
-    "When the assistant asks what you like, answer in one short sentence that you like {genre} "
-    "films. Never recommend films yourself."
+#: one worked exchange, in a genre the task never asks for: with it and the frame's "I recommend
+#: a" untrained SmolLM2 earns ~0.1 (0.02 with neither; BENCHMARKS.md, "film_request")
+FILM_TEMPLATE = (
+    "User: Can you recommend a film?\nAssistant: What kind of films do you like?\n"
+    "User: I like animated films.\nAssistant: I recommend an animated film, Spirited Away.\n"
+    "User: {prompt}\nAssistant:"
 )
+FILM_PERSONA = (
+    "You are a person who wants to watch a {genre} film tonight. An assistant helps you choose. "
+    "Answer the assistant's questions in one short sentence. Your favourite genre is {genre}.\n"
+    'Example: if the assistant asks "What kind of films do you like?", you answer '
+    '"I like {genre} films."'
+)  # measured on SmolLM2-135M at temperature 0.3: 24 of 32 replies to "What kind of film are
+# you looking for?" name the genre (9.5 tokens each), 3 of 32 to a recommendation of one film
 
 
 def genres_named(text: str) -> set[str]:
@@ -290,11 +299,11 @@ def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: in
     """A goal-oriented dialogue: the user wants a film of a genre it says only when asked; the
     policy has two turns (ask, then recommend) and is paid for naming the user's genre and no
     other. `user`: the simulated user (default: `LMUser("smollm2-135m")` with the persona
-    `FILM_PERSONA`, sampling at temperature 0.7, seeded per episode)."""
+    `FILM_PERSONA`, sampling at temperature 0.3, seeded per episode, 16 tokens a reply)."""
     from gym_textgen.interactive import LMUser
 
     if user is None:
-        user = LMUser("smollm2-135m", persona=FILM_PERSONA, temperature=0.7, max_reply_tokens=24)
+        user = LMUser("smollm2-135m", persona=FILM_PERSONA, temperature=0.3, max_reply_tokens=16)
     items = [(p, {"genre": g}) for g in GENRES for p in FILM_OPENINGS]
     held, kept = _held_out(items, n_eval, seed)
     return Task(
@@ -304,17 +313,18 @@ def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: in
         references=tuple(r for _, r in kept),
         eval_references=tuple(r for _, r in held),
         scorer="none",
-        template="User: {prompt}\nAssistant:",
+        template=FILM_TEMPLATE,
         description="interactive, a simulated user: ask which genre the user wants, then "
         "recommend a film of it (1 for naming its genre and no other)",
-        max_prompt_tokens=32,
+        max_prompt_tokens=96,  # the worked example and an opening: 77 default tokens at most
         chat=False,
         interaction=Interaction(
             FilmRequestParty(user),
             max_turns=2,
             max_turn_tokens=16,
             max_reply_tokens=32,
-            reply_template="User: {reply}\nAssistant:",  # after the turn's "\n"
+            # after the turn's "\n"; the recommendation's first words are the frame's
+            reply_template="User: {reply}\nAssistant: I recommend a",
         ),  # fmt: skip
     )
 
