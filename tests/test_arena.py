@@ -198,3 +198,28 @@ def test_seeded_episodes_repeat_and_vector_equals_single_envs(data, seed):
         again_step = again.step(a) if not done[0] else (again.reset()[0], 0.0, False)
         np.testing.assert_array_equal(again_step[0]["input_ids"], obs["input_ids"][0])
         done = terms.copy()
+
+
+def test_a_game_trains_evaluates_and_benches_through_the_cli(tmp_path, capsys):
+    """Issue 26: `textgen train`, `textgen eval` and `textgen bench` take a game's task string."""
+    import json
+
+    pytest.importorskip("rliable")
+    from agents import cli
+
+    spec = "textarena:GuessTheNumber-v0?max_number=8&max_turns=2&turns=3&n_train=4&n_eval=2"
+    tiny = ["--model", "random-tiny", "--n-envs", "4", "--timesteps", "64", "--no-progress-bar"]
+    run = tmp_path / "run"
+    kwargs = json.dumps({"task": spec, "max_prompt_tokens": 160})
+    assert cli.main(["train", *tiny, "--algo", "reinforce", "--group-size", "2", "--env-kwargs",
+                     kwargs, "--eval-episodes", "2", "--out", str(run)]) == 0  # fmt: skip
+    assert (run / "model.zip").is_file()
+    assert cli.main(["eval", str(run), "--episodes", "2"]) == 0
+    assert "over 2 episodes" in capsys.readouterr().out
+
+    out = tmp_path / "grid"
+    assert cli.main(["bench", "--algos", "random,reinforce-rloo", "--tasks", spec, "--seeds", "1",
+                     *tiny[:4], "--timesteps", "64", "--eval-episodes", "2", "--out", str(out)]) == 0  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    assert {(r["algo"], r["task"]) for r in results} == {("random", spec), ("reinforce-rloo", spec)}
+    assert all(0.0 <= r["after"] <= 1.0 for r in results)

@@ -73,10 +73,7 @@ def token_code_task(n_eval_prompts: int = 2) -> Task:
     cut = (len(_CODE_PROMPTS) - n_eval_prompts) * N_CODES
     return Task(
         name="token_code",
-        prompts=tuple(p for p, _ in items[:cut]),
-        eval_prompts=tuple(p for p, _ in items[cut:]),
-        references=tuple(c for _, c in items[:cut]),
-        eval_references=tuple(c for _, c in items[cut:]),
+        **_splits(items[:cut], items[cut:]),
         scorer="none",
         template="{prompt}\n",
         description="interactive, synthetic: after your first turn the other party names a "
@@ -132,6 +129,16 @@ class GuessParty(OtherParty):
         return out
 
 
+def _splits(train: list, held: list) -> dict[str, tuple]:
+    """A task's prompts and references from (prompt, reference) pairs: training and held-out."""
+    return dict(
+        prompts=tuple(p for p, _ in train),
+        eval_prompts=tuple(p for p, _ in held),
+        references=tuple(r for _, r in train),
+        eval_references=tuple(r for _, r in held),
+    )
+
+
 def _held_out(items: list, n_eval: int, seed: int) -> tuple[list, list]:
     """(`n_eval` items drawn at random for evaluation, the rest for training)."""
     order = np.random.default_rng(seed).permutation(len(items))
@@ -146,10 +153,7 @@ def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed
     held, kept = _held_out(items, n_eval, seed)
     return Task(
         name="guess_number",
-        prompts=tuple(p for p, _ in kept),
-        eval_prompts=tuple(p for p, _ in held),
-        references=tuple(n for _, n in kept),
-        eval_references=tuple(n for _, n in held),
+        **_splits(kept, held),
         scorer="none",
         template="{prompt}\nGuess:",
         description="interactive: find a secret number from higher/lower replies; reward = 1 - "
@@ -308,10 +312,7 @@ def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: in
     held, kept = _held_out(items, n_eval, seed)
     return Task(
         name="film_request",
-        prompts=tuple(p for p, _ in kept),
-        eval_prompts=tuple(p for p, _ in held),
-        references=tuple(r for _, r in kept),
-        eval_references=tuple(r for _, r in held),
+        **_splits(kept, held),
         scorer="none",
         template=FILM_TEMPLATE,
         description="interactive, a simulated user: ask which genre the user wants, then "
