@@ -253,7 +253,7 @@ GENRES = {
     "science fiction": "science fiction",
 }
 #: one worked exchange, in a genre the task never asks for: with it and the frame's "I recommend
-#: a" untrained SmolLM2 earns ~0.1 (0.02 with neither; BENCHMARKS.md, "film_request")
+#: a" untrained SmolLM2 earns 0.1-0.2 (0.02 with neither; BENCHMARKS.md, "film_request")
 FILM_TEMPLATE = (
     "User: Can you recommend a film?\nAssistant: What kind of films do you like?\n"
     "User: I like animated films.\nAssistant: I recommend an animated film, Spirited Away.\n"
@@ -300,7 +300,7 @@ class FilmRequestParty(OtherParty):
 
 
 def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: int = 0) -> Task:
-    """A goal-oriented dialogue: the user wants a film of a genre it says only when asked; the
+    """A goal-oriented dialogue: the user wants a film of a genre it says when asked; the
     policy has two turns (ask, then recommend) and is paid for naming the user's genre and no
     other. `user`: the simulated user (default: `LMUser("smollm2-135m")` with the persona
     `FILM_PERSONA`, sampling at temperature 0.3, seeded per episode, 16 tokens a reply)."""
