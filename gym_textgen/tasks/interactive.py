@@ -62,6 +62,22 @@ class TokenCodeParty(OtherParty):
         return out
 
 
+def _splits(train: list, held: list) -> dict[str, tuple]:
+    """A task's prompts and references from (prompt, reference) pairs: training and held-out."""
+    return dict(
+        prompts=tuple(p for p, _ in train),
+        eval_prompts=tuple(p for p, _ in held),
+        references=tuple(r for _, r in train),
+        eval_references=tuple(r for _, r in held),
+    )
+
+
+def _held_out(items: list, n_eval: int, seed: int) -> tuple[list, list]:
+    """(`n_eval` items drawn at random for evaluation, the rest for training)."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    return [items[i] for i in order[:n_eval]], [items[i] for i in order[n_eval:]]
+
+
 def token_code_task(n_eval_prompts: int = 2) -> Task:
     """Two turns: anything, then tokens of the code (0-3) the other party names in between,
     paid for the share of the second turn's ids that equal the code modulo 4.
@@ -127,22 +143,6 @@ class GuessParty(OtherParty):
             else:
                 out.append(Reply("Higher." if guess < ex.reference else "Lower."))
         return out
-
-
-def _splits(train: list, held: list) -> dict[str, tuple]:
-    """A task's prompts and references from (prompt, reference) pairs: training and held-out."""
-    return dict(
-        prompts=tuple(p for p, _ in train),
-        eval_prompts=tuple(p for p, _ in held),
-        references=tuple(r for _, r in train),
-        eval_references=tuple(r for _, r in held),
-    )
-
-
-def _held_out(items: list, n_eval: int, seed: int) -> tuple[list, list]:
-    """(`n_eval` items drawn at random for evaluation, the rest for training)."""
-    order = np.random.default_rng(seed).permutation(len(items))
-    return [items[i] for i in order[:n_eval]], [items[i] for i in order[n_eval:]]
 
 
 def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed: int = 0) -> Task:
