@@ -52,6 +52,42 @@ def test_the_lm_user_sees_the_persona_and_the_conversation_from_its_side():
     assert pickle.loads(pickle.dumps(user))._lm is None  # the model is not pickled
 
 
+def test_chat_false_shows_an_instruct_model_a_plain_transcript():
+    from gym_textgen.models import load_tokenizer
+
+    exchange = Exchange("Hi!", {"genre": "horror"}, ("What do you like?",), 0)
+    user = LMUser("smollm2-135m", persona="You want a {genre} film.")
+    user._tok = load_tokenizer("smollm2-135m")  # has a chat template: used by default
+    assert user.text_of(exchange).startswith("<|im_start|>system\nYou want a horror film.")
+    user.chat = False
+    assert user.text_of(exchange) == (
+        "You want a horror film.\nUser: Hi!\nAssistant: What do you like?\nUser:"
+    )
+    with pytest.raises(TypeError, match="chat as None, True or False, got 'no'"):
+        LMUser(chat="no")
+
+
+def test_a_greedy_user_decodes_a_conversation_once_and_replies_as_without_its_cache():
+    batch = [ex("What do you like?"), ex("Which genre?"), ex("What do you like?", seed=5)]
+    fresh = LMUser("default", persona=FILM_PERSONA, temperature=0, max_reply_tokens=6, cache_size=0)
+    user = LMUser("default", persona=FILM_PERSONA, temperature=0, max_reply_tokens=6, cache_size=2)
+    decoded = []
+    user._load()
+    generate = user.generate
+    user.generate = lambda texts, seeds: decoded.extend(texts) or generate(texts, seeds)
+    replies = user.reply(batch)
+    # greedy: the seed is no part of the reply, so rows 0 and 2 are one conversation, decoded once
+    assert len(decoded) == 2 and replies == fresh.reply(batch) and replies[0] == replies[2]
+    assert user.reply([batch[1]]) == [replies[1]] and len(decoded) == 2  # remembered
+    user.reply([ex("Tell me more.")])  # a third conversation evicts the least recently used
+    assert len(user._cache) == 2 and user.reply([batch[0]]) == [replies[0]] and len(decoded) == 4
+    assert LMUser(temperature=0.5, cache_size=8).cache_size == 0  # sampling: nothing to remember
+    del user.generate
+    assert not pickle.loads(pickle.dumps(user))._cache
+    with pytest.raises(TextGenValueError, match="cache_size as an int >= 0, got -1"):
+        LMUser(cache_size=-1)
+
+
 @pytest.mark.parametrize("persona", ["You want a {mood} film.", "{0}", "{prompt.foo}"])
 def test_a_persona_that_the_exchange_cannot_fill_is_a_clear_error(persona):
     user = LMUser("default", persona=persona)

@@ -15,13 +15,23 @@ stop phrase) and whose text, if any, replaces the model's.
 
 `LMUser` samples each slot's reply with its own generator, seeded from the exchange's seed and
 the turn, so the same episode gets the same replies whatever else is in the batch (up to float
-rounding of a padded batch) and a seeded env reproduces its episodes. `temperature=0` is greedy.
+rounding of a padded batch) and a seeded env reproduces its episodes. `temperature=0` is greedy,
+and then a reply depends on the conversation alone: a greedy user remembers its last
+`cache_size` replies by their input text, so a policy that has settled on a few questions pays
+for the user's model only on conversations it has not seen.
+
+`chat=False` shows a small model a plain transcript ("User: ..." / "Assistant: ...", its reply
+after "User:") even when its tokenizer has a chat template: an instruct model asked to play the
+user through the template tends to answer as the assistant it was tuned to be (SmolLM2-135M:
+"I'm sorry for any confusion, but as a film buff..."), while a transcript with a worked example
+in the persona is a continuation it writes in the user's voice.
 """
 
 from __future__ import annotations
 
 import inspect
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -119,6 +129,10 @@ class LMUser(OtherParty):
         stop: phrases that end the episode when a reply contains one.
         check: the task's check of a reply (see the module).
         device: where the model runs.
+        chat: show the model its chat template (None: when its tokenizer has one) or, False,
+            a plain transcript ending in "User:" (see the module).
+        cache_size: how many replies a greedy user remembers by their input (0: none; unused
+            when sampling, whose replies depend on the episode's seed).
     """
 
     def __init__(
@@ -130,16 +144,25 @@ class LMUser(OtherParty):
         stop: Sequence[str] = ("[DONE]",),
         check: Check | None = None,
         device: str = "cpu",
+        chat: bool | None = None,
+        cache_size: int = 4096,
     ) -> None:
         _check_sampling(temperature, max_reply_tokens)
-        self.model, self.persona, self.device = model, persona, device
+        if chat not in (None, True, False):
+            raise TextGenTypeError(f"Expects chat as None, True or False, got {chat!r}")
+        bad_size = not isinstance(cache_size, (int, np.integer)) or isinstance(cache_size, bool)
+        if bad_size or cache_size < 0:
+            raise TextGenValueError(f"Expects cache_size as an int >= 0, got {cache_size!r}")
+        self.model, self.persona, self.device, self.chat = model, persona, device, chat
         self.temperature, self.max_reply_tokens = float(temperature), int(max_reply_tokens)
+        self.cache_size = int(cache_size) if self.temperature == 0 else 0
         self.ending = _Ending(stop, check)
         self._lm: Any = None
         self._tok: Any = None
+        self._cache: OrderedDict[str, str] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_lm": None, "_tok": None}
+        return {**self.__dict__, "_lm": None, "_tok": None, "_cache": OrderedDict()}
 
     def _load(self) -> None:
         from gym_textgen.models import load_model, load_tokenizer
@@ -150,7 +173,7 @@ class LMUser(OtherParty):
     def text_of(self, ex: Exchange) -> str:
         """The model's input for `ex`: its chat template, or a plain transcript without one."""
         persona = persona_of(self.persona, ex)
-        if getattr(self._tok, "chat_template", None):
+        if self.chat is not False and getattr(self._tok, "chat_template", None):
             talk = messages_of(persona, ex)
             return self._tok.apply_chat_template(talk, tokenize=False, add_generation_prompt=True)
         lines = [persona, f"User: {ex.prompt.strip()}"]
@@ -165,7 +188,18 @@ class LMUser(OtherParty):
             self._load()
         texts = [self.text_of(ex) for ex in exchanges]
         seeds = [zlib.crc32(f"{ex.seed}:{len(ex.turns)}".encode()) for ex in exchanges]
-        outs = self.generate(texts, seeds)
+        if not self.cache_size:
+            outs = self.generate(texts, seeds)
+        else:  # greedy: a reply is a function of its input; decode only the unseen ones
+            todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            if todo:
+                for text, out in zip(todo, self.generate(todo, [0] * len(todo)), strict=True):
+                    self._cache[text] = out
+            for text in texts:
+                self._cache.move_to_end(text)
+            outs = [self._cache[t] for t in texts]
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return [self.ending.finish(ex, text) for ex, text in zip(exchanges, outs, strict=True)]
 
     def end_ids(self) -> set[int]:
@@ -192,7 +226,7 @@ class LMUser(OtherParty):
         ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
         mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         ends = self.end_ids() if stops else set()
-        chat = bool(getattr(tok, "chat_template", None)) or not stops
+        chat = (self.chat is not False and bool(getattr(tok, "chat_template", None))) or not stops
         gens = [th.Generator().manual_seed(int(s)) for s in seeds]
         new: list[list[int]] = [[] for _ in rows]
         live = np.ones(len(rows), dtype=bool)

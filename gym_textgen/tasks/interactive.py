@@ -241,31 +241,36 @@ FILM_OPENINGS = (
     "What film should I watch this evening?",
     "Recommend me a movie, please.",
 )
-#: genre -> the stem that names it in a recommendation ("comedies", "a comedy")
+#: genre -> the stem that names it in a recommendation ("comedies", "a comedy"): the genres a
+#: 135M user names when asked (documentary, science fiction, adventure, musical: SmolLM2 answers
+#: "horror", "sci-fi", "action" or "romantic comedies" for them; measured, see film_request_task)
 GENRES = {
     "comedy": "comed",
     "horror": "horror",
     "romance": "roman",
     "western": "western",
     "thriller": "thriller",
-    "documentary": "documentar",
-    "musical": "musical",
-    "science fiction": "science fiction",
+    "mystery": "myster",
+    "crime": "crime",
+    "action": "action",
 }
 #: one worked exchange, in a genre the task never asks for: with it and the frame's "I recommend
-#: a" untrained SmolLM2 earns 0.1-0.2 (0.02 with neither; BENCHMARKS.md, "film_request")
+#: a" the untrained policy often asks and copies (0.02 with neither; BENCHMARKS.md, "film_request")
 FILM_TEMPLATE = (
     "User: Can you recommend a film?\nAssistant: What kind of films do you like?\n"
     "User: I like animated films.\nAssistant: I recommend an animated film, Spirited Away.\n"
     "User: {prompt}\nAssistant:"
 )
+#: the user's side as a plain transcript with a worked exchange (`LMUser(chat=False)`). Measured
+#: on SmolLM2-135M, greedy, the 8 genres x 3 openings: asked "What kind of films do you like?",
+#: "What genre do you like?" or "What do you like?", 66 of 72 replies name the genre and no
+#: other ("I like crime films."); not asked ("Sure!", or noise), 14 of 48 ("I'd love to see a
+#: movie.", "I'm looking for a film about a detective.").
 FILM_PERSONA = (
-    "You are a person who wants to watch a {genre} film tonight. An assistant helps you choose. "
-    "Answer the assistant's questions in one short sentence. Your favourite genre is {genre}.\n"
-    'Example: if the assistant asks "What kind of films do you like?", you answer '
-    '"I like {genre} films."'
-)  # measured on SmolLM2-135M at temperature 0.3: 24 of 32 replies to "What kind of film are
-# you looking for?" name the genre (9.5 tokens each), 3 of 32 to a recommendation of one film
+    "A user who wants to watch a {genre} film talks with an assistant.\n"
+    "User: Can you recommend a film?\nAssistant: What kind of films do you like?\n"
+    "User: I like {genre} films.\nAssistant: Here is one.\nUser: Thanks!"
+)
 
 
 def genres_named(text: str) -> set[str]:
@@ -302,12 +307,14 @@ class FilmRequestParty(OtherParty):
 def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: int = 0) -> Task:
     """A goal-oriented dialogue: the user wants a film of a genre it says when asked; the
     policy has two turns (ask, then recommend) and is paid for naming the user's genre and no
-    other. `user`: the simulated user (default: `LMUser("smollm2-135m")` with the persona
-    `FILM_PERSONA`, sampling at temperature 0.3, seeded per episode, 16 tokens a reply)."""
+    other. `user`: the simulated user (default: `LMUser("smollm2-135m")` reading the persona
+    `FILM_PERSONA` and the conversation as a plain transcript, greedy, so that its replies are
+    remembered by conversation, 12 tokens a reply)."""
     from gym_textgen.interactive import LMUser
 
     if user is None:
-        user = LMUser("smollm2-135m", persona=FILM_PERSONA, temperature=0.3, max_reply_tokens=16)
+        user = LMUser("smollm2-135m", persona=FILM_PERSONA, temperature=0, max_reply_tokens=12,
+                      chat=False)  # fmt: skip
     items = [(p, {"genre": g}) for g in GENRES for p in FILM_OPENINGS]
     held, kept = _held_out(items, n_eval, seed)
     return Task(
@@ -322,7 +329,7 @@ def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: in
         interaction=Interaction(
             FilmRequestParty(user),
             max_turns=2,
-            max_turn_tokens=16,
+            max_turn_tokens=12,  # "What kind of films do you like?\n": 9 SmolLM2 tokens
             max_reply_tokens=32,
             # after the turn's "\n"; the recommendation's first words are the frame's
             reply_template="User: {reply}\nAssistant: I recommend a",
