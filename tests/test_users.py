@@ -217,6 +217,13 @@ def test_film_request_pays_for_naming_the_user_s_genre_and_no_other(recommendati
     assert steps[-1][2] and steps[-1][1] == paid
 
 
+def test_a_genre_is_named_from_a_word_s_start():
+    from gym_textgen.tasks.interactive import genres_named
+
+    assert genres_named("A romantic Comedy, then crimes.") == {"romance", "comedy", "crime"}
+    assert genres_named("a chain reaction in an attraction park") == set()
+
+
 def test_film_request_keeps_its_eval_personas_out_of_training_and_passes_the_checker():
     task = gym_textgen.make_task("film_request")
     assert isinstance(task.interaction.party.user, LMUser)  # SmolLM2, loaded at its first reply

@@ -255,7 +255,7 @@ GENRES = {
     "action": "action",
 }
 #: one worked exchange, in a genre the task never asks for: with it and the frame's "I recommend
-#: a" the untrained policy often asks and copies (0.02 with neither; BENCHMARKS.md, "film_request")
+#: a" untrained SmolLM2 earns 0.16 (0.02 with neither; BENCHMARKS.md, "film_request")
 FILM_TEMPLATE = (
     "User: Can you recommend a film?\nAssistant: What kind of films do you like?\n"
     "User: I like animated films.\nAssistant: I recommend an animated film, Spirited Away.\n"
@@ -275,8 +275,8 @@ FILM_PERSONA = (
 
 def genres_named(text: str) -> set[str]:
     """The genres `text` names (by stem, case-insensitive)."""
-    low = text.lower()
-    return {genre for genre, stem in GENRES.items() if stem in low}
+    low = text.lower()  # from a word's start: "reaction" names no action film
+    return {genre for genre, stem in GENRES.items() if re.search(rf"\b{stem}", low)}
 
 
 class FilmRequestParty(OtherParty):
