@@ -170,10 +170,15 @@ class LMUser(OtherParty):
         self._lm = load_model(self.model).to(self.device).eval()
         self._tok = load_tokenizer(self.model)
 
+    def templated(self) -> bool:
+        """Whether the model reads its chat template (else a plain transcript: `chat=False`,
+        or a tokenizer without a template)."""
+        return self.chat is not False and bool(getattr(self._tok, "chat_template", None))
+
     def text_of(self, ex: Exchange) -> str:
-        """The model's input for `ex`: its chat template, or a plain transcript without one."""
+        """The model's input for `ex`: its chat template, or a plain transcript (`templated`)."""
         persona = persona_of(self.persona, ex)
-        if self.chat is not False and getattr(self._tok, "chat_template", None):
+        if self.templated():
             talk = messages_of(persona, ex)
             return self._tok.apply_chat_template(talk, tokenize=False, add_generation_prompt=True)
         lines = [persona, f"User: {ex.prompt.strip()}"]
@@ -226,7 +231,7 @@ class LMUser(OtherParty):
         ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
         mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         ends = self.end_ids() if stops else set()
-        chat = (self.chat is not False and bool(getattr(tok, "chat_template", None))) or not stops
+        chat = self.templated() or not stops
         gens = [th.Generator().manual_seed(int(s)) for s in seeds]
         new: list[list[int]] = [[] for _ in rows]
         live = np.ones(len(rows), dtype=bool)
