@@ -26,8 +26,8 @@ import gym_textgen  # noqa: F401
 from agents.buffers import episode_segments
 
 
-def time_epoch(name: str, fast: bool, repeats: int) -> float:
-    model = ppo_model(name, 8, 32, 64, fast, n_epochs=1, batch_size=128)
+def time_epoch(name: str, fast: bool, repeats: int, n_steps: int = 64) -> float:
+    model = ppo_model(name, 8, 32, n_steps, fast, n_epochs=1, batch_size=128)
     times = []
     for _ in range(repeats + 1):
         collect(model)
@@ -37,8 +37,8 @@ def time_epoch(name: str, fast: bool, repeats: int) -> float:
     return min(times[1:])  # the first one warms up
 
 
-def time_reference(name: str, repeats: int) -> float:
-    model = ppo_model(name, 8, 32, 64, True, n_epochs=1, batch_size=128)
+def time_reference(name: str, repeats: int, n_steps: int = 64) -> float:
+    model = ppo_model(name, 8, 32, n_steps, True, n_epochs=1, batch_size=128)
     collect(model)
     buf = model.rollout_buffer
     ids = buf.swap_and_flatten(buf.observations["input_ids"])  # env-major, as episode_segments
@@ -71,13 +71,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="default model only")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--n-steps", type=int, default=64, help="rollout steps per env (a smoke run: 16)"
+    )
     a = p.parse_args()
     rows = []
     for name in models_to_run(a.quick):
         reps = a.repeats if name == "default" else 1
-        ref = time_reference(name, reps)
-        fast = time_epoch(name, True, reps)
-        naive = time_epoch(name, False, reps) if name == "default" else None
+        ref = time_reference(name, reps, a.n_steps)
+        fast = time_epoch(name, True, reps, a.n_steps)
+        naive = time_epoch(name, False, reps, a.n_steps) if name == "default" else None
         rows.append(
             [
                 name,

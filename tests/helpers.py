@@ -1,7 +1,10 @@
-"""What several test files share: a tiny run's settings, a seeded random rollout, and a deep
-equality check."""
+"""What several test files share: a tiny run's settings, `textgen` on the command line, a seeded
+random rollout, and a deep equality check."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 
@@ -54,3 +57,37 @@ def assert_same(a, b):
         np.testing.assert_array_equal(a, b)
     else:
         assert a == b and type(a) is type(b), (a, b)
+
+
+def textgen(*args, check=True, process=False, timeout=300):
+    """`textgen ARGS` as a user types it: its exit code, stdout and stderr. In this process by
+    default (`agents.cli.main`, what the console script calls: the same parsing, messages and
+    exit codes, without paying ~7 s of imports per call); `process=True` runs it in a fresh
+    Python, as the smoke test does once."""
+    import contextlib
+    import io
+    import types
+
+    argv = [str(a) for a in args]
+    if process:
+        result = subprocess.run(
+            [sys.executable, "-m", "agents.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    else:
+        from agents import cli
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(argv)
+            except SystemExit as e:  # argparse: --help, --version and usage errors
+                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        result = types.SimpleNamespace(
+            returncode=code, stdout=out.getvalue(), stderr=err.getvalue()
+        )
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result

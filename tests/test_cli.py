@@ -14,6 +14,7 @@ import pytest
 
 from agents.callbacks import read_metrics
 from agents.config import load_config
+from tests.helpers import textgen
 
 TINY = [
     "--model",
@@ -38,22 +39,10 @@ TINY = [
 ]
 
 
-def textgen(*args, check=True, timeout=300):
-    result = subprocess.run(
-        [sys.executable, "-m", "agents.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 def test_train_eval_generate(tmp_path):
     run = tmp_path / "smoke"
-    out = textgen(
-        "train", *TINY, "--timesteps", 250, "--checkpoint-every", 128, "--out", run
+    out = textgen(  # once in a fresh process, as a user runs it
+        "train", *TINY, "--timesteps", 250, "--checkpoint-every", 128, "--out", run, process=True
     ).stdout
     assert "trained 256 steps" in out  # what ran: whole rollouts of 4 envs x 16 steps
     assert "mean reward before training" in out and "mean reward after training" in out
@@ -232,7 +221,7 @@ def test_small_cli_arguments(capsys):
 
 
 def test_version_and_fast_help():
-    out = textgen("--version").stdout
+    out = textgen("--version", process=True).stdout
     assert out.startswith("textgen (gym-textgen) ")
     code = "import sys, agents.cli; print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))"
     result = subprocess.run(
@@ -305,22 +294,24 @@ FLOAT = r"(-?\d+\.\d+)"
         ),
     ],
 )
-def test_examples_smoke(script, args, pattern, episodes):
+def test_examples_smoke(script, args, pattern, episodes, monkeypatch, capsys):
     """Each example runs with a tiny budget and reports rewards that are real numbers in [0, 1],
-    with the episodes it shows (prompt«completion»)."""
+    with the episodes it shows (prompt«completion»). Run as `python examples/X.py ARGS` would
+    run it (as __main__, with its argv), in this process."""
     import math
     import re
+    import runpy
 
     path = Path(__file__).resolve().parents[1] / "examples" / script
-    result = subprocess.run(
-        [sys.executable, str(path), *args], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    found = re.search(pattern, result.stdout)
-    assert found, result.stdout[-2000:]
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    monkeypatch.syspath_prepend(str(path.parent))  # as python puts the script's folder first
+    runpy.run_path(str(path), run_name="__main__")
+    stdout = capsys.readouterr().out
+    found = re.search(pattern, stdout)
+    assert found, stdout[-2000:]
     values = [float(v) for v in found.groups()]
     assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), values
-    shown = [line for line in result.stdout.splitlines() if "«" in line and line.endswith("»")]
+    shown = [line for line in stdout.splitlines() if "«" in line and line.endswith("»")]
     assert len(shown) >= episodes
 
 

@@ -45,23 +45,33 @@ TINY = [
 ]  # fmt: skip
 
 
-def textgen(args, env=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "agents.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+def textgen(args, process=False, timeout=300):
+    """`textgen ARGS`: in this process (tests.helpers.textgen), or in a fresh Python with
+    this process's environment (`process=True`: the scorer that hangs, whose thread would
+    outlive the call)."""
+    if process:
+        return subprocess.run(
+            [sys.executable, "-m", "agents.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    from tests.helpers import textgen as in_process
+
+    return in_process(*args, check=False)
 
 
 @pytest.fixture
-def flaky(tmp_path):
+def flaky(tmp_path, monkeypatch):
     (tmp_path / "flaky_reward.py").write_text(FLAKY)
     state = tmp_path / "state"
-    env = dict(os.environ, FLAKY_STATE=str(state))
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
-    return state, env
+    monkeypatch.setenv("FLAKY_STATE", str(state))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "flaky_reward", raising=False)  # another test's copy
+    return state
 
 
 @pytest.mark.parametrize(
@@ -75,13 +85,13 @@ def flaky(tmp_path):
 def test_scorer_failing_mid_run_then_resume(tmp_path, flaky, mode, message):
     import re
 
-    state, env = flaky
+    state = flaky
     run = tmp_path / "run"
     # 4 "before" episodes, then about 10 episodes per 64-step rollout: it fails in rollout 3 or 4
     state.write_text(f"{mode} 30 0")
     kwargs = {"scorer": "flaky_reward:reward", "scorer_timeout": 2, "max_new_tokens": 6}
     args = ["train", *TINY, "--env-kwargs", json.dumps(kwargs), "--timesteps", 512]
-    r = textgen([*args, "--out", run], env=env)
+    r = textgen([*args, "--out", run], process=mode == "hang")
     assert r.returncode == 2, r.stderr[-2000:]
     assert re.search(message, r.stderr), r.stderr
     assert f"textgen train --resume {run}" in r.stderr and "Traceback" not in r.stderr
@@ -92,7 +102,7 @@ def test_scorer_failing_mid_run_then_resume(tmp_path, flaky, mode, message):
     assert steps == list(range(64, steps[-1] + 1, 64)) and steps[-1] >= saved
     # the scorer is fixed: --resume finishes the run
     state.write_text("ok 0 0")
-    r = textgen(["train", "--resume", run], env=env)
+    r = textgen(["train", "--resume", run])
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"resuming {run} at {saved} of 512 steps" in r.stdout
     assert PPO.load(run / "model.zip").num_timesteps == 512
