@@ -74,7 +74,7 @@ def test_a_greedy_user_decodes_a_conversation_once_and_replies_as_without_its_ca
     decoded = []
     user._load()
     generate = user.generate
-    user.generate = lambda texts, seeds: decoded.extend(texts) or generate(texts, seeds)
+    user.generate = lambda texts, seeds, **kw: decoded.extend(texts) or generate(texts, seeds, **kw)
     replies = user.reply(batch)
     # greedy: the seed is no part of the reply, so rows 0 and 2 are one conversation, decoded once
     assert len(decoded) == 2 and replies == fresh.reply(batch) and replies[0] == replies[2]
@@ -86,6 +86,51 @@ def test_a_greedy_user_decodes_a_conversation_once_and_replies_as_without_its_ca
     assert not pickle.loads(pickle.dumps(user))._cache
     with pytest.raises(TextGenValueError, match="cache_size as an int >= 0, got -1"):
         LMUser(cache_size=-1)
+
+
+@pytest.mark.parametrize("temperature", [0, 1.0])
+def test_a_plain_transcript_user_prefills_its_persona_once_and_replies_as_without(temperature):
+    """Every reply of an instance starts with the persona and the opening: their keys and values
+    are kept, and only the conversation after them is prefilled, with the same replies."""
+    batch = [
+        ex("What do you like?"),
+        ex("Which genre, please?", seed=3),
+        Exchange("Recommend a film?", {"genre": "comedy"}, ("Hm.", "Hm?", "So?"), seed=2),
+    ]
+    batch.append(
+        Exchange(
+            "A much longer opening line, for the film night we planned",
+            {"genre": "crime"},
+            ("Which?",),
+            seed=1,
+        )
+    )
+    settings = dict(persona=FILM_PERSONA, temperature=temperature, max_reply_tokens=6,
+                    chat=False, cache_size=0)  # fmt: skip
+    whole = LMUser("default", prefix_cache=0, **settings)
+    kept = LMUser("default", prefix_cache=1, **settings)
+    expected = whole.reply(batch)
+    assert kept.reply(batch) == expected and kept.reply(batch[::-1]) == expected[::-1]
+    assert len(kept._prefixes) == 1  # the least recently used instance went out
+    texts = [kept.text_of(e) for e in batch]
+    prefixes = [kept.prefix_of(e) for e in batch]
+    assert all(t.startswith(p) for t, p in zip(texts, prefixes, strict=True))
+    # what is prefilled: the conversation after the kept prefix, not the whole text; the next
+    # token's logits are the whole text's (float32: 3e-6 apart, measured; a prefix padded on
+    # the wrong side moves them by 0.1)
+    import torch as th
+
+    logits = []
+    for starts in (prefixes, None):
+        ids, mask, positions, cache = kept._start(texts, starts)
+        logits.append(kept._lm(input_ids=ids, attention_mask=mask, position_ids=positions,
+                               **kept._forward_args(cache)).logits[:, -1].double())  # fmt: skip
+        if starts:
+            assert ids.shape[1] < kept._start(texts, None)[0].shape[1] / 3
+    assert th.allclose(logits[0], logits[1], atol=1e-4, rtol=0)
+    assert not pickle.loads(pickle.dumps(kept))._prefixes
+    with pytest.raises(TextGenValueError, match="prefix_cache as an int >= 0, got True"):
+        LMUser(prefix_cache=True)
 
 
 @pytest.mark.parametrize("persona", ["You want a {mood} film.", "{0}", "{prompt.foo}"])

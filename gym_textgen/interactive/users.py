@@ -24,7 +24,11 @@ for the user's model only on conversations it has not seen.
 after "User:") even when its tokenizer has a chat template: an instruct model asked to play the
 user through the template tends to answer as the assistant it was tuned to be (SmolLM2-135M:
 "I'm sorry for any confusion, but as a film buff..."), while a transcript with a worked example
-in the persona is a continuation it writes in the user's voice.
+in the persona is a continuation it writes in the user's voice. Every reply of such a
+transcript starts with the same lines for an instance (the persona and the opening), so the user
+keeps their keys and values (`prefix_cache` of them, LRU) and prefills only the conversation
+after them: the persona is most of a reply's input (SmolLM2 on `film_request`: ~65 of ~85
+tokens), and its prefill most of the reply's cost.
 """
 
 from __future__ import annotations
@@ -133,6 +137,8 @@ class LMUser(OtherParty):
             a plain transcript ending in "User:" (see the module).
         cache_size: how many replies a greedy user remembers by their input (0: none; unused
             when sampling, whose replies depend on the episode's seed).
+        prefix_cache: how many instances' persona-and-opening keys and values a plain
+            transcript's user keeps (0: it prefills every reply whole).
     """
 
     def __init__(
@@ -146,13 +152,15 @@ class LMUser(OtherParty):
         device: str = "cpu",
         chat: bool | None = None,
         cache_size: int = 4096,
+        prefix_cache: int = 64,
     ) -> None:
         _check_sampling(temperature, max_reply_tokens)
         if chat not in (None, True, False):
             raise TextGenTypeError(f"Expects chat as None, True or False, got {chat!r}")
-        bad_size = not isinstance(cache_size, (int, np.integer)) or isinstance(cache_size, bool)
-        if bad_size or cache_size < 0:
-            raise TextGenValueError(f"Expects cache_size as an int >= 0, got {cache_size!r}")
+        for name, size in (("cache_size", cache_size), ("prefix_cache", prefix_cache)):
+            bad = not isinstance(size, (int, np.integer)) or isinstance(size, bool)
+            if bad or size < 0:
+                raise TextGenValueError(f"Expects {name} as an int >= 0, got {size!r}")
         self.model, self.persona, self.device, self.chat = model, persona, device, chat
         self.temperature, self.max_reply_tokens = float(temperature), int(max_reply_tokens)
         self.cache_size = int(cache_size) if self.temperature == 0 else 0
@@ -160,9 +168,12 @@ class LMUser(OtherParty):
         self._lm: Any = None
         self._tok: Any = None
         self._cache: OrderedDict[str, str] = OrderedDict()
+        self.prefix_cache = int(prefix_cache)
+        self._prefixes: OrderedDict[str, tuple[list[int], list[tuple[Any, Any]]]] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_lm": None, "_tok": None, "_cache": OrderedDict()}
+        empty = {"_cache": OrderedDict(), "_prefixes": OrderedDict()}
+        return {**self.__dict__, "_lm": None, "_tok": None, **empty}
 
     def _load(self) -> None:
         from gym_textgen.models import load_model, load_tokenizer
@@ -181,10 +192,16 @@ class LMUser(OtherParty):
         if self.templated():
             talk = messages_of(persona, ex)
             return self._tok.apply_chat_template(talk, tokenize=False, add_generation_prompt=True)
-        lines = [persona, f"User: {ex.prompt.strip()}"]
+        lines = [self.prefix_of(ex, persona)]
         for i, turn in enumerate(ex.turns):
             lines.append(f"{'Assistant' if i % 2 == 0 else 'User'}: {turn.strip()}")
         return "\n".join(lines) + "\nUser:"
+
+    def prefix_of(self, ex: Exchange, persona: str | None = None) -> str:
+        """The start of a plain transcript that every reply of `ex`'s instance shares: the
+        persona and the opening line."""
+        persona = persona_of(self.persona, ex) if persona is None else persona
+        return f"{persona}\nUser: {ex.prompt.strip()}"
 
     def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
         if not exchanges:
@@ -193,12 +210,20 @@ class LMUser(OtherParty):
             self._load()
         texts = [self.text_of(ex) for ex in exchanges]
         seeds = [zlib.crc32(f"{ex.seed}:{len(ex.turns)}".encode()) for ex in exchanges]
+        shared = self.prefix_cache > 0 and not self.templated()
+        prefixes = [self.prefix_of(ex) for ex in exchanges] if shared else None
         if not self.cache_size:
-            outs = self.generate(texts, seeds)
+            outs = self.generate(texts, seeds, prefixes=prefixes)
         else:  # greedy: a reply is a function of its input; decode only the unseen ones
-            todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            first: dict[str, int] = {}  # each unseen text, by its first row
+            for i, text in enumerate(texts):
+                if text not in self._cache:
+                    first.setdefault(text, i)
+            todo = list(first)
             if todo:
-                for text, out in zip(todo, self.generate(todo, [0] * len(todo)), strict=True):
+                starts = [prefixes[i] for i in first.values()] if prefixes else None
+                made = self.generate(todo, [0] * len(todo), prefixes=starts)
+                for text, out in zip(todo, made, strict=True):
                     self._cache[text] = out
             for text in texts:
                 self._cache.move_to_end(text)
@@ -217,35 +242,105 @@ class LMUser(OtherParty):
             ends.add(im_end)
         return ends
 
-    def generate(self, texts: list[str], seeds: list[int], stops: bool = True) -> list[str]:
+    def _forward_args(self, cache: Any) -> dict[str, Any]:
+        """`cache` and the next token's logits only (as generate() asks), under the names this
+        transformers takes (>= 5.2x: `cache`; earlier releases: `past_key_values`)."""
+        accepted = inspect.signature(self._lm.forward).parameters
+        kv: dict[str, Any] = {"cache" if "cache" in accepted else "past_key_values": cache}
+        if "logits_to_keep" in accepted:
+            kv["logits_to_keep"] = 1
+        return kv
+
+    def _prefix_kv(self, prefix: str) -> tuple[list[int], list[tuple[Any, Any]]]:
+        """The ids of `prefix` and each layer's (keys, values) for them (LRU, `prefix_cache`)."""
+        import torch as th
+        from transformers import DynamicCache
+
+        if prefix in self._prefixes:
+            self._prefixes.move_to_end(prefix)
+            return self._prefixes[prefix]
+        ids = self._tok.encode(prefix, add_special_tokens=False)
+        cache = DynamicCache()  # filled in place
+        with th.no_grad():
+            self._lm(input_ids=th.tensor([ids], device=self.device), use_cache=True,
+                     **self._forward_args(cache))  # fmt: skip
+        entry = (ids, [(layer.keys, layer.values) for layer in cache.layers])
+        self._prefixes[prefix] = entry
+        while len(self._prefixes) > self.prefix_cache:
+            self._prefixes.popitem(last=False)
+        return entry
+
+    def _start(self, texts: list[str], prefixes: list[str] | None) -> tuple[Any, ...]:
+        """The first forward's (ids, mask, positions, cache): each text whole, left-padded; or,
+        with `prefixes` (each a start of its text), each prefix's cached keys and values
+        (left-padded to the longest) and only the rest of the text to prefill (left-padded
+        after them). Tokens are the text's own: where the prefix and the rest tokenize apart
+        otherwise than the whole text, the texts are prefilled whole."""
+        import torch as th
+        from transformers import DynamicCache
+
+        tok, dev = self._tok, self.device
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        rows = [tok.encode(t, add_special_tokens=False) for t in texts]
+        heads: list[tuple[list[int], list[tuple[Any, Any]]]] = []
+        if prefixes is not None and self.prefix_cache > 0:
+            starts = [tok.encode(p, add_special_tokens=False) for p in prefixes]
+            if all(
+                text.startswith(prefix) and len(start) < len(row) and row[: len(start)] == start
+                for text, prefix, start, row in zip(texts, prefixes, starts, rows, strict=True)
+            ):
+                heads = [self._prefix_kv(prefix) for prefix in prefixes]
+        if not heads:
+            width = max(map(len, rows))
+            ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=dev)
+            mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=dev)
+            return ids, mask, (mask.cumsum(-1) - 1).clamp_min(0), DynamicCache()
+        longest = max(len(h) for h, _ in heads)
+        tails = [row[len(h) :] for row, (h, _) in zip(rows, heads, strict=True)]
+        width = max(map(len, tails))
+        ids = th.tensor([[pad] * (width - len(t)) + t for t in tails], device=dev)
+        tail_mask = th.tensor([[0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev)
+        head_mask = th.tensor([[0] * (longest - len(h)) + [1] * len(h) for h, _ in heads],
+                              device=dev)  # fmt: skip
+        lengths = th.tensor([len(h) for h, _ in heads], device=dev)[:, None]
+        positions = (lengths + tail_mask.cumsum(-1) - 1).clamp_min(0)
+        cache = DynamicCache()
+        for layer in range(len(heads[0][1])):
+            keys, values = (
+                th.cat(
+                    [
+                        th.nn.functional.pad(kv[layer][j], (0, 0, longest - len(h), 0))
+                        for h, kv in heads
+                    ]
+                )  # fmt: skip
+                for j in (0, 1)
+            )
+            cache.update(keys, values, layer)
+        return ids, th.cat([head_mask, tail_mask], dim=1), positions, cache
+
+    def generate(
+        self,
+        texts: list[str],
+        seeds: list[int],
+        stops: bool = True,
+        prefixes: list[str] | None = None,
+    ) -> list[str]:
         """One reply per text: a batched, KV-cached decode, left-padded, each row sampled
         from its own seeded generator; a row stops at EOS, its end of turn or a newline
         without a chat template (`stops=False`: every row writes `max_reply_tokens`, as a
-        speed benchmark wants)."""
+        speed benchmark wants). `prefixes`: a start of each text whose keys and values the
+        user keeps (`prefix_cache`), prefilled once per distinct prefix."""
         import torch as th
 
         tok, lm = self._tok, self._lm
-        rows = [tok.encode(t, add_special_tokens=False) for t in texts]
-        width = max(map(len, rows))
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
-        mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        step_ids, mask, positions, cache = self._start(texts, prefixes)
         ends = self.end_ids() if stops else set()
         chat = self.templated() or not stops
         gens = [th.Generator().manual_seed(int(s)) for s in seeds]
-        new: list[list[int]] = [[] for _ in rows]
-        live = np.ones(len(rows), dtype=bool)
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        from transformers import DynamicCache
-
-        # transformers >= 5.2x names the argument `cache`; earlier releases `past_key_values`
-        accepted = inspect.signature(lm.forward).parameters
-        arg = "cache" if "cache" in accepted else "past_key_values"
-        kv: dict[str, Any] = {arg: DynamicCache()}  # extended in place by each forward
-        if "logits_to_keep" in accepted:  # the next token's logits only, as generate() asks
-            kv["logits_to_keep"] = 1
+        new: list[list[int]] = [[] for _ in texts]
+        live = np.ones(len(texts), dtype=bool)
+        kv = self._forward_args(cache)  # the cache is extended in place by each forward
         with th.no_grad():
-            step_ids = ids
             for _ in range(self.max_reply_tokens):
                 out = lm(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                          use_cache=True, **kv)  # fmt: skip
