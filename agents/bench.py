@@ -1,9 +1,11 @@
 """`textgen bench`: algorithms x tasks x seeds, each combination a cell, with proper statistics.
 
-Each cell is a `textgen train` run (or, for `random`, an evaluation of a uniformly random policy)
-in `OUT/cells/<algo>__<task>-<hash>__s<seed>/`, finished by an atomically written `result.json`;
+Each cell is a `textgen train` run (or, for `random`, an evaluation of a uniformly random policy;
+for your own training function, its policies for a budget of 0 and of the cell's, evaluated:
+`run_function`) in `OUT/cells/<algo>__<task>-<hash>__s<seed>/`, finished by an atomically written `result.json`;
 a rerun skips finished cells and resumes interrupted ones from their checkpoint. `OUT/grid.json`
-records the settings every cell shares (model, steps, envs, rate, eval episodes): a rerun with
+records the settings of every cell (model, steps, envs, eval episodes, and each algorithm's
+hyperparameters on each task: `hyperparams_for`, rl-zoo3-style YAML files): a rerun with
 other settings into a folder holding a finished or started cell is refused rather than mixed. A
 cell that fails, whatever the error, does not stop the others; the grid reports the failures at
 the end. The outputs, rewritten after every cell from all finished cells:
@@ -23,6 +25,7 @@ comes back to the driver, which writes it, so the workers need no shared disk. N
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import shutil
 import time
@@ -33,11 +36,17 @@ from typing import Any
 import numpy as np
 
 from agents.bench_report import write_outputs
-from agents.registry import ALGORITHMS, algo_spec
+from agents.registry import (
+    ALGORITHMS,
+    algo_spec,
+    canonical_algo,
+    is_import_path,
+    training_function,
+)
 from gym_textgen.errors import TextGenValueError, require
 
 # The variants --algos names beside the registered algorithms (agents.registry), each TrainConfig
-# settings on top of the grid's own (and of its algorithm's `AlgoSpec.bench`).
+# settings on top of the grid's own, under its hyperparameters (agents/hyperparams/<name>.yml).
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "random": None,  # a uniformly random policy over the allowed tokens: evaluated, not trained
     # NLPO-style: only the initial model's 20 likeliest next tokens are allowed (agents.masks)
@@ -55,8 +64,96 @@ def bench_names() -> list[str]:
 
 
 def variant(name: str) -> dict[str, Any] | None:
-    """The settings --algos `name` trains with (None: the random baseline)."""
-    return VARIANTS[name] if name in VARIANTS else {"algo": algo_spec(name).name}
+    """The settings --algos `name` trains with (None: the random baseline or a training
+    function, which are not `textgen train` runs)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    return None if training_function(name) else {"algo": algo_spec(name).name}
+
+
+def algo_label(name: str) -> str:
+    """`name` as a folder name: a registered name as it is; your own algorithm's import path as
+    its last part and a hash of the whole (`/home/me/algo.py:MyPPO` -> `MyPPO-3f9a1c2e`)."""
+    if not is_import_path(name):
+        return name
+    import hashlib
+
+    return f"{name.rpartition(':')[2]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+#: the shipped algorithms' hyperparameters, one rl-zoo3-style file per --algos name
+HYPERPARAMS = Path(__file__).with_name("hyperparams")
+
+#: settings the grid decides for every cell, which a hyperparameter file cannot change
+GRID_KEYS = ("algo", "task", "env_id", "env_kwargs", "model", "timesteps", "n_envs", "seed",
+             "eval_episodes", "checkpoint_every", "progress_bar", "out")  # fmt: skip
+
+
+def hyperparams_file(algo: str, folder: str = "") -> Path | None:
+    """The file that holds `algo`'s hyperparameters: `<name>.yml` in `folder` (--hyperparams),
+    else among the shipped ones (`HYPERPARAMS`). Your own algorithm's file is named after its
+    class or function (in `folder` only); an SB3 subclass without one gets the file of the
+    registered algorithm it subclasses."""
+    places = [Path(folder)] if folder else []
+    if not is_import_path(algo):
+        candidates = [p / f"{algo}.yml" for p in [*places, HYPERPARAMS]]
+    else:
+        candidates = [p / f"{algo.rpartition(':')[2]}.yml" for p in places]
+        if training_function(algo) is None:
+            family = algo_spec(algo).family
+            candidates += [p / f"{family}.yml" for p in [*places, HYPERPARAMS]]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def hyperparams_for(algo: str, task: str, folder: str = "") -> dict[str, Any]:
+    """The settings `algo` trains with on `task`: its file's `default`, then the task's own
+    entry (a task string exactly as --tasks gives it), or, for an algorithm registered from
+    Python with no file, its `AlgoSpec.bench`; {} for `random`."""
+    from agents.dataclass_cli import read_yaml_mapping
+
+    if algo == "random":
+        return {}
+    path = hyperparams_file(algo, folder)
+    if path is None:
+        return {} if training_function(algo) else dict(algo_spec(variant(algo)["algo"]).bench)
+    data = read_yaml_mapping(path)
+    for key, entry in data.items():
+        if not isinstance(entry, dict):
+            raise TextGenValueError(
+                f"Hyperparameter file {path}: expects `{key}:` to hold a mapping of settings, "
+                f"got {type(entry).__name__}: {entry!r:.60}"
+            )
+    settings = {**data.get("default", {}), **data.get(task, {})}
+    check_settings(algo, settings, str(path))
+    return settings
+
+
+def check_settings(algo: str, settings: dict[str, Any], where: str) -> None:
+    """Settings that `algo` takes: `TrainConfig`'s keys (a training function: its keyword
+    arguments), less those the grid decides for every cell (`GRID_KEYS`)."""
+    from agents.config import config_keys
+    from agents.dataclass_cli import unknown_keys_error
+
+    fixed = sorted(set(settings) & set(GRID_KEYS))
+    if fixed:
+        raise TextGenValueError(
+            f"{where} sets {fixed}, which the grid decides for every cell (use textgen bench's "
+            "flags)"
+        )
+    trainer = training_function(algo)
+    if trainer is None:
+        unknown = sorted(set(settings) - set(config_keys()))
+        if unknown:
+            raise TextGenValueError(f"{where}: " + unknown_keys_error(unknown, config_keys()))
+        return
+    params = inspect.signature(trainer).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    unknown = sorted(k for k in settings if k not in params and not takes_any)
+    if unknown:
+        raise TextGenValueError(
+            f"{where} sets {unknown}, which the training function {algo} does not take "
+            f"(it takes {sorted(params)})"
+        )
 
 
 QUICK = {
@@ -78,13 +175,27 @@ class BenchConfig:
     model: str = "default"
     n_envs: int = 8
     eval_episodes: int = 32
-    learning_rate: float = 3e-4
+    learning_rate: float | None = None
+    """every cell's learning rate (None: each algorithm's own, from its hyperparameter file)"""
+    hyperparams: str = ""
+    """a folder of `<algo>.yml` files read before the shipped ones (`hyperparams_file`)"""
     out: str = "bench"
+    settings: dict[str, dict[str, dict[str, Any]]] = field(
+        init=False, repr=False, default_factory=dict
+    )
+    """algorithm -> task -> its settings (`settings_of`), filled from the above"""
 
     def __post_init__(self) -> None:
-        unknown = [a for a in self.algos if a not in bench_names()]
+        self.algos = [canonical_algo(a) for a in self.algos]
+        unknown = [a for a in self.algos if a not in bench_names() and not is_import_path(a)]
         if unknown or not self.algos:
-            raise TextGenValueError(f"Expects --algos from {bench_names()}, got {self.algos}")
+            raise TextGenValueError(
+                f"Expects --algos from {bench_names()} or import paths (module:Name, "
+                f"file.py:Name) of your own algorithms, got {self.algos}"
+            )
+        for algo in self.algos:  # your own: a bad path fails now, not after hours of cells
+            if is_import_path(algo) and training_function(algo) is None:
+                algo_spec(algo)
         if not self.tasks:
             raise TextGenValueError("Expects at least one task in --tasks, got none")
         for name in ("seeds", "timesteps", "n_envs", "eval_episodes"):
@@ -94,23 +205,41 @@ class BenchConfig:
             twice = sorted({x for x in getattr(self, name) if getattr(self, name).count(x) > 1})
             if twice:
                 raise TextGenValueError(f"Expects each of --{name} once, got {twice} twice")
+        if self.hyperparams and not Path(self.hyperparams).is_dir():
+            raise TextGenValueError(
+                f"Expects --hyperparams to be a folder of <algo>.yml files, got {self.hyperparams}"
+            )
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise TextGenValueError(f"Expects learning_rate > 0, got {self.learning_rate}")
+        self.settings = {a: {t: self.settings_of(a, t) for t in self.tasks} for a in self.algos}
         for algo in self.algos:
-            group = (variant(algo) or {}).get("group_size", 1)
-            if self.n_envs % group:
-                raise TextGenValueError(
-                    f"{algo} compares groups of {group} completions per prompt: expects "
-                    f"--n-envs a multiple of {group}, got {self.n_envs}"
-                )
+            for task in self.tasks:
+                group = {**(variant(algo) or {}), **self.settings[algo][task]}.get("group_size", 1)
+                if self.n_envs % group:
+                    raise TextGenValueError(
+                        f"{algo} compares groups of {group} completions per prompt: expects "
+                        f"--n-envs a multiple of {group}, got {self.n_envs}"
+                    )
+
+    def settings_of(self, algo: str, task: str) -> dict[str, Any]:
+        """What `algo` trains with on `task`: its hyperparameters, under --learning-rate."""
+        settings = hyperparams_for(algo, task, self.hyperparams)
+        if self.learning_rate is not None and algo != "random":
+            settings["learning_rate"] = self.learning_rate
+            check_settings(algo, settings, "--learning-rate")
+        return settings
 
     def shared(self) -> dict[str, Any]:
-        """The settings every cell of the grid shares (recorded in OUT/grid.json)."""
-        keep = ("timesteps", "model", "n_envs", "eval_episodes", "learning_rate")
-        return {k: getattr(self, k) for k in keep}
+        """The settings every cell of the grid was run with (recorded in OUT/grid.json): the
+        grid's, and each algorithm's on each task."""
+        keep = ("timesteps", "model", "n_envs", "eval_episodes")
+        return {**{k: getattr(self, k) for k in keep}, "settings": self.settings}
 
     def cells(self) -> list[dict[str, Any]]:
         """One spec per cell, in a fixed order."""
+        grid = {k: v for k, v in dataclasses.asdict(self).items() if k != "settings"}
         return [
-            {**dataclasses.asdict(self), "algo": a, "task": t, "seed": s}
+            {**grid, "algo": a, "task": t, "seed": s, "settings": self.settings[a][t]}
             for t in self.tasks
             for a in self.algos
             for s in range(self.seeds)
@@ -123,7 +252,8 @@ def cell_folder(spec: dict[str, Any]) -> Path:
 
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec["task"])[-40:]
     digest = hashlib.sha1(spec["task"].encode()).hexdigest()[:8]
-    return Path(spec["out"]) / "cells" / f"{spec['algo']}__{safe}-{digest}__s{spec['seed']}"
+    algo = algo_label(spec["algo"])
+    return Path(spec["out"]) / "cells" / f"{algo}__{safe}-{digest}__s{spec['seed']}"
 
 
 class RandomAgent:
@@ -164,7 +294,11 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     env_kwargs: dict[str, Any] = {"task": spec["task"]}
     if spec["model"] not in ("default", "random-tiny"):
         env_kwargs["tokenizer"] = spec["model"]
-    if spec["algo"] == "random":
+    trainer = training_function(spec["algo"])
+    if trainer is not None:
+        before, after = run_function(trainer, spec, env_kwargs)
+        steps, curve = spec["timesteps"], []
+    elif spec["algo"] == "random":
         from agents.vec_env import TextGenSB3VecEnv
 
         env = TextGenSB3VecEnv("TextGen-v0", n_envs=1, **env_kwargs)
@@ -184,18 +318,17 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
                 shutil.rmtree(run)
             settings = {
                 **variant(spec["algo"]),
+                **spec["settings"],  # its hyperparameters (hyperparams_for)
                 "task": spec["task"],
                 "model": spec["model"],
                 "timesteps": spec["timesteps"],
                 "n_envs": spec["n_envs"],
                 "seed": spec["seed"],
-                "learning_rate": spec["learning_rate"],
                 "eval_episodes": spec["eval_episodes"],
                 "checkpoint_every": max(spec["timesteps"] // 4, 256),
                 "progress_bar": False,
                 "out": str(run),
             }
-            settings.update(algo_spec(settings["algo"]).bench)
             train(TrainConfig(**settings))
         before, after = (mean_reward(s) for s in before_after(run))
         curve = _curve(run / "metrics.csv")
@@ -213,6 +346,43 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     }
     atomic_write_bytes(done, json.dumps(result).encode())
     return result
+
+
+def run_function(trainer: Any, spec: dict[str, Any], env_kwargs: dict[str, Any]) -> tuple:
+    """A training function's cell: the held-out reward of what it returns for a budget of 0
+    (the untrained policy) and for the cell's budget, each evaluated as every cell is.
+
+    The function is called as `trainer(make_env, timesteps, seed)`, with `model=` (the grid's
+    policy LM: a name for `gym_textgen.models.load_model`) when it takes that keyword.
+    `make_env()` returns a fresh `gymnasium.Env` of the cell's task (`make_env(n)`: a native
+    vector env of n slots, `gymnasium.make_vec`); it returns a policy with stable-baselines3's
+    `predict(obs, deterministic=False) -> (actions, state)`, for a batch of observations.
+    """
+    import gymnasium
+
+    from agents.evaluation import mean_reward, sample_episodes
+
+    def make_env(n_envs: int | None = None) -> Any:
+        if n_envs is None:
+            return gymnasium.make("TextGen-v0", **env_kwargs)
+        return gymnasium.make_vec("TextGen-v0", num_envs=n_envs,
+                                  vectorization_mode="vector_entry_point", **env_kwargs)  # fmt: skip
+
+    extra = dict(spec["settings"])  # its hyperparameters (hyperparams_for)
+    if "model" in inspect.signature(trainer).parameters:
+        extra["model"] = spec["model"]
+    scores = []
+    for budget in (0, spec["timesteps"]):
+        policy = trainer(make_env, budget, spec["seed"], **extra)
+        if not callable(getattr(policy, "predict", None)):
+            raise TextGenValueError(
+                f"Expects the training function {spec['algo']} to return a policy with "
+                f"predict(obs, deterministic=False), got {type(policy).__name__}"
+            )
+        samples = sample_episodes(policy, "TextGen-v0", env_kwargs, n=spec["eval_episodes"],
+                                  seed=spec["seed"])  # fmt: skip
+        scores.append(mean_reward(samples))
+    return scores[0], scores[1]
 
 
 def _in_worker(cell: Any) -> Any:

@@ -94,7 +94,7 @@ def build(cfg: TrainConfig, run: RunDir) -> tuple[Any, Any]:
     check_device(cfg.device)
     spec = algo_spec(cfg.algo)
     unused = unused_settings(cfg)
-    if cfg.algo == "dqn" and cfg.value_lr_scale != TrainConfig().value_lr_scale:
+    if spec.family == "dqn" and cfg.value_lr_scale != TrainConfig().value_lr_scale:
         unused.append("value_lr_scale")
     if unused:
         print(f"note: {cfg.algo} does not use {', '.join(unused)} (set in the config)")

@@ -95,7 +95,15 @@ def parser() -> ArgumentParser:
     b.add_argument("--model", help="policy LM (default: the shipped default model)")
     b.add_argument("--n-envs", type=positive_int)
     b.add_argument("--eval-episodes", type=positive_int)
-    b.add_argument("--learning-rate", type=float)
+    b.add_argument(
+        "--learning-rate", type=float, help="every cell's (default: each algorithm's own)"
+    )
+    b.add_argument(
+        "--hyperparams",
+        metavar="FOLDER",
+        help="a folder of <algo>.yml files (rl-zoo3's layout: default, then per-task entries) "
+        "read before the shipped ones in agents/hyperparams/",
+    )
     b.add_argument("--out", help="the grid's folder (default: bench)")
     b.add_argument(
         "--quick",
@@ -182,7 +190,7 @@ def run_command(args) -> None:
 
         settings = dict(QUICK) if args.quick else {}
         for name in ("algos", "tasks", "seeds", "timesteps", "model", "n_envs", "eval_episodes",
-                     "learning_rate", "out"):  # fmt: skip
+                     "learning_rate", "hyperparams", "out"):  # fmt: skip
             if getattr(args, name) is not None:
                 settings[name] = getattr(args, name)
         run_bench(

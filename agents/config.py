@@ -25,7 +25,7 @@ import yaml
 
 from agents.dataclass_cli import at_least, check_types, read_yaml_mapping, unknown_keys_error
 from agents.policy_config import PolicyConfig
-from agents.registry import BASELINES, algo_spec
+from agents.registry import BASELINES, algo_spec, canonical_algo
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.tasks.loading import is_task_file
 
@@ -39,7 +39,8 @@ class TrainConfig(PolicyConfig):
     settings (`model`, `lora`, ...) are `PolicyConfig`'s fields, inherited."""
 
     algo: str = "ppo"
-    """ppo, a2c, maskable_ppo, reinforce or dqn"""
+    """ppo, a2c, maskable_ppo, reinforce, dqn, or your own SB3 algorithm class by import path
+    (package.module:Name or path/to/file.py:Name; a PPO subclass trains as PPO does)"""
     env_id: str = "TextGen-v0"
     """a registered TextGen id"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -160,7 +161,8 @@ class TrainConfig(PolicyConfig):
             )
         if self.baseline not in BASELINES:
             raise TextGenValueError(f"Expects baseline in {list(BASELINES)}, got {self.baseline!r}")
-        algo_spec(self.algo)  # an unknown name: the error lists the registered ones
+        self.algo = canonical_algo(self.algo)  # your own algorithm's file, found from anywhere
+        family = algo_spec(self.algo).family  # an unknown name: the error lists the known ones
         for name in ("learning_rate", "clip_range", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise TextGenValueError(f"Expects {name} > 0, got {getattr(self, name)}")
@@ -180,20 +182,20 @@ class TrainConfig(PolicyConfig):
                 "never moves from kl_coef=0; give a starting kl_coef > 0 as well "
                 "(e.g. --kl-coef 0.05)"
             )
-        if self.kl_in_loss and self.algo != "reinforce":
+        if self.kl_in_loss and family != "reinforce":
             raise TextGenValueError(
                 f"kl_in_loss needs algo 'reinforce' (its update adds the KL to the loss), got "
                 f"{self.algo!r}; without it, the KL penalty goes into the reward"
             )
-        if self.algo == "dqn" and (self.kl_coef > 0 or self.kl_coef_target is not None):
+        if family == "dqn" and (self.kl_coef > 0 or self.kl_coef_target is not None):
             raise TextGenValueError(
                 "a KL penalty needs an on-policy rollout to penalise; algo 'dqn' learns from a "
                 "replay buffer: drop kl_coef / kl_coef_target, or pick another algo"
             )
-        if self.algo == "dqn" and self.group_size > 1:
+        if family == "dqn" and self.group_size > 1:
             raise TextGenValueError("group_size > 1 is for reinforce's rloo; algo 'dqn' takes 1")
         at_least("mask_top_k", self.mask_top_k, 0)
-        if self.mask_top_k and self.algo != "maskable_ppo":
+        if self.mask_top_k and family != "maskable_ppo":
             raise TextGenValueError(
                 f"mask_top_k={self.mask_top_k} masks actions, which only algo 'maskable_ppo' "
                 f"reads; got algo {self.algo!r}"

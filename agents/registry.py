@@ -16,9 +16,12 @@ way, and then trains through `textgen train` (from Python) and `make_algo`:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
@@ -28,14 +31,54 @@ BASELINES = ("none", "value", "rloo")
 
 
 def import_path(path: str) -> Any:
-    """The object at `"package.module:Name"`."""
-    module, sep, name = path.partition(":")
+    """The object at `"package.module:Name"` or `"path/to/file.py:Name"` (a file is loaded
+    once per process, as module `textgen_file_<hash of its path>`)."""
+    module, sep, name = path.rpartition(":")
     if not (module and sep and name):
-        raise TextGenValueError(f"Expects an import path 'package.module:Name', got {path!r}")
+        raise TextGenValueError(
+            f"Expects an import path 'package.module:Name' or 'path/to/file.py:Name', got {path!r}"
+        )
     try:
+        if module.endswith(".py"):
+            return getattr(_load_file(Path(module).expanduser().resolve()), name)
         return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise TextGenValueError(f"Cannot import {path!r}: {e}") from e
+    except (ImportError, AttributeError, OSError) as e:
+        raise TextGenValueError(f"Cannot import {path!r}: {type(e).__name__}: {e}") from e
+
+
+def _load_file(path: Path) -> Any:
+    import hashlib
+    import importlib.util
+    import sys
+
+    name = "textgen_file_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before it runs: its dataclasses and pickles look it up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def is_import_path(name: str) -> bool:
+    """Whether `name` names an algorithm by import path rather than by its registered name."""
+    return ":" in name
+
+
+def canonical_algo(name: str) -> str:
+    """`name` with a file path made absolute (`my_algo.py:MyPPO` -> `/home/.../my_algo.py:
+    MyPPO`), so a saved run finds its algorithm from any folder; other names as they are."""
+    module, _, attr = name.rpartition(":")
+    if is_import_path(name) and module.endswith(".py"):
+        return f"{Path(module).expanduser().resolve()}:{attr}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -54,6 +97,8 @@ class AlgoSpec:
         bench: `TrainConfig` settings that `textgen bench` uses for it (a rollout of 32 steps
             a slot for PPO, say), under the grid's own.
         description: one line for humans.
+        like: the registered algorithm it is a subclass of (your own algorithm's spec, from
+            `spec_of_class`), so that the checks for that algorithm apply to it.
     """
 
     name: str
@@ -64,6 +109,12 @@ class AlgoSpec:
     ignores: tuple[str, ...] = ()
     bench: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    like: str = ""
+
+    @property
+    def family(self) -> str:
+        """The registered algorithm it trains as: its own name, or the one it subclasses."""
+        return self.like or self.name
 
     def algo_class(self) -> type:
         """The algorithm class."""
@@ -71,7 +122,14 @@ class AlgoSpec:
 
     def accepts(self, names: list[str] | tuple[str, ...]) -> list[str]:
         """Those of `names` that the algorithm's constructor takes (and does not ignore)."""
-        params = inspect.signature(self.algo_class().__init__).parameters
+        params: set[str] = set()
+        for cls in self.algo_class().__mro__:  # a subclass's **kwargs reach its bases'
+            if "__init__" not in vars(cls):
+                continue
+            found = inspect.signature(cls.__init__).parameters.values()
+            params |= {p.name for p in found if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+            if not any(p.kind == p.VAR_KEYWORD for p in found):
+                break
         return [n for n in names if n in params and n not in self.ignores]
 
     def build(
@@ -113,10 +171,71 @@ def register_algo(spec: AlgoSpec) -> AlgoSpec:
 
 
 def algo_spec(name: str) -> AlgoSpec:
-    """The spec registered as `name`, or an error that lists the registered names."""
-    if name not in ALGORITHMS:
-        raise TextGenValueError(f"Unknown algorithm {name!r}; expected one of {sorted(ALGORITHMS)}")
-    return ALGORITHMS[name]
+    """The spec registered as `name`, or, for an import path (`module:Name`, `file.py:Name`)
+    of a stable-baselines3 algorithm class, a spec built from it (`spec_of_class`); else an
+    error that lists the registered names."""
+    if name in ALGORITHMS:
+        return ALGORITHMS[name]
+    if not is_import_path(name):
+        raise TextGenValueError(
+            f"Unknown algorithm {name!r}; expected one of {sorted(ALGORITHMS)} or an import "
+            "path 'module:Name' / 'file.py:Name' of an SB3 algorithm class"
+        )
+    found = import_path(name)
+    if not isinstance(found, type):
+        raise TextGenTypeError(
+            f"{name} is a {type(found).__name__}, not an algorithm class: a training function "
+            "runs under `textgen bench --algos` (see agents.bench); `textgen train` needs a "
+            "stable-baselines3 BaseAlgorithm subclass"
+        )
+    return spec_of_class(found, canonical_algo(name))
+
+
+def spec_of_class(cls: type, name: str) -> AlgoSpec:
+    """The spec of your own algorithm class `cls` (imported from `name`): the spec of the
+    nearest registered algorithm it subclasses (its policy, buffer, defaults and bench
+    settings: a PPO subclass trains as PPO does), or, for another on-policy algorithm, A2C's
+    policy and rollout buffer."""
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    if not issubclass(cls, BaseAlgorithm):
+        raise TextGenTypeError(
+            f"{name} is the class {cls.__name__}, which is no stable-baselines3 BaseAlgorithm "
+            "subclass: subclass one (PPO, A2C, agents.algos.REINFORCE, ...), or write a training "
+            "function for `textgen bench --algos`"
+        )
+    for base in cls.__mro__:
+        for spec in ALGORITHMS.values():
+            if spec.algo_class() is not base:
+                continue
+            about = f"{cls.__name__} from {name} (a {spec.name} subclass)"
+            return dataclasses.replace(
+                spec, name=name, algo=name, description=about, like=spec.family
+            )
+    if issubclass(cls, OnPolicyAlgorithm):
+        return dataclasses.replace(ALGORITHMS["a2c"], name=name, algo=name,
+                                   description=f"{cls.__name__} from {name}")  # fmt: skip
+    raise TextGenTypeError(
+        f"{name} is the off-policy class {cls.__name__}, which subclasses no registered "
+        f"algorithm ({sorted(ALGORITHMS)}): register an AlgoSpec for it (agents.registry)"
+    )
+
+
+def training_function(name: str) -> Callable[..., Any] | None:
+    """The plain training function at import path `name`, or None when `name` is a registered
+    algorithm or a class (see `agents.bench` for what such a function takes and returns)."""
+    if name in ALGORITHMS or not is_import_path(name):
+        return None
+    found = import_path(name)
+    if isinstance(found, type):
+        return None
+    if not callable(found):
+        raise TextGenTypeError(
+            f"{name} is a {type(found).__name__}: expected an SB3 algorithm class or a "
+            "training function f(make_env, timesteps, seed)"
+        )
+    return found
 
 
 for _spec in (
@@ -179,6 +298,10 @@ __all__ = [
     "BASELINES",
     "AlgoSpec",
     "algo_spec",
+    "canonical_algo",
     "import_path",
+    "is_import_path",
     "register_algo",
+    "spec_of_class",
+    "training_function",
 ]
