@@ -38,6 +38,7 @@ import numpy as np
 from agents.bench_report import write_outputs
 from agents.registry import (
     ALGORITHMS,
+    algo_label,
     algo_spec,
     canonical_algo,
     is_import_path,
@@ -69,16 +70,6 @@ def variant(name: str) -> dict[str, Any] | None:
     if name in VARIANTS:
         return VARIANTS[name]
     return None if training_function(name) else {"algo": algo_spec(name).name}
-
-
-def algo_label(name: str) -> str:
-    """`name` as a folder name: a registered name as it is; your own algorithm's import path as
-    its last part and a hash of the whole (`/home/me/algo.py:MyPPO` -> `MyPPO-3f9a1c2e`)."""
-    if not is_import_path(name):
-        return name
-    import hashlib
-
-    return f"{name.rpartition(':')[2]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 #: the shipped algorithms' hyperparameters, one rl-zoo3-style file per --algos name
@@ -126,6 +117,26 @@ def hyperparams_for(algo: str, task: str, folder: str = "") -> dict[str, Any]:
     settings = {**data.get("default", {}), **data.get(task, {})}
     check_settings(algo, settings, str(path))
     return settings
+
+
+def check_task_entries(path: Path, tasks: list[str]) -> None:
+    """Every entry of a hyperparameter file but `default` names a task: a bundled one or one
+    of the grid's (a misspelt task's settings would otherwise never apply)."""
+    import difflib
+
+    from agents.dataclass_cli import read_yaml_mapping
+    from gym_textgen.tasks import list_tasks
+
+    known = [*list_tasks(), *tasks]
+    for key in read_yaml_mapping(path):
+        if key != "default" and key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise TextGenValueError(
+                f"Hyperparameter file {path}: the entry {key!r} names no task{hint}; entries "
+                f"are `default` and task names (bundled: {sorted(list_tasks())}, or as --tasks "
+                "gives them)"
+            )
 
 
 def check_settings(algo: str, settings: dict[str, Any], where: str) -> None:
@@ -213,6 +224,9 @@ class BenchConfig:
             raise TextGenValueError(f"Expects learning_rate > 0, got {self.learning_rate}")
         self.settings = {a: {t: self.settings_of(a, t) for t in self.tasks} for a in self.algos}
         for algo in self.algos:
+            path = hyperparams_file(algo, self.hyperparams) if algo != "random" else None
+            if path is not None:
+                check_task_entries(path, self.tasks)
             for task in self.tasks:
                 group = {**(variant(algo) or {}), **self.settings[algo][task]}.get("group_size", 1)
                 if self.n_envs % group:
@@ -220,6 +234,22 @@ class BenchConfig:
                         f"{algo} compares groups of {group} completions per prompt: expects "
                         f"--n-envs a multiple of {group}, got {self.n_envs}"
                     )
+                self.check_values(algo, task)
+
+    def check_values(self, algo: str, task: str) -> None:
+        """A bad value in a hyperparameter file fails now, naming the file, not in every cell
+        (the cell's `TrainConfig`, built without its run)."""
+        if variant(algo) is None:  # random, or a training function: no TrainConfig
+            return
+        from agents.config import TrainConfig
+
+        grid = dict(model=self.model, timesteps=self.timesteps, n_envs=self.n_envs,
+                    eval_episodes=self.eval_episodes)  # fmt: skip
+        try:
+            TrainConfig(**{**variant(algo), **self.settings[algo][task], **grid})
+        except (TextGenValueError, TypeError) as e:
+            where = hyperparams_file(algo, self.hyperparams) or "its settings"
+            raise TextGenValueError(f"{algo} on {task} with {where}: {e}") from e
 
     def settings_of(self, algo: str, task: str) -> dict[str, Any]:
         """What `algo` trains with on `task`: its hyperparameters, under --learning-rate."""
@@ -369,7 +399,8 @@ def run_function(trainer: Any, spec: dict[str, Any], env_kwargs: dict[str, Any])
                                   vectorization_mode="vector_entry_point", **env_kwargs)  # fmt: skip
 
     extra = dict(spec["settings"])  # its hyperparameters (hyperparams_for)
-    if "model" in inspect.signature(trainer).parameters:
+    params = inspect.signature(trainer).parameters
+    if "model" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
         extra["model"] = spec["model"]
     scores = []
     for budget in (0, spec["timesteps"]):
@@ -418,6 +449,56 @@ def _cells_with_progress(out: Path) -> list[Path]:
     return [p for p in folders if (p / "result.json").exists() or RunDir(p / "run").has_progress()]
 
 
+#: the learning rate every cell of a grid had before the rates moved into hyperparameter files
+_OLD_GRID_RATE = 3e-4
+
+
+def _clash(recorded: dict[str, Any], cfg: BenchConfig, out: Path) -> str:
+    """What in `cfg` differs from the grid recorded in `out` for cells that have a result or a
+    checkpoint, or "" when nothing that ran would be mixed with other settings.
+
+    The grid's own settings (steps, model, envs, episodes) hold for all its cells; an
+    algorithm's settings on a task hold for that pair's cells alone, so a rerun may add
+    algorithms, tasks and seeds, or change the settings of cells that never ran (a file fixed
+    after its cells failed). A grid recorded before the settings were (a `learning_rate` for
+    every cell) clashes only where a cell's rate differs from it.
+    """
+    held = _cells_with_progress(out)
+    if not held:  # nothing ran to a result or a checkpoint (a mistyped --model): no mixing
+        return ""
+    mine = cfg.shared()
+    differ = [k for k in mine if k != "settings" and recorded.get(k) != mine[k]]
+    if differ:
+        shown = ", ".join(f"{k}: {recorded.get(k)!r} there, {mine[k]!r} here" for k in differ)
+        return f"{shown}; {len(held)} with a result or a checkpoint (such as {held[0].name})"
+    names = {p.name for p in held}
+    old = recorded.get("settings")
+    for spec in cfg.cells():
+        if cell_folder(spec).name not in names or spec["algo"] == "random":
+            continue
+        if old is None:
+            was = {"learning_rate": recorded.get("learning_rate", _OLD_GRID_RATE)}
+            now = {"learning_rate": spec["settings"].get("learning_rate")}
+        else:
+            was = old.get(spec["algo"], {}).get(spec["task"], spec["settings"])
+            now = spec["settings"]
+        if was != now:
+            return (
+                f"{spec['algo']} on {spec['task']} ran with {was}, this grid gives it {now} "
+                f"(cell {cell_folder(spec).name})"
+            )
+    return ""
+
+
+def _merged(recorded: dict[str, Any] | None, cfg: BenchConfig) -> dict[str, Any]:
+    """grid.json for `cfg` over what was recorded: the settings of every algorithm and task run
+    so far, this grid's where both have them."""
+    settings: dict[str, dict[str, Any]] = {}
+    for algo, tasks in [*((recorded or {}).get("settings") or {}).items(), *cfg.settings.items()]:
+        settings.setdefault(algo, {}).update(tasks)
+    return {**cfg.shared(), "settings": settings}
+
+
 def _describe(error: BaseException) -> str:
     """`Type: message` on one line for the list of failed cells: the message's non-empty lines
     joined, or the type alone when the message is empty (`OSError()`)."""
@@ -456,16 +537,15 @@ def run_bench(
     # saved in it). It guards only what depends on those settings: a cell with a result or a
     # checkpoint. A folder whose cells all failed before either (a mistyped --model) holds
     # nothing to mix, so a rerun with other settings replaces its grid.json and retries them.
-    if grid.exists() and json.loads(grid.read_text()) != cfg.shared():
-        held = _cells_with_progress(out)
-        if held:
-            raise TextGenValueError(
-                f"{out} holds cells run with other settings ({json.loads(grid.read_text())}), "
-                f"{len(held)} with a result or a checkpoint (such as {held[0].name}); this grid "
-                f"asks for {cfg.shared()}: use another --out, or the same settings"
-            )
+    recorded = json.loads(grid.read_text()) if grid.exists() else None
+    clash = _clash(recorded, cfg, out) if recorded is not None else ""
+    if clash:
+        raise TextGenValueError(
+            f"{out} holds cells run with other settings ({clash}); use another --out, or the "
+            "same settings"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(grid, json.dumps(cfg.shared()).encode())
+    atomic_write_bytes(grid, json.dumps(_merged(recorded, cfg)).encode())
     specs = cfg.cells()
     results: dict[int, dict[str, Any]] = {}
     for i, spec in enumerate(specs):

@@ -87,7 +87,10 @@ def parser() -> ArgumentParser:
         help="algorithms x tasks x seeds: results.csv/json/md and curves.png (resumable)",
     )
     b.add_argument(
-        "--algos", type=comma_list, help="comma-separated, from: " + ", ".join(bench_algos())
+        "--algos",
+        type=comma_list,
+        help="comma-separated, from: " + ", ".join(bench_algos()) + ", or your own by import "
+        "path (module:Name, file.py:Name): an SB3 algorithm class or a training function",
     )
     b.add_argument("--tasks", type=comma_list, help="comma-separated task names or files")
     b.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 per algorithm and task")

@@ -56,6 +56,8 @@ def _load_file(path: Path) -> Any:
         return sys.modules[name]
     if not path.is_file():
         raise FileNotFoundError(f"no file {path}")
+    if str(path.parent) not in sys.path:  # as `python file.py` would: its neighbours import
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # before it runs: its dataclasses and pickles look it up
@@ -70,6 +72,16 @@ def _load_file(path: Path) -> Any:
 def is_import_path(name: str) -> bool:
     """Whether `name` names an algorithm by import path rather than by its registered name."""
     return ":" in name
+
+
+def algo_label(name: str) -> str:
+    """`name` as a folder name: a registered name as it is; your own algorithm's import path as
+    its last part and a hash of the whole (`/home/me/algo.py:MyPPO` -> `MyPPO-3f9a1c2e`)."""
+    if not is_import_path(name):
+        return name
+    import hashlib
+
+    return f"{name.rpartition(':')[2]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def canonical_algo(name: str) -> str:
@@ -297,6 +309,7 @@ __all__ = [
     "ALGORITHMS",
     "BASELINES",
     "AlgoSpec",
+    "algo_label",
     "algo_spec",
     "canonical_algo",
     "import_path",

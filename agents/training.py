@@ -12,6 +12,7 @@ from typing import Any
 
 from agents.build import build, env_kwargs_for, kl_callback, load_run_model, make_env
 from agents.config import TrainConfig, config_yaml, load_config
+from agents.registry import algo_label
 from agents.rundir import RunDir, RunError, read_samples
 from gym_textgen.errors import TextGenError
 
@@ -57,7 +58,7 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
     if resume is not None:
         run = RunDir(resume)
     else:
-        default = f"runs/{cfg.algo}-{cfg.env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        default = f"runs/{algo_label(cfg.algo)}-{cfg.env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = RunDir(cfg.out or default)
         if run.path.exists() and not run.path.is_dir():
             raise RunError(f"--out {run.path} is a file, not a folder; choose another --out")

@@ -21,7 +21,20 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "06_reinforce_funct
 SUBCLASS = """
 from pathlib import Path
 
+import numpy as np
 from stable_baselines3 import PPO
+
+from my_helpers import HALF  # a module beside it, as `python my_algo.py` would find it
+
+SEEN = []
+
+
+def spy(make_env, timesteps, seed, **kwargs):
+    # a training function that takes anything: it is given the grid's model too
+    from agents.bench import RandomAgent
+
+    SEEN.append(kwargs)
+    return RandomAgent(np.ones(make_env().action_space.n, dtype=bool), seed)
 
 
 class CountingPPO(PPO):
@@ -51,6 +64,7 @@ def algo_file(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     (home / "my_algo.py").write_text(SUBCLASS)
+    (home / "my_helpers.py").write_text("HALF = 0.5\n")
     monkeypatch.chdir(home)
     return home / "my_algo.py"
 
@@ -77,6 +91,10 @@ def test_an_sb3_subclass_in_a_file_trains_evaluates_and_resumes_from_anywhere(
     assert type(model).__name__ == "CountingPPO" and model.learning_rate == 0.002
     assert "over 2 episodes" in textgen("eval", run, "--episodes", 2).stdout
     assert "resuming" in textgen("train", "--resume", run, "--timesteps", 96).stdout
+    # without --out: runs/<class name>-<hash>-..., not a folder per part of the file's path
+    textgen("train", *TINY, "--algo", f"{algo_file}:CountingPPO", "--timesteps", 32)
+    (default,) = (tmp_path / "runs").iterdir()
+    assert default.name.startswith("CountingPPO-") and ":" not in default.name
 
 
 def test_an_sb3_subclass_and_a_training_function_run_through_the_bench(algo_file, tmp_path):
@@ -134,6 +152,12 @@ def test_bad_own_algorithms_are_clear_errors_before_any_cell(algo_file, tmp_path
     assert not list(out.glob("cells/*/result.json"))
     spec = BenchConfig(algos=["my_algo.py:not_a_policy"], out=str(out)).cells()[0]
     assert cell_folder(spec).name.startswith("not_a_policy-")
+    # a function taking **kwargs gets the grid's model like one that names it
+    grid = ["bench", "--algos", "my_algo.py:spy", *GRID, "--model", "random-tiny"]
+    assert cli.main([*grid, "--out", str(tmp_path / "spy")]) == 0
+    from agents.registry import import_path
+
+    assert import_path("my_algo.py:SEEN") == [{"model": "random-tiny"}] * 2  # budgets 0 and 64
 
 
 def test_hyperparameters_come_from_rl_zoo3_style_files_and_a_grid_records_them(tmp_path):
@@ -180,6 +204,12 @@ def test_hyperparameters_come_from_rl_zoo3_style_files_and_a_grid_records_them(t
     (mine / "reinforce_loop.yml").write_text("default:\n  lr: 1\n")
     with pytest.raises(TextGenValueError, match=r"sets \['lr'\], which the training function"):
         BenchConfig(algos=[loop], tasks=["copy"], hyperparams=str(mine))
+    (mine / "a2c.yml").write_text("default:\n  learning_rate: fast\n")  # a bad value: now
+    with pytest.raises(TextGenValueError, match=r"a2c on copy with .*a2c.yml: .*learning_rate"):
+        BenchConfig(algos=["a2c"], tasks=["copy"], hyperparams=str(mine))
+    (mine / "a2c.yml").write_text("target_token:\n  n_steps: 8\n")  # an entry for no task
+    with pytest.raises(TextGenValueError, match=r"'target_token' names no task \(did you mean"):
+        BenchConfig(algos=["a2c"], tasks=["copy"], hyperparams=str(mine))
     (mine / "a2c.yml").unlink()
     # a grid records the settings each cell ran with: an edited file is refused, not mixed
     out = tmp_path / "grid"
@@ -188,3 +218,16 @@ def test_hyperparameters_come_from_rl_zoo3_style_files_and_a_grid_records_them(t
     recorded = json.loads((out / "grid.json").read_text())["settings"]
     assert recorded["ppo"]["target_tokens"] == {"learning_rate": 1e-3, "n_steps": 8}
     assert cli.main(argv) == 2  # the shipped ppo.yml: other settings
+    # ... but algorithms, tasks and seeds may join a grid (their cells are new)
+    more = ["bench", "--algos", "random,ppo,dqn", *GRID, "--model", "random-tiny"]
+    assert cli.main([*more, "--hyperparams", str(mine), "--out", str(out)]) == 0
+    assert set(json.loads((out / "grid.json").read_text())["settings"]) == {"random", "ppo", "dqn"}
+    # a grid recorded before the hyperparameter files (one learning rate for every cell) goes on
+    old = tmp_path / "old"
+    again = ["bench", "--algos", "random,a2c", *GRID, "--model", "random-tiny", "--out", str(old)]
+    assert cli.main(again) == 0
+    shared = {"timesteps": 64, "model": "random-tiny", "n_envs": 4, "eval_episodes": 4}
+    (old / "grid.json").write_text(json.dumps({**shared, "learning_rate": 3e-4}))
+    assert cli.main(again) == 0
+    (old / "grid.json").write_text(json.dumps({**shared, "learning_rate": 1e-3}))
+    assert cli.main(again) == 2
