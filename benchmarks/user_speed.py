@@ -7,7 +7,9 @@ Times `LMUser.generate` for a batch of exchanges' inputs (exactly `--tokens` tok
 same number of new tokens from the same inputs with the same model and batch (sampling, KV
 cache; the reference the policy's own rollout is measured against in rollout_speed.py), best of
 `--repeats`, in one run. Prints the ratio generate / user: >= 1 means a user's token costs no
-more than the policy's.
+more than the policy's. A second row does the same for `film_request`'s user (a plain transcript
+with a worked exchange, `chat=False`), whose persona and opening are prefilled once per instance
+(`prefix_cache`, warm) while generate() prefills each whole text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch as th
 from _common import best_of, markdown_table
 
 from gym_textgen.interactive import Exchange, LMUser
+from gym_textgen.tasks.interactive import FILM_PERSONA
 
 
 def main() -> None:
@@ -29,7 +32,18 @@ def main() -> None:
     args = parser.parse_args()
     th.manual_seed(0)
 
-    user = LMUser(args.model, persona="You want a {genre} film.", max_reply_tokens=args.tokens)
+    rows = []
+    for persona, chat in (("You want a {genre} film.", None), (FILM_PERSONA, False)):
+        user = LMUser(args.model, persona=persona, max_reply_tokens=args.tokens, chat=chat)
+        rows.append(measure(user, args))
+    print(markdown_table(
+        ["model", "user", "batch x tokens", "generate() tok/s", "LMUser tok/s", "generate / user"],
+        rows,
+    ))  # fmt: skip
+
+
+def measure(user: LMUser, args: argparse.Namespace) -> list[str]:
+    """One row: the user's reply tokens per second against generate()'s, same inputs."""
     user._load()
     exchanges = [
         Exchange("Can you recommend a film?", {"genre": g}, ("What kind of film?",), seed=i)
@@ -38,6 +52,8 @@ def main() -> None:
         )
     ]
     texts = [user.text_of(ex) for ex in exchanges]
+    plain = not user.templated()  # a plain transcript: its prefixes are kept
+    prefixes = [user.prefix_of(ex) for ex in exchanges] if plain else None
     tok, lm = user._tok, user._lm
     tok.padding_side = "left"
     if tok.pad_token_id is None:
@@ -51,14 +67,15 @@ def main() -> None:
 
     seeds = list(range(args.batch))
     # stops=False: every row writes all --tokens tokens, as generate() does with min_new_tokens
-    user_time = best_of(lambda: user.generate(texts, seeds, stops=False), args.repeats)
+    # (best of --repeats: the first call fills the prefix cache, as a training run's first does)
+    user_time = best_of(
+        lambda: user.generate(texts, seeds, stops=False, prefixes=prefixes), args.repeats
+    )
     ref_time = best_of(reference, args.repeats)
     n = args.batch * args.tokens
-    print(markdown_table(
-        ["model", "batch x tokens", "generate() tok/s", "LMUser tok/s", "generate / user"],
-        [[args.model, f"{args.batch} x {args.tokens}", f"{n / ref_time:,.0f}",
-          f"{n / user_time:,.0f}", f"**{ref_time / user_time:.2f}**"]],
-    ))  # fmt: skip
+    what = "plain transcript, prefix kept" if plain else "chat template"
+    return [args.model, what, f"{args.batch} x {args.tokens}", f"{n / ref_time:,.0f}",
+            f"{n / user_time:,.0f}", f"**{ref_time / user_time:.2f}**"]  # fmt: skip
 
 
 if __name__ == "__main__":

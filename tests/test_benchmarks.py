@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
         ("load_speed.py", ["--quick", "--repeats", "1"], "load / read"),
         ("env_overhead.py", ["--steps", "500", "--repeats", "1"], "ratio TextGen/CartPole"),
         ("rollout_speed.py", ["--quick", "--new-tokens", "8", "--repeats", "1"], "fast / generate"),
+        ("user_speed.py", ["--repeats", "1", "--batch", "2", "--tokens", "4"], "generate / user"),
         ("update_speed.py", ["--quick", "--repeats", "1", "--n-steps", "16"], "fast / reference"),
         ("iteration_split.py", ["--model", "random-tiny", "--iterations", "1"], "ratio PPO"),
         (
