@@ -2,11 +2,12 @@
 
 Each cell is a `textgen train` run (or, for `random`, an evaluation of a uniformly random policy;
 for your own training function, its policies for a budget of 0 and of the cell's, evaluated:
-`run_function`) in `OUT/cells/<algo>__<task>-<hash>__s<seed>/`, finished by an atomically written `result.json`;
-a rerun skips finished cells and resumes interrupted ones from their checkpoint. `OUT/grid.json`
-records the settings of every cell (model, steps, envs, eval episodes, and each algorithm's
-hyperparameters on each task: `hyperparams_for`, rl-zoo3-style YAML files): a rerun with
-other settings into a folder holding a finished or started cell is refused rather than mixed. A
+`run_function`) in `OUT/cells/<algo>__<task>-<hash>__s<seed>/`, finished by an atomically
+written `result.json`; a rerun skips finished cells and resumes interrupted ones from their
+checkpoint. `OUT/grid.json` records the settings of every cell (model, steps, envs, eval
+episodes, and each algorithm's hyperparameters on each task: `hyperparams_for`, rl-zoo3-style
+YAML files): a rerun that would mix other settings into a finished or started cell is refused;
+algorithms, tasks and seeds may join a grid. A
 cell that fails, whatever the error, does not stop the others; the grid reports the failures at
 the end. The outputs, rewritten after every cell from all finished cells:
 
@@ -42,6 +43,7 @@ from agents.registry import (
     algo_spec,
     canonical_algo,
     is_import_path,
+    takes_keyword,
     training_function,
 )
 from gym_textgen.errors import TextGenValueError, require
@@ -157,13 +159,12 @@ def check_settings(algo: str, settings: dict[str, Any], where: str) -> None:
         if unknown:
             raise TextGenValueError(f"{where}: " + unknown_keys_error(unknown, config_keys()))
         return
-    params = inspect.signature(trainer).parameters
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    unknown = sorted(k for k in settings if k not in params and not takes_any)
+    unknown = sorted(k for k in settings if not takes_keyword(trainer, k))
     if unknown:
+        takes = sorted(inspect.signature(trainer).parameters)
         raise TextGenValueError(
             f"{where} sets {unknown}, which the training function {algo} does not take "
-            f"(it takes {sorted(params)})"
+            f"(it takes {takes})"
         )
 
 
@@ -399,8 +400,7 @@ def run_function(trainer: Any, spec: dict[str, Any], env_kwargs: dict[str, Any])
                                   vectorization_mode="vector_entry_point", **env_kwargs)  # fmt: skip
 
     extra = dict(spec["settings"])  # its hyperparameters (hyperparams_for)
-    params = inspect.signature(trainer).parameters
-    if "model" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    if takes_keyword(trainer, "model"):
         extra["model"] = spec["model"]
     scores = []
     for budget in (0, spec["timesteps"]):

@@ -69,6 +69,12 @@ def _load_file(path: Path) -> Any:
     return module
 
 
+def takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether `fn` can be called with keyword argument `name` (named, or through **kwargs)."""
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
 def is_import_path(name: str) -> bool:
     """Whether `name` names an algorithm by import path rather than by its registered name."""
     return ":" in name
@@ -316,5 +322,6 @@ __all__ = [
     "is_import_path",
     "register_algo",
     "spec_of_class",
+    "takes_keyword",
     "training_function",
 ]
