@@ -251,15 +251,15 @@ class LMUser(OtherParty):
             kv["logits_to_keep"] = 1
         return kv
 
-    def _prefix_kv(self, prefix: str) -> tuple[list[int], list[tuple[Any, Any]]]:
-        """The ids of `prefix` and each layer's (keys, values) for them (LRU, `prefix_cache`)."""
+    def _prefix_kv(self, prefix: str, ids: list[int]) -> tuple[list[int], list[tuple[Any, Any]]]:
+        """`ids` (those of `prefix`) and each layer's (keys, values) for them (LRU,
+        `prefix_cache`)."""
         import torch as th
         from transformers import DynamicCache
 
         if prefix in self._prefixes:
             self._prefixes.move_to_end(prefix)
             return self._prefixes[prefix]
-        ids = self._tok.encode(prefix, add_special_tokens=False)
         cache = DynamicCache()  # filled in place
         with th.no_grad():
             self._lm(input_ids=th.tensor([ids], device=self.device), use_cache=True,
@@ -289,19 +289,23 @@ class LMUser(OtherParty):
                 text.startswith(prefix) and len(start) < len(row) and row[: len(start)] == start
                 for text, prefix, start, row in zip(texts, prefixes, starts, rows, strict=True)
             ):
-                heads = [self._prefix_kv(prefix) for prefix in prefixes]
+                heads = [self._prefix_kv(p, ids) for p, ids in zip(prefixes, starts, strict=True)]
+
+        def left_padded(seqs: list[list[int]]) -> tuple[Any, Any]:
+            """(ids, mask), each row left-padded to the longest."""
+            width = max(map(len, seqs))
+            ids = th.tensor([[pad] * (width - len(x)) + x for x in seqs], device=dev)
+            mask = th.tensor([[0] * (width - len(x)) + [1] * len(x) for x in seqs], device=dev)
+            return ids, mask
+
         if not heads:
-            width = max(map(len, rows))
-            ids = th.tensor([[pad] * (width - len(r)) + r for r in rows], device=dev)
-            mask = th.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=dev)
+            ids, mask = left_padded(rows)
             return ids, mask, (mask.cumsum(-1) - 1).clamp_min(0), DynamicCache()
         longest = max(len(h) for h, _ in heads)
-        tails = [row[len(h) :] for row, (h, _) in zip(rows, heads, strict=True)]
-        width = max(map(len, tails))
-        ids = th.tensor([[pad] * (width - len(t)) + t for t in tails], device=dev)
-        tail_mask = th.tensor([[0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev)
-        head_mask = th.tensor([[0] * (longest - len(h)) + [1] * len(h) for h, _ in heads],
-                              device=dev)  # fmt: skip
+        ids, tail_mask = left_padded(
+            [row[len(h) :] for row, (h, _) in zip(rows, heads, strict=True)]
+        )
+        head_mask = left_padded([h for h, _ in heads])[1]
         lengths = th.tensor([len(h) for h, _ in heads], device=dev)[:, None]
         positions = (lengths + tail_mask.cumsum(-1) - 1).clamp_min(0)
         cache = DynamicCache()
