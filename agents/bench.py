@@ -183,6 +183,8 @@ class BenchConfig:
     algos: list[str] = field(default_factory=lambda: ["random", "ppo", "a2c", "reinforce-rloo"])
     tasks: list[str] = field(default_factory=lambda: ["movie_sentiment", "copy", "arithmetic"])
     seeds: int = 3
+    first_seed: int = 0
+    """the cells' seeds are first_seed .. first_seed + seeds - 1 (a tuning split: e.g. 100)"""
     timesteps: int = 8192
     model: str = "default"
     n_envs: int = 8
@@ -192,6 +194,12 @@ class BenchConfig:
     hyperparams: str = ""
     """a folder of `<algo>.yml` files read before the shipped ones (`hyperparams_file`)"""
     out: str = "bench"
+    budgets: dict[str, int] = field(default_factory=dict)
+    """task -> its own number of steps (a suite's budgets; other tasks: `timesteps`)"""
+    task_env: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """task -> env arguments its cells run with (a suite's, e.g. {"max_new_tokens": 3})"""
+    suite: str = ""
+    """the suite whose protocol the grid follows (`agents.suite`), recorded in grid.json"""
     settings: dict[str, dict[str, dict[str, Any]]] = field(
         init=False, repr=False, default_factory=dict
     )
@@ -210,9 +218,17 @@ class BenchConfig:
                 algo_spec(algo)
         if not self.tasks:
             raise TextGenValueError("Expects at least one task in --tasks, got none")
+        for name in ("budgets", "task_env"):
+            stray = sorted(set(getattr(self, name)) - set(self.tasks))
+            if stray:
+                raise TextGenValueError(f"Expects {name} for tasks of the grid, got {stray}")
         for name in ("seeds", "timesteps", "n_envs", "eval_episodes"):
             if int(getattr(self, name)) < 1:
                 raise TextGenValueError(f"Expects {name} >= 1, got {getattr(self, name)}")
+        if int(self.first_seed) < 0:
+            raise TextGenValueError(f"Expects first_seed >= 0, got {self.first_seed}")
+        if any(int(n) < 1 for n in self.budgets.values()):
+            raise TextGenValueError(f"Expects every budget >= 1, got {self.budgets}")
         for name in ("algos", "tasks"):
             twice = sorted({x for x in getattr(self, name) if getattr(self, name).count(x) > 1})
             if twice:
@@ -244,8 +260,9 @@ class BenchConfig:
             return
         from agents.config import TrainConfig
 
-        grid = dict(model=self.model, timesteps=self.timesteps, n_envs=self.n_envs,
-                    eval_episodes=self.eval_episodes)  # fmt: skip
+        grid = dict(model=self.model, timesteps=self.budget(task), n_envs=self.n_envs,
+                    eval_episodes=self.eval_episodes,
+                    env_kwargs=self.task_env.get(task, {}))  # fmt: skip
         try:
             TrainConfig(**{**variant(algo), **self.settings[algo][task], **grid})
         except (TextGenValueError, TypeError) as e:
@@ -260,20 +277,36 @@ class BenchConfig:
             check_settings(algo, settings, "--learning-rate")
         return settings
 
+    def budget(self, task: str) -> int:
+        """The steps each cell of `task` trains for."""
+        return int(self.budgets.get(task, self.timesteps))
+
     def shared(self) -> dict[str, Any]:
         """The settings every cell of the grid was run with (recorded in OUT/grid.json): the
-        grid's, and each algorithm's on each task."""
+        grid's (a suite's budgets, env arguments and name where it has them), and each
+        algorithm's on each task."""
         keep = ("timesteps", "model", "n_envs", "eval_episodes")
-        return {**{k: getattr(self, k) for k in keep}, "settings": self.settings}
+        extra = ("budgets", "task_env", "suite", "first_seed")
+        suite = {k: getattr(self, k) for k in extra if getattr(self, k)}
+        return {**{k: getattr(self, k) for k in keep}, **suite, "settings": self.settings}
 
     def cells(self) -> list[dict[str, Any]]:
         """One spec per cell, in a fixed order."""
-        grid = {k: v for k, v in dataclasses.asdict(self).items() if k != "settings"}
+        skip = ("settings", "budgets", "task_env")
+        grid = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         return [
-            {**grid, "algo": a, "task": t, "seed": s, "settings": self.settings[a][t]}
+            {
+                **grid,
+                "algo": a,
+                "task": t,
+                "seed": s,
+                "settings": self.settings[a][t],
+                "timesteps": self.budget(t),
+                "env": self.task_env.get(t, {}),
+            }  # fmt: skip
             for t in self.tasks
             for a in self.algos
-            for s in range(self.seeds)
+            for s in range(self.first_seed, self.first_seed + self.seeds)
         ]
 
 
@@ -322,7 +355,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         return json.loads(done.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    env_kwargs: dict[str, Any] = {"task": spec["task"]}
+    env_kwargs: dict[str, Any] = {**spec.get("env", {}), "task": spec["task"]}
     if spec["model"] not in ("default", "random-tiny"):
         env_kwargs["tokenizer"] = spec["model"]
     trainer = training_function(spec["algo"])
@@ -351,6 +384,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
                 **variant(spec["algo"]),
                 **spec["settings"],  # its hyperparameters (hyperparams_for)
                 "task": spec["task"],
+                "env_kwargs": spec.get("env", {}),
                 "model": spec["model"],
                 "timesteps": spec["timesteps"],
                 "n_envs": spec["n_envs"],
@@ -563,7 +597,7 @@ def run_bench(
             return
         results[i] = result
         atomic_write_bytes(cell_folder(spec) / "result.json", json.dumps(result).encode())
-        write_outputs(cfg, [results[k] for k in sorted(results)])
+        write_outputs(cfg, [results[k] for k in sorted(results)], final=False)
 
     if use_ray and todo:
         ray = require("ray", "bench", "textgen bench --ray")

@@ -135,8 +135,11 @@ def plot_curves(results: list[dict[str, Any]], tasks: list[str], path: Path) -> 
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, Path]:
-    """results.csv, results.json, results.md and curves.png under `cfg.out`."""
+def write_outputs(
+    cfg: BenchConfig, results: list[dict[str, Any]], final: bool = True
+) -> dict[str, Path]:
+    """results.csv, results.json, results.md and curves.png under `cfg.out`; a suite grid's
+    results.md gains the normalised statistics when `final` (they take seconds to bootstrap)."""
     from agents.callbacks import atomic_write_bytes
 
     out = Path(cfg.out)
@@ -159,7 +162,9 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
                 per_task.append([task, algo, f"{np.mean(vals):.3f} +- {sd}",
                                  f"{np.mean(lifts):+.3f}", len(vals)])  # fmt: skip
     report = [
-        f"# textgen bench: {cfg.model}, {cfg.timesteps} steps a cell\n",
+        f"# textgen bench: {cfg.model}, {cfg.timesteps} steps a cell\n"
+        if not cfg.budgets
+        else f"# textgen bench: suite {cfg.suite}, {cfg.model}, steps a cell: {cfg.budgets}\n",
         "Held-out reward after training (mean +- std over seeds) and the lift over the same",
         "policy before training (the random baseline is not trained: its lift is 0).\n",
         markdown(["task", "algorithm", "reward after", "lift", "seeds"], per_task),
@@ -169,6 +174,11 @@ def write_outputs(cfg: BenchConfig, results: list[dict[str, Any]]) -> dict[str, 
         markdown(["algorithm", "IQM", "95% CI", "runs"], iqm_table(results, cfg.algos, cfg.tasks)),
         "",
     ]
+    if cfg.suite and final:
+        from agents.compare import suite_section
+        from agents.suite import load_suite
+
+        report.insert(-1, suite_section(results, load_suite(cfg.suite.split(" ")[0]), cfg.tasks))
     atomic_write_bytes(paths["md"], "\n".join(report).encode())
     plot_curves(results, cfg.tasks, paths["png"])
     return paths

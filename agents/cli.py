@@ -20,7 +20,7 @@ from pathlib import Path
 
 from agents.config import TrainConfig, load_config
 from agents.dataclass_cli import ArgumentParser, add_dataclass_flags, json_value
-from gym_textgen.errors import TextGenError
+from gym_textgen.errors import TextGenError, TextGenValueError
 
 
 def _version() -> str:
@@ -85,6 +85,26 @@ def parser() -> ArgumentParser:
         "bench",
         parents=[debug],
         help="algorithms x tasks x seeds: results.csv/json/md and curves.png (resumable)",
+    )
+    b.add_argument(
+        "action",
+        nargs="?",
+        choices=["run", "compare"],
+        default="run",
+        help="run (the default) a grid, or compare RUN_DIR's algorithms with published results",
+    )
+    b.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="compare: a grid's folder")
+    b.add_argument(
+        "--suite",
+        metavar="NAME",
+        help="run a versioned suite's protocol (agents/suites/NAME.yml: v1): its tasks, budgets, "
+        "model, envs, evaluation and seeds; --algos, --tasks (a subset), --seeds, --quick, "
+        "--hyperparams, --out and --ray may be given with it",
+    )
+    b.add_argument(
+        "--against",
+        metavar="RESULTS",
+        help="compare: published results (suite-v1: results/suite-v1/) or another grid's folder",
     )
     b.add_argument(
         "--algos",
@@ -189,16 +209,46 @@ def run_command(args) -> None:
     elif args.command == "generate":
         commands.generate(args.run, args.prompt, args.n, args.seed, args.greedy)
     elif args.command == "bench":
-        from agents.bench import QUICK, BenchConfig, run_bench
+        bench(args)
 
-        settings = dict(QUICK) if args.quick else {}
-        for name in ("algos", "tasks", "seeds", "timesteps", "model", "n_envs", "eval_episodes",
-                     "learning_rate", "hyperparams", "out"):  # fmt: skip
-            if getattr(args, name) is not None:
-                settings[name] = getattr(args, name)
-        run_bench(
-            BenchConfig(**settings), ray_address=args.ray or None, use_ray=args.ray is not None
+
+def bench(args: argparse.Namespace) -> None:
+    """`textgen bench`: run a grid (a suite's protocol with --suite), or compare one."""
+    from agents.bench import QUICK, BenchConfig, run_bench
+
+    if args.action == "compare":
+        from agents.compare import compare
+
+        if not args.run_dir or not args.against:
+            raise TextGenValueError(
+                "Expects `textgen bench compare RUN_DIR --against suite-v1` (a grid's folder and "
+                f"the published results), got RUN_DIR={args.run_dir!r}, --against={args.against!r}"
+            )
+        print(compare(args.run_dir, args.against, args.out).read_text())
+        return
+    if args.run_dir is not None or args.against is not None:
+        raise TextGenValueError(
+            "RUN_DIR and --against belong to `textgen bench compare`; got them for a run"
         )
+    given = {name: getattr(args, name) for name in ("algos", "tasks", "seeds", "timesteps",
+             "model", "n_envs", "eval_episodes", "learning_rate", "hyperparams", "out")
+             if getattr(args, name) is not None}  # fmt: skip
+    if args.suite:
+        from agents.suite import load_suite
+
+        fixed = sorted(set(given) & {"timesteps", "model", "n_envs", "eval_episodes",
+                                     "learning_rate"})  # fmt: skip
+        if fixed:
+            raise TextGenValueError(
+                f"--suite {args.suite} fixes the protocol; drop {['--' + f.replace('_', '-') for f in fixed]} "
+                "(tune an algorithm through --hyperparams, which the grid records)"
+            )
+        suite = load_suite(args.suite)
+        given.setdefault("out", f"bench-{suite.version}" + ("-quick" if args.quick else ""))
+        cfg = suite.bench_config(quick=args.quick, **given)
+    else:
+        cfg = BenchConfig(**{**(dict(QUICK) if args.quick else {}), **given})
+    run_bench(cfg, ray_address=args.ray or None, use_ray=args.ray is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,251 @@
+"""Suite statistics and `textgen bench compare RUN --against suite-v1`: a grid's algorithms beside
+the published baselines of the same suite, on normalised scores, without rerunning them.
+
+The statistics are rliable's (Agarwal et al. 2021), on each algorithm's (runs x tasks) matrix of
+normalised held-out scores ((score - random) / (reference - random), the suite's numbers):
+
+- the interquartile mean (IQM), the optimality gap (how far below 1 the runs fall, on average)
+  and the mean, each with a 95% stratified-bootstrap confidence interval;
+- the probability of improvement P(X > Y): the chance that a run of X beats a run of Y on a task
+  drawn at random (0.5: no difference), with its 95% interval;
+- performance profiles: the fraction of runs whose normalised score exceeds each tau (a plot).
+
+rliable needs as many runs on every task: an algorithm's matrix keeps the seeds that finished on
+all the suite's tasks (the number of seeds dropped is reported). The bootstrap is seeded, so a
+report is reproducible.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.bench_report import markdown
+from agents.suite import Suite, load_suite, published
+from gym_textgen.errors import TextGenValueError
+
+#: bootstrap resamples for every interval (rliable's examples use 2,000 for profiles)
+REPS = 2000
+
+
+def read_grid(folder: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A `textgen bench` folder's grid.json and results.json, or the clear error."""
+    folder = Path(folder)
+    files = [folder / "grid.json", folder / "results.json"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise TextGenValueError(
+            f"Expects a folder of textgen bench results (grid.json and results.json), got "
+            f"{str(folder)!r}, which lacks {missing}"
+        )
+    return json.loads(files[0].read_text()), json.loads(files[1].read_text())
+
+
+def suite_of(grid: dict[str, Any], folder: str | Path) -> Suite:
+    """The suite a grid followed (grid.json's `suite`: "v1", "v1 (quick)"), or the clear error."""
+    name = str(grid.get("suite", "")).split(" ")[0]
+    if not name:
+        raise TextGenValueError(
+            f"{folder} was not run with --suite (its grid.json names no suite): normalised "
+            "scores need a suite's random and reference scores; run `textgen bench --suite v1`"
+        )
+    return load_suite(name)
+
+
+def score_matrices(
+    results: list[dict[str, Any]], suite: Suite, tasks: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Per algorithm: its (seeds x tasks) matrix of normalised scores, over the seeds finished on
+    every one of `tasks`; and per algorithm the number of seeds left out for lacking a task."""
+    by_algo: dict[str, dict[tuple[int, str], float]] = {}
+    for r in results:
+        if r["task"] in tasks:
+            by_algo.setdefault(r["algo"], {})[(r["seed"], r["task"])] = r["after"]
+    matrices, dropped = {}, {}
+    for algo, cells in by_algo.items():
+        seeds = sorted({s for s, _ in cells})
+        full = [s for s in seeds if all((s, t) in cells for t in tasks)]
+        dropped[algo] = len(seeds) - len(full)
+        if full:
+            matrices[algo] = np.array(
+                [[suite.normalised(t, cells[(s, t)]) for t in tasks] for s in full],
+                dtype=np.float64,
+            )
+    return matrices, dropped
+
+
+def _rliable() -> tuple[Any, Any]:
+    with warnings.catch_warnings():  # rliable imports arch, which warns about its own options
+        warnings.simplefilter("ignore")
+        from rliable import library as rly
+        from rliable import metrics
+    return rly, metrics
+
+
+def aggregates(matrices: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Per algorithm: {"iqm" | "optimality_gap" | "mean": (point, low, high)} (95% CIs)."""
+    rly, metrics = _rliable()
+
+    def three(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_optimality_gap(x, 1.0),
+                         metrics.aggregate_mean(x)])  # fmt: skip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        points, intervals = rly.get_interval_estimates(
+            matrices, three, reps=REPS, random_state=np.random.RandomState(0)
+        )
+    return {
+        algo: {
+            name: (
+                float(points[algo][k]),
+                float(intervals[algo][0, k]),
+                float(intervals[algo][1, k]),
+            )  # fmt: skip
+            for k, name in enumerate(("iqm", "optimality_gap", "mean"))
+        }
+        for algo in matrices
+    }
+
+
+def improvement(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, tuple[float, float, float]]:
+    """P(X > Y) with its 95% interval for each `"X,Y": (scores of X, scores of Y)`."""
+    rly, metrics = _rliable()
+    if not pairs:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        points, intervals = rly.get_interval_estimates(
+            pairs, metrics.probability_of_improvement, reps=REPS,
+            random_state=np.random.RandomState(0),
+        )  # fmt: skip
+    lo_hi = {k: np.asarray(intervals[k], dtype=np.float64).ravel() for k in pairs}
+    return {k: (float(points[k]), float(lo_hi[k][0]), float(lo_hi[k][1])) for k in pairs}
+
+
+def plot_profiles(matrices: dict[str, np.ndarray], path: Path, title: str) -> None:
+    """Performance profiles (rliable) of the normalised scores, written to `path` (png)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    from agents.callbacks import atomic_write_bytes
+
+    rly, _ = _rliable()
+    top = max(1.0, max(float(m.max()) for m in matrices.values()))
+    taus = np.linspace(min(0.0, min(float(m.min()) for m in matrices.values())), top, 81)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.random.seed(0)  # create_performance_profile bootstraps from numpy's global state
+        profiles, cis = rly.create_performance_profile(matrices, taus, reps=200)
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        plot_utils.plot_performance_profiles(
+            profiles, taus, performance_profile_cis=cis, ax=ax,
+            colors=dict(zip(matrices, plt.get_cmap("tab10").colors, strict=False)),
+            xlabel=r"normalised score $\tau$", ylabel=r"fraction of runs with score > $\tau$",
+        )  # fmt: skip
+        ax.legend(list(matrices), loc="upper right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def aggregate_rows(matrices: dict[str, np.ndarray], dropped: dict[str, int]) -> list[list[Any]]:
+    """The table of IQM, optimality gap and mean, each with its 95% CI, one row per algorithm."""
+    stats = aggregates(matrices)
+    rows = []
+    for algo, s in stats.items():
+        cells = [f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, lo, hi in s.values()]
+        runs = f"{matrices[algo].shape[0]}" + (
+            f" ({dropped[algo]} left out)" if dropped[algo] else ""
+        )
+        rows.append([algo, *cells, runs])
+    return rows
+
+
+AGGREGATE_HEADER = ["algorithm", "IQM [95% CI]", "optimality gap [95% CI]", "mean [95% CI]",
+                    "seeds x all tasks"]  # fmt: skip
+
+
+def suite_section(results: list[dict[str, Any]], suite: Suite, tasks: list[str]) -> str:
+    """results.md's section for a suite grid: the normalised aggregates of each algorithm."""
+    matrices, dropped = score_matrices(results, suite, tasks)
+    if not matrices:
+        return ""
+    return "\n".join([
+        f"\nNormalised scores (suite {suite.version}: (score - random) / (reference - random), "
+        "the suite's numbers), over",
+        "the seeds finished on every task; 95% stratified-bootstrap CIs (rliable, 2000 resamples).",
+        "The optimality gap is how far below 1 (the reference) the runs fall on average.\n",
+        markdown(AGGREGATE_HEADER, aggregate_rows(matrices, {a: dropped[a] for a in matrices})),
+    ])  # fmt: skip
+
+
+def compare(run: str | Path, against: str, out: str | Path | None = None) -> Path:
+    """Place the algorithms of the grid in `run` beside the published results `against` (a suite
+    name such as "suite-v1", or another grid folder of the same suite): compare.md and
+    profiles.png in `out` (default: `run`). Returns compare.md's path."""
+    grid, results = read_grid(run)
+    suite = suite_of(grid, run)
+    theirs_folder = published(against)
+    their_grid, theirs = read_grid(theirs_folder)
+    their_suite = suite_of(their_grid, theirs_folder)
+    if their_suite.version != suite.version:
+        raise TextGenValueError(
+            f"{run} ran suite {suite.version}, {against} suite {their_suite.version}: normalised "
+            "scores of different suites do not compare"
+        )
+    notes = []
+    if grid.get("suite") != their_grid.get("suite"):
+        notes.append(
+            f"The protocols differ: {run} ran {grid.get('suite')!r}, {against} "
+            f"{their_grid.get('suite')!r}. A quick grid trains for a fraction of the budget and "
+            "evaluates fewer episodes: it checks the pipeline, it does not rank an algorithm."
+        )
+    ran = {r["task"] for r in results}
+    tasks = [t for t in suite.tasks if t in ran and any(r["task"] == t for r in theirs)]
+    if len(tasks) < len(suite.tasks):
+        notes.append(f"Compared on {len(tasks)} of the suite's {len(suite.tasks)} tasks: {tasks}.")
+    if not tasks:
+        raise TextGenValueError(f"{run} and {against} share no task of suite {suite.version}")
+    mine, my_dropped = score_matrices(results, suite, tasks)
+    base, base_dropped = score_matrices(theirs, suite, tasks)
+    label = {a: (f"{a} (this run)" if a in base else a) for a in mine}
+    matrices = {**base, **{label[a]: m for a, m in mine.items()}}
+    dropped = {**base_dropped, **{label[a]: my_dropped[a] for a in mine}}
+    pairs = {f"{label[a]},{b}": (mine[a], base[b]) for a in mine for b in base}
+    probs = improvement(pairs)
+    out = Path(run if out is None else out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_profiles(matrices, out / "profiles.png", f"suite {suite.version}: {run} vs {against}")
+    rows = [[*k.split(","), f"{p:.3f} [{lo:.3f}, {hi:.3f}]"] for k, (p, lo, hi) in probs.items()]
+    text = "\n".join([
+        f"# {run} against {against} (suite {suite.version})\n",
+        *[f"{n}\n" for n in notes],
+        "Normalised held-out scores ((score - random) / (reference - random), the suite's",
+        "numbers), over the seeds finished on every task compared; 95% stratified-bootstrap",
+        "CIs (rliable, 2000 resamples). The optimality gap is how far below 1 the runs fall.\n",
+        markdown(AGGREGATE_HEADER, aggregate_rows(matrices, dropped)),
+        "\nProbability of improvement P(X > Y): the chance that a run of X beats a run of Y on a",
+        "task drawn at random, with its 95% CI. 0.5 is no difference; an interval that holds 0.5",
+        "supports no claim either way.\n",
+        markdown(["X (this run)", "Y (published)", "P(X > Y) [95% CI]"], rows),
+        "\nPerformance profiles: profiles.png.\n",
+    ])  # fmt: skip
+    from agents.callbacks import atomic_write_bytes
+
+    path = out / "compare.md"
+    atomic_write_bytes(path, text.encode())
+    return path
