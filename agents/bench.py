@@ -17,6 +17,7 @@ the end. The outputs, rewritten after every cell from all finished cells:
 | `results.json` | the same with each cell's learning curve (rollout reward per step) |
 | `results.md` | per task: mean +- std over seeds; per algorithm: the interquartile mean (IQM) over tasks x seeds with a 95% stratified-bootstrap confidence interval (as rliable computes it, with every finished seed of every task) |
 | `curves.png` | learning curves, one panel per task: the mean over seeds with a band from the lowest to the highest seed |
+| `profiles.png` | a suite grid's (`--suite`, `agents.suite`): rliable's performance profiles of the normalised scores, whose IQM, optimality gap and mean results.md adds at the end of the grid (`agents.compare`) |
 
 Cells run one after another, or as Ray tasks (`--ray`: a local Ray, or the cluster named by
 `RAY_ADDRESS` when set; `--ray ADDRESS` for another) with the same outputs; each task's result

@@ -178,7 +178,9 @@ def write_outputs(
         from agents.compare import suite_section
         from agents.suite import load_suite
 
-        report.insert(-1, suite_section(results, load_suite(cfg.suite.split(" ")[0]), cfg.tasks))
+        report.insert(
+            -1, suite_section(results, load_suite(cfg.suite.split(" ")[0]), cfg.tasks, out)
+        )
     atomic_write_bytes(paths["md"], "\n".join(report).encode())
     plot_curves(results, cfg.tasks, paths["png"])
     return paths

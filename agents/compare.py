@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from agents.bench_report import markdown
+from agents.registry import algo_label
 from agents.suite import Suite, load_suite, published
 from gym_textgen.errors import TextGenValueError
 
@@ -60,12 +61,12 @@ def suite_of(grid: dict[str, Any], folder: str | Path) -> Suite:
 def score_matrices(
     results: list[dict[str, Any]], suite: Suite, tasks: list[str]
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Per algorithm: its (seeds x tasks) matrix of normalised scores, over the seeds finished on
+    """Per algorithm (by `algo_label`: your own by its name and a hash): its (seeds x tasks) matrix of normalised scores, over the seeds finished on
     every one of `tasks`; and per algorithm the number of seeds left out for lacking a task."""
     by_algo: dict[str, dict[tuple[int, str], float]] = {}
     for r in results:
         if r["task"] in tasks:
-            by_algo.setdefault(r["algo"], {})[(r["seed"], r["task"])] = r["after"]
+            by_algo.setdefault(algo_label(r["algo"]), {})[(r["seed"], r["task"])] = r["after"]
     matrices, dropped = {}, {}
     for algo, cells in by_algo.items():
         seeds = sorted({s for s, _ in cells})
@@ -136,6 +137,7 @@ def plot_profiles(matrices: dict[str, np.ndarray], path: Path, title: str) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from rliable import plot_utils
 
     from agents.callbacks import atomic_write_bytes
@@ -148,12 +150,14 @@ def plot_profiles(matrices: dict[str, np.ndarray], path: Path, title: str) -> No
         np.random.seed(0)  # create_performance_profile bootstraps from numpy's global state
         profiles, cis = rly.create_performance_profile(matrices, taus, reps=200)
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        palette = plt.get_cmap("tab10").colors
+        colors = {a: palette[k % len(palette)] for k, a in enumerate(matrices)}
         plot_utils.plot_performance_profiles(
-            profiles, taus, performance_profile_cis=cis, ax=ax,
-            colors=dict(zip(matrices, plt.get_cmap("tab10").colors, strict=False)),
+            profiles, taus, performance_profile_cis=cis, ax=ax, colors=colors,
             xlabel=r"normalised score $\tau$", ylabel=r"fraction of runs with score > $\tau$",
         )  # fmt: skip
-        ax.legend(list(matrices), loc="upper right", fontsize=8)
+        lines = [Line2D([0], [0], color=colors[a], lw=2) for a in matrices]
+        ax.legend(lines, list(matrices), loc="upper right", fontsize=8)
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
         buffer = io.BytesIO()
@@ -179,17 +183,20 @@ AGGREGATE_HEADER = ["algorithm", "IQM [95% CI]", "optimality gap [95% CI]", "mea
                     "seeds x all tasks"]  # fmt: skip
 
 
-def suite_section(results: list[dict[str, Any]], suite: Suite, tasks: list[str]) -> str:
-    """results.md's section for a suite grid: the normalised aggregates of each algorithm."""
+def suite_section(results: list[dict[str, Any]], suite: Suite, tasks: list[str], out: Path) -> str:
+    """results.md's section for a suite grid: the normalised aggregates of each algorithm; their
+    performance profiles go to `out`/profiles.png."""
     matrices, dropped = score_matrices(results, suite, tasks)
     if not matrices:
         return ""
+    plot_profiles(matrices, out / "profiles.png", f"suite {suite.version}: {out}")
     return "\n".join([
         f"\nNormalised scores (suite {suite.version}: (score - random) / (reference - random), "
         "the suite's numbers), over",
         "the seeds finished on every task; 95% stratified-bootstrap CIs (rliable, 2000 resamples).",
         "The optimality gap is how far below 1 (the reference) the runs fall on average.\n",
         markdown(AGGREGATE_HEADER, aggregate_rows(matrices, {a: dropped[a] for a in matrices})),
+        "\nPerformance profiles of the normalised scores: profiles.png.",
     ])  # fmt: skip
 
 

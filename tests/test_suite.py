@@ -1,0 +1,178 @@
+"""Suite v1 (issue 27): a frozen protocol as data, `textgen bench --suite`, and `textgen bench
+compare` with rliable's statistics; your own algorithms through the quick suite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from agents import cli
+from agents.compare import compare, improvement, score_matrices
+from agents.suite import SUITES, load_suite
+from gym_textgen.errors import TextGenValueError
+from tests.test_own_algorithms import EXAMPLE, algo_file  # noqa: F401 (a fixture)
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "suite-v1"
+
+
+def test_suite_v1_is_frozen_and_complete():
+    suite = load_suite("v1")
+    # v1 stays v1: a new protocol is a new file (v2), never an edit of this one
+    digest = hashlib.sha256((SUITES / "v1.yml").read_bytes()).hexdigest()
+    assert suite.digest == digest == V1_SHA256
+    assert len(suite.tasks) >= 6 and len(suite.algos) >= 6 and "random" in suite.algos
+    assert suite.seeds == 10
+    for task in suite.tasks.values():
+        assert task.reference > task.random and task.reference_is and task.timesteps >= 1024
+        assert suite.normalised(task.name, task.random) == 0.0
+        assert suite.normalised(task.name, task.reference) == 1.0
+
+
+V1_SHA256 = "to be pinned"
+
+
+def test_a_suite_sets_the_grid_and_quick_scales_it():
+    suite = load_suite("v1")
+    cfg = suite.bench_config(out="x")
+    assert cfg.tasks == list(suite.tasks) and cfg.algos == list(suite.algos)
+    assert cfg.budgets == {t: s.timesteps for t, s in suite.tasks.items()}
+    assert cfg.seeds == 10 and cfg.eval_episodes == suite.eval_episodes and cfg.suite == "v1"
+    assert cfg.task_env == {"reasoning_gym:syllogism": {"max_new_tokens": 3}}
+    quick = suite.bench_config(quick=True, tasks=["target_tokens", "keywords"], algos=["ppo"])
+    fraction = suite.quick["budget_fraction"]
+    assert quick.budgets == {
+        t: max(64, int(suite.tasks[t].timesteps * fraction)) for t in ["target_tokens", "keywords"]
+    }
+    assert quick.suite == "v1 (quick)" and quick.seeds == suite.quick["seeds"]
+    assert quick.task_env == {}  # only the named tasks' settings
+    cells = quick.cells()
+    assert [(c["task"], c["timesteps"]) for c in cells] == [
+        (t, quick.budgets[t]) for t in quick.tasks
+    ]
+    with pytest.raises(TextGenValueError, match=r"Suite v1 has the tasks .*got \['copy'\]"):
+        suite.bench_config(tasks=["copy"])
+    # a tuning split of seeds: other seeds, other cells
+    tune = suite.bench_config(first_seed=100, seeds=2)
+    assert sorted({c["seed"] for c in tune.cells()}) == [100, 101]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("version: x\n", r"missing keys \['algos', 'model', 'seeds', 'tasks'\]"),
+        (
+            "version: x\nmodel: d\nseeds: 1\nalgos: [random]\ntasks: {a: {}}\nbudget: 3\n",
+            r"unknown keys \['budget'\]",
+        ),  # fmt: skip
+        (
+            "version: x\nmodel: d\nseeds: 1\nalgos: [random]\ntasks: {a: {timesteps: 1}}\n",
+            r"task a: unknown keys \[\], missing \['random', 'reference'\]",
+        ),  # fmt: skip
+        (
+            "version: x\nmodel: d\nseeds: 1\nalgos: [random]\n"
+            "tasks: {a: {timesteps: 1, random: 0.5, reference: 0.5}}\n",
+            r"expects reference > random .*got reference 0.5, random 0.5",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_suite_files_are_clear_errors(tmp_path, text, message):
+    path = tmp_path / "mine.yml"
+    path.write_text(text)
+    with pytest.raises(TextGenValueError, match=message):
+        load_suite(str(path))
+
+
+def test_a_suites_protocol_is_not_overridden_and_compare_needs_its_arguments(tmp_path, capsys):
+    assert cli.main(["bench", "--suite", "v1", "--timesteps", "64"]) == 2
+    assert "--suite v1 fixes the protocol; drop ['--timesteps']" in capsys.readouterr().err
+    assert cli.main(["bench", "--suite", "v9"]) == 2
+    assert "Expects a suite from ['v1'" in capsys.readouterr().err
+    assert cli.main(["bench", "compare", str(tmp_path)]) == 2
+    assert "--against" in capsys.readouterr().err
+    assert cli.main(["bench", "compare", str(tmp_path), "--against", "suite-v1"]) == 2
+    err = capsys.readouterr().err
+    assert "lacks" in err and "grid.json" in err
+    # a grid run without --suite has no normalisation
+    (tmp_path / "grid.json").write_text(json.dumps({"model": "default"}))
+    (tmp_path / "results.json").write_text("[]")
+    assert cli.main(["bench", "compare", str(tmp_path), "--against", str(tmp_path)]) == 2
+    assert "was not run with --suite" in capsys.readouterr().err
+
+
+def _results(algo: str, scores: dict[str, list[float]]) -> list[dict]:
+    return [
+        {"algo": algo, "task": task, "seed": seed, "after": score}
+        for task, values in scores.items()
+        for seed, score in enumerate(values)
+    ]
+
+
+def test_score_matrices_normalise_and_keep_the_seeds_finished_on_every_task():
+    suite = load_suite("v1")
+    tasks = ["target_tokens", "dialogue"]
+    t, d = suite.tasks["target_tokens"], suite.tasks["dialogue"]
+    results = _results("ppo", {"target_tokens": [t.reference, t.random, 0.6],
+                               "dialogue": [d.random, d.reference]})  # fmt: skip
+    matrices, dropped = score_matrices(results, suite, tasks)
+    assert dropped == {"ppo": 1}  # seed 2 has no dialogue result
+    np.testing.assert_allclose(matrices["ppo"], [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_probability_of_improvement_reads_no_difference_for_copies_and_1_for_dominance():
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 6))
+    got = improvement({"x,copy": (x, x.copy()), "better,x": (x + 2, x), "x,better": (x, x + 2)})
+    assert got["x,copy"][0] == 0.5 and got["x,copy"][1] <= 0.5 <= got["x,copy"][2]
+    assert got["better,x"] == (1.0, 1.0, 1.0) and got["x,better"] == (0.0, 0.0, 0.0)
+    # different numbers of runs compare too
+    assert 0 <= improvement({"a,b": (x[:3], x)})["a,b"][0] <= 1
+
+
+@pytest.mark.slow
+def test_your_own_algorithms_run_the_quick_suite_and_compare_with_published_results(
+    algo_file,  # noqa: F811 (the fixture: my_algo.py:CountingPPO in the working folder)
+    tmp_path,
+):
+    pytest.importorskip("rliable")
+    out = tmp_path / "quick"
+    ours = ["my_algo.py:CountingPPO", f"{EXAMPLE}:reinforce_loop"]
+    argv = ["bench", "--suite", "v1", "--quick", "--algos", ",".join(ours), "--out", str(out)]
+    assert cli.main(argv) == 0
+    grid = json.loads((out / "grid.json").read_text())
+    suite = load_suite("v1")
+    assert grid["suite"] == "v1 (quick)" and set(grid["budgets"]) == set(suite.tasks)
+    results = json.loads((out / "results.json").read_text())
+    assert {r["task"] for r in results} == set(suite.tasks) and len(results) == 2 * 6
+    syllogism = next(
+        p for p in (out / "cells").iterdir() if "syllogism" in p.name and "Counting" in p.name
+    )
+    config = yaml.safe_load((syllogism / "run" / "config.yaml").read_text())
+    assert config["env_kwargs"] == {"max_new_tokens": 3} and config["timesteps"] == 384
+    against = str(PUBLISHED) if PUBLISHED.is_dir() else str(out)
+    text = compare(out, against).read_text()
+    assert "The protocols differ" in text or against == str(out)
+    for label in ("CountingPPO-", "reinforce_loop-"):
+        assert label in text
+    assert (out / "profiles.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not PUBLISHED.is_dir(), reason="results/suite-v1 is published in the repo")
+def test_a_copy_of_published_results_compares_as_no_difference(tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("grid.json", "results.json"):
+        shutil.copy(PUBLISHED / name, copy / name)
+    text = compare(copy, "suite-v1").read_text()
+    rows = [line.split(" | ") for line in text.splitlines() if "(this run) | " in line]
+    same = [r for r in rows if r[0].strip("| ").removesuffix(" (this run)") == r[1]]
+    assert len(same) == len(load_suite("v1").algos)
+    for row in same:
+        p = float(row[2].split(" ")[0])
+        assert 0.45 <= p <= 0.55
+    assert "The protocols differ" not in text
