@@ -13,6 +13,7 @@ the chosen rates are shipped in agents/hyperparams/<algo>.yml by hand, with this
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,24 +30,26 @@ def main() -> None:
     p.add_argument("--algos", default="", help="default: the suite's trained baselines")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--first-seed", type=int, default=100)
+    p.add_argument("--tasks", default="", help="default: all the suite's")
+    p.add_argument("--quick", action="store_true", help="the suite's quick budgets (a smoke run)")
     p.add_argument("--ray", action="store_true")
     args = p.parse_args()
     suite = load_suite(args.suite)
     algos = args.algos.split(",") if args.algos else [a for a in suite.algos if a != "random"]
     rates = [float(r) for r in args.rates.split(",")]
+    tasks = args.tasks.split(",") if args.tasks else list(suite.tasks)
     table: dict[str, dict[float, float]] = {a: {} for a in algos}
     for rate in rates:
-        cfg = suite.bench_config(algos=algos, seeds=args.seeds, first_seed=args.first_seed,
-                                 learning_rate=rate, out=str(Path(args.out) / f"lr{rate:g}"))  # fmt: skip
+        cfg = suite.bench_config(algos=algos, tasks=tasks, seeds=args.seeds, quick=args.quick,
+                                 first_seed=args.first_seed, learning_rate=rate,
+                                 out=str(Path(args.out) / f"lr{rate:g}"))  # fmt: skip
         cfg.suite = f"{suite.version} (tuning)"
         paths = run_bench(cfg, use_ray=args.ray)
-        import json
-
         results = json.loads(Path(paths["json"]).read_text())
         for algo in algos:
             scores = [suite.normalised(r["task"], r["after"]) for r in results if r["algo"] == algo]
             table[algo][rate] = float(np.mean(scores))
-    print(f"\nmean normalised score over the {len(suite.tasks)} tasks of suite {suite.version}, "
+    print(f"\nmean normalised score over the {len(tasks)} tasks of suite {suite.version}, "
           f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")  # fmt: skip
     print("| algorithm | " + " | ".join(f"lr {r:g}" for r in rates) + " | chosen |")
     print("| --- |" + " --- |" * (len(rates) + 1))

@@ -22,6 +22,21 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
         ("update_speed.py", ["--quick", "--repeats", "1", "--n-steps", "16"], "fast / reference"),
         ("iteration_split.py", ["--model", "random-tiny", "--iterations", "1"], "ratio PPO"),
         (
+            "suite_tuning.py",
+            [
+                "--quick",
+                "--algos",
+                "a2c",
+                "--tasks",
+                "target_tokens",
+                "--rates",
+                "1e-3",
+                "--out",
+                "{tmp}",
+            ],
+            "| a2c | ",
+        ),  # fmt: skip
+        (
             "task_learning.py",
             [
                 "--model",
@@ -56,11 +71,12 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
         ),
     ],
 )
-def test_benchmark_runs(script, args, expect, monkeypatch, capsys):
+def test_benchmark_runs(script, args, expect, monkeypatch, capsys, tmp_path):
     """Run as `python benchmarks/SCRIPT ARGS` runs it (as __main__, its folder first on the
-    path), in this process."""
+    path), in this process; `{tmp}` in ARGS is a fresh folder."""
     import runpy
 
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     monkeypatch.setattr(sys, "argv", [str(BENCH / script), *args])
     monkeypatch.syspath_prepend(str(BENCH))
     monkeypatch.delitem(sys.modules, "_common", raising=False)  # the benchmarks' own helper

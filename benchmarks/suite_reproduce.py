@@ -1,0 +1,52 @@
+"""Rerun published cells of a suite and check that they give the same numbers (issue 27).
+
+    python -u benchmarks/suite_reproduce.py --cells ppo:target_tokens:3,a2c:dialogue:7
+
+Each cell (algorithm:task:seed) runs again in a fresh folder under the suite's protocol, as
+the published grid ran it (one cell per Ray worker, one thread each; `--no-ray` runs them here,
+with torch's own thread count, which may sum floats in another order), and its held-out reward
+before and after training is printed beside the published one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from agents.bench import run_bench
+from agents.compare import read_grid, suite_of
+from agents.suite import published
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--against", default="suite-v1")
+    p.add_argument("--cells", default="ppo:target_tokens:3,a2c:dialogue:7")
+    p.add_argument("--out", default="", help="default: a temporary folder")
+    p.add_argument("--no-ray", action="store_true")
+    args = p.parse_args()
+    grid, results = read_grid(published(args.against))
+    suite = suite_of(grid, args.against)
+    out = Path(args.out or tempfile.mkdtemp(prefix="suite-reproduce-"))
+    same = True
+    for n, cell in enumerate(args.cells.split(",")):
+        algo, task, seed = cell.rsplit(":", 2)
+        cfg = suite.bench_config(algos=[algo], tasks=[task], seeds=1, first_seed=int(seed),
+                                 out=str(out / f"cell{n}"))  # fmt: skip
+        paths = run_bench(cfg, use_ray=not args.no_ray)
+        (again,) = json.loads(Path(paths["json"]).read_text())
+        (was,) = [
+            r for r in results if (r["algo"], r["task"], r["seed"]) == (algo, task, int(seed))
+        ]
+        equal = (again["before"], again["after"]) == (was["before"], was["after"])
+        same &= equal
+        print(f"{algo} on {task}, seed {seed}: published before {was['before']:.6f} after "
+              f"{was['after']:.6f}; rerun before {again['before']:.6f} after {again['after']:.6f}"
+              f" -> {'the same' if equal else 'DIFFERENT'}")  # fmt: skip
+    print("every cell reproduced" if same else "some cells differ")
+
+
+if __name__ == "__main__":
+    main()
