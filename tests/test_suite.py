@@ -34,7 +34,7 @@ def test_suite_v1_is_frozen_and_complete():
         assert suite.normalised(task.name, task.reference) == 1.0
 
 
-V1_SHA256 = "498993f98378856d4d588ef950dd707ee398e63682f5c4019ca89a18baeb9eb4"
+V1_SHA256 = "526abd6d57cff050f2b3c564ca7bd951a285e19e9f96d095a2ac4b06b7e29636"
 
 
 def test_a_suite_sets_the_grid_and_quick_scales_it():
