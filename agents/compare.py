@@ -229,6 +229,15 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
         raise TextGenValueError(f"{run} and {against} share no task of suite {suite.version}")
     mine, my_dropped = score_matrices(results, suite, tasks)
     base, base_dropped = score_matrices(theirs, suite, tasks)
+    for folder, matrices_ in ((run, mine), (against, base)):
+        if not matrices_:
+            raise TextGenValueError(
+                f"No algorithm in {folder} finished a seed on every task compared ({tasks}); "
+                "finish its cells (rerun the grid) or compare fewer tasks"
+            )
+    unfinished = sorted(set(my_dropped) - set(mine))
+    if unfinished:
+        notes.append(f"Left out, no seed finished on every task compared: {unfinished}.")
     label = {a: (f"{a} (this run)" if a in base else a) for a in mine}
     matrices = {**base, **{label[a]: m for a, m in mine.items()}}
     dropped = {**base_dropped, **{label[a]: my_dropped[a] for a in mine}}

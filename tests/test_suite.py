@@ -176,3 +176,42 @@ def test_a_copy_of_published_results_compares_as_no_difference(tmp_path):
         p = float(row[2].split(" ")[0])
         assert 0.45 <= p <= 0.55
     assert "The protocols differ" not in text
+
+
+def _grid(folder: Path, suite: str, results: list[dict]) -> Path:
+    folder.mkdir()
+    (folder / "grid.json").write_text(json.dumps({"suite": suite}))
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_compare_places_a_run_beside_published_results_without_rerunning(tmp_path):
+    suite = load_suite("v1")
+    rng = np.random.default_rng(1)
+    full = {t: list(rng.uniform(s.random, s.reference, 4)) for t, s in suite.tasks.items()}
+    published_ = _grid(tmp_path / "pub", "v1", [*_results("ppo", full),
+                                                 *_results("random", {t: [s.random] * 4 for t, s in suite.tasks.items()})])  # fmt: skip
+    better = {t: [s.reference] * 3 for t, s in suite.tasks.items()}
+    partial = {t: v for t, v in full.items() if t != "keywords"}
+    run = _grid(tmp_path / "run", "v1 (quick)", [*_results("ppo", full),
+                *_results("/x/mine.py:Best", better), *_results("half", partial)])  # fmt: skip
+    text = compare(run, str(published_)).read_text()
+    assert (
+        "The protocols differ" in text and "Left out, no seed finished" in text and "half" in text
+    )
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line
+            for line in text.splitlines() if line.startswith("| ")}  # fmt: skip
+    # a copy of published results: no difference; a perfect algorithm beats every published one
+    same = rows[("ppo (this run)", "ppo")].split("|")[3].split()
+    assert same[0] == "0.500" and float(same[1].strip("[,")) < 0.5 < float(same[2].strip("]"))
+    best = next(k[0] for k in rows if k[0].startswith("Best-"))
+    assert "| 1.000 [1.000, 1.000] |" in rows[(best, "ppo")]
+    assert "| 1.000 [1.000, 1.000] |" in rows[(best, "random")]
+    iqm_row = next(line for line in text.splitlines() if line.startswith(f"| {best} |"))
+    assert iqm_row.split("|")[2].strip() == "1.000 [1.000, 1.000]"  # normalised: 1 = reference
+    assert (run / "profiles.png").is_file()
+    # nothing finished on every task: a clear error, not an empty table
+    gappy = [r for r in _results("gappy", full) if (r["seed"] == 0) != (r["task"] == "keywords")]
+    empty = _grid(tmp_path / "empty", "v1", gappy)  # seed 0 lacks keywords, the others have only it
+    with pytest.raises(TextGenValueError, match=r"No algorithm in .*empty finished a seed"):
+        compare(empty, str(published_))
