@@ -26,7 +26,12 @@ def test_wheel_ships_the_task_data_and_model_assets(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     needed = [
         p.relative_to(ROOT).as_posix()
-        for folder in ("gym_textgen/tasks/data", "gym_textgen/assets")
+        for folder in (
+            "gym_textgen/tasks/data",
+            "gym_textgen/assets",
+            "agents/suites",
+            "agents/hyperparams",
+        )
         for p in (ROOT / folder).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     ]
