@@ -115,20 +115,24 @@ def aggregates(matrices: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[flo
 
 
 def improvement(
-    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> dict[str, tuple[float, float, float]]:
-    """P(X > Y) with its 95% interval for each `"X,Y": (scores of X, scores of Y)`."""
+    pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """P(X > Y) with its 95% interval for each `(X, Y): (scores of X, scores of Y)`."""
     rly, metrics = _rliable()
     if not pairs:
         return {}
+    keys = {str(n): pair for n, pair in enumerate(pairs)}  # rliable's keys: plain names
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         points, intervals = rly.get_interval_estimates(
-            pairs, metrics.probability_of_improvement, reps=REPS,
-            random_state=np.random.RandomState(0),
+            {n: pairs[pair] for n, pair in keys.items()}, metrics.probability_of_improvement,
+            reps=REPS, random_state=np.random.RandomState(0),
         )  # fmt: skip
-    lo_hi = {k: np.asarray(intervals[k], dtype=np.float64).ravel() for k in pairs}
-    return {k: (float(points[k]), float(lo_hi[k][0]), float(lo_hi[k][1])) for k in pairs}
+    result = {}
+    for n, pair in keys.items():
+        lo, hi = np.asarray(intervals[n], dtype=np.float64).ravel()
+        result[pair] = (float(points[n]), float(lo), float(hi))
+    return result
 
 
 def plot_profiles(matrices: dict[str, np.ndarray], path: Path, title: str) -> None:
@@ -241,12 +245,11 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
     label = {a: (f"{a} (this run)" if a in base else a) for a in mine}
     matrices = {**base, **{label[a]: m for a, m in mine.items()}}
     dropped = {**base_dropped, **{label[a]: my_dropped[a] for a in mine}}
-    pairs = {f"{label[a]},{b}": (mine[a], base[b]) for a in mine for b in base}
-    probs = improvement(pairs)
+    probs = improvement({(label[a], b): (mine[a], base[b]) for a in mine for b in base})
     out = Path(run if out is None else out)
     out.mkdir(parents=True, exist_ok=True)
     plot_profiles(matrices, out / "profiles.png", f"suite {suite.version}: {run} vs {against}")
-    rows = [[*k.split(","), f"{p:.3f} [{lo:.3f}, {hi:.3f}]"] for k, (p, lo, hi) in probs.items()]
+    rows = [[x, y, f"{p:.3f} [{lo:.3f}, {hi:.3f}]"] for (x, y), (p, lo, hi) in probs.items()]
     text = "\n".join([
         f"# {run} against {against} (suite {suite.version})\n",
         *[f"{n}\n" for n in notes],

@@ -127,11 +127,12 @@ def test_score_matrices_normalise_and_keep_the_seeds_finished_on_every_task():
 def test_probability_of_improvement_reads_no_difference_for_copies_and_1_for_dominance():
     rng = np.random.default_rng(0)
     x = rng.random((5, 6))
-    got = improvement({"x,copy": (x, x.copy()), "better,x": (x + 2, x), "x,better": (x, x + 2)})
-    assert got["x,copy"][0] == 0.5 and got["x,copy"][1] <= 0.5 <= got["x,copy"][2]
-    assert got["better,x"] == (1.0, 1.0, 1.0) and got["x,better"] == (0.0, 0.0, 0.0)
+    got = improvement({("x", "copy"): (x, x.copy()), ("better", "x"): (x + 2, x),
+                       ("x", "better"): (x, x + 2)})  # fmt: skip
+    assert got["x", "copy"][0] == 0.5 and got["x", "copy"][1] <= 0.5 <= got["x", "copy"][2]
+    assert got["better", "x"] == (1.0, 1.0, 1.0) and got["x", "better"] == (0.0, 0.0, 0.0)
     # different numbers of runs compare too
-    assert 0 <= improvement({"a,b": (x[:3], x)})["a,b"][0] <= 1
+    assert 0 <= improvement({("a", "b"): (x[:3], x)})["a", "b"][0] <= 1
 
 
 @pytest.mark.slow
