@@ -199,8 +199,9 @@ class BenchConfig:
     """task -> its own number of steps (a suite's budgets; other tasks: `timesteps`)"""
     task_env: dict[str, dict[str, Any]] = field(default_factory=dict)
     """task -> env arguments its cells run with (a suite's, e.g. {"max_new_tokens": 3})"""
-    suite: str = ""
-    """the suite whose protocol the grid follows (`agents.suite`), recorded in grid.json"""
+    suite: dict[str, Any] = field(default_factory=dict)
+    """the suite whose protocol the grid follows (`Suite.record`: version, protocol, digest and
+    each task's [random, reference]), recorded in grid.json, where `compare` reads it"""
     settings: dict[str, dict[str, dict[str, Any]]] = field(
         init=False, repr=False, default_factory=dict
     )
@@ -284,11 +285,10 @@ class BenchConfig:
 
     def shared(self) -> dict[str, Any]:
         """The settings every cell of the grid was run with (recorded in OUT/grid.json): the
-        grid's (a suite's budgets, env arguments and name where it has them), and each
+        grid's (a suite's budgets, env arguments and record where it has them), and each
         algorithm's on each task."""
         keep = ("timesteps", "model", "n_envs", "eval_episodes")
-        extra = ("budgets", "task_env", "suite", "first_seed")
-        suite = {k: getattr(self, k) for k in extra if getattr(self, k)}
+        suite = {k: getattr(self, k) for k in ("budgets", "task_env", "suite") if getattr(self, k)}
         return {**{k: getattr(self, k) for k in keep}, **suite, "settings": self.settings}
 
     def cells(self) -> list[dict[str, Any]]:
@@ -502,14 +502,27 @@ def _clash(recorded: dict[str, Any], cfg: BenchConfig, out: Path) -> str:
     if not held:  # nothing ran to a result or a checkpoint (a mistyped --model): no mixing
         return ""
     mine = cfg.shared()
-    differ = [k for k in mine if k != "settings" and recorded.get(k) != mine[k]]
+    grid_wide = ["model", "n_envs", "eval_episodes", "suite"]
+    if not (cfg.budgets or recorded.get("budgets")):  # else each task's budget, below
+        grid_wide.append("timesteps")
+    differ = [k for k in grid_wide if recorded.get(k) != mine.get(k)]  # absent on both: None
     if differ:
-        shown = ", ".join(f"{k}: {recorded.get(k)!r} there, {mine[k]!r} here" for k in differ)
+        shown = ", ".join(f"{k}: {recorded.get(k)!r} there, {mine.get(k)!r} here" for k in differ)
         return f"{shown}; {len(held)} with a result or a checkpoint (such as {held[0].name})"
     names = {p.name for p in held}
     old = recorded.get("settings")
     for spec in cfg.cells():
-        if cell_folder(spec).name not in names or spec["algo"] == "random":
+        if cell_folder(spec).name not in names:
+            continue
+        task = spec["task"]
+        was_env = (recorded.get("task_env") or {}).get(task, {})
+        was_steps = (recorded.get("budgets") or {}).get(task, recorded.get("timesteps"))
+        if was_env != spec["env"] or (spec["algo"] != "random" and was_steps != spec["timesteps"]):
+            return (
+                f"{task} ran with {was_steps} steps and env arguments {was_env}, this grid gives "
+                f"it {spec['timesteps']} and {spec['env']} (cell {cell_folder(spec).name})"
+            )
+        if spec["algo"] == "random":
             continue
         if old is None:
             was = {"learning_rate": recorded.get("learning_rate", _OLD_GRID_RATE)}
@@ -531,7 +544,12 @@ def _merged(recorded: dict[str, Any] | None, cfg: BenchConfig) -> dict[str, Any]
     settings: dict[str, dict[str, Any]] = {}
     for algo, tasks in [*((recorded or {}).get("settings") or {}).items(), *cfg.settings.items()]:
         settings.setdefault(algo, {}).update(tasks)
-    return {**cfg.shared(), "settings": settings}
+    merged = {**cfg.shared(), "settings": settings}
+    for key in ("budgets", "task_env"):  # a suite grid's tasks may join it too
+        both = {**((recorded or {}).get(key) or {}), **getattr(cfg, key)}
+        if both:
+            merged[key] = both
+    return merged
 
 
 def _describe(error: BaseException) -> str:

@@ -135,6 +135,11 @@ def plot_curves(results: list[dict[str, Any]], tasks: list[str], path: Path) -> 
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _protocol(suite: dict[str, Any]) -> str:
+    """ "suite v1 (quick), " for a suite grid's title; "" for a grid without one."""
+    return f"suite {suite['version']} ({suite['protocol']}), " if suite else ""
+
+
 def write_outputs(
     cfg: BenchConfig, results: list[dict[str, Any]], final: bool = True
 ) -> dict[str, Path]:
@@ -164,7 +169,7 @@ def write_outputs(
     report = [
         f"# textgen bench: {cfg.model}, {cfg.timesteps} steps a cell\n"
         if not cfg.budgets
-        else f"# textgen bench: suite {cfg.suite}, {cfg.model}, steps a cell: {cfg.budgets}\n",
+        else f"# textgen bench: {_protocol(cfg.suite)}{cfg.model}, steps a cell: {cfg.budgets}\n",
         "Held-out reward after training (mean +- std over seeds) and the lift over the same",
         "policy before training (the random baseline is not trained: its lift is 0).\n",
         markdown(["task", "algorithm", "reward after", "lift", "seeds"], per_task),
@@ -176,11 +181,8 @@ def write_outputs(
     ]
     if cfg.suite and final:
         from agents.compare import suite_section
-        from agents.suite import load_suite
 
-        report.insert(
-            -1, suite_section(results, load_suite(cfg.suite.split(" ")[0]), cfg.tasks, out)
-        )
+        report.insert(-1, suite_section(results, cfg.suite, cfg.tasks, out))
     atomic_write_bytes(paths["md"], "\n".join(report).encode())
     plot_curves(results, cfg.tasks, paths["png"])
     return paths

@@ -224,6 +224,15 @@ def bench(args: argparse.Namespace) -> None:
                 "Expects `textgen bench compare RUN_DIR --against suite-v1` (a grid's folder and "
                 f"the published results), got RUN_DIR={args.run_dir!r}, --against={args.against!r}"
             )
+        unused = [f"--{n.replace('_', '-')}" for n in ("suite", "algos", "tasks", "seeds",
+                  "timesteps", "model", "n_envs", "eval_episodes", "learning_rate",
+                  "hyperparams", "ray") if getattr(args, n) is not None] + (
+                  ["--quick"] if args.quick else [])  # fmt: skip
+        if unused:
+            raise TextGenValueError(
+                f"textgen bench compare reads finished grids; it takes no {unused} (only RUN_DIR, "
+                "--against and --out, the folder for compare.md: default RUN_DIR/compare)"
+            )
         print(compare(args.run_dir, args.against, args.out).read_text())
         return
     if args.run_dir is not None or args.against is not None:
@@ -233,7 +242,7 @@ def bench(args: argparse.Namespace) -> None:
     given = {name: getattr(args, name) for name in ("algos", "tasks", "seeds", "timesteps",
              "model", "n_envs", "eval_episodes", "learning_rate", "hyperparams", "out")
              if getattr(args, name) is not None}  # fmt: skip
-    if args.suite:
+    if args.suite is not None:
         from agents.suite import load_suite
 
         fixed = sorted(set(given) & {"timesteps", "model", "n_envs", "eval_episodes",

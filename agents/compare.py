@@ -27,7 +27,7 @@ import numpy as np
 
 from agents.bench_report import markdown
 from agents.registry import algo_label
-from agents.suite import Suite, load_suite, published
+from agents.suite import published
 from gym_textgen.errors import TextGenValueError
 
 #: bootstrap resamples for every interval (rliable's examples use 2,000 for profiles)
@@ -47,19 +47,26 @@ def read_grid(folder: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     return json.loads(files[0].read_text()), json.loads(files[1].read_text())
 
 
-def suite_of(grid: dict[str, Any], folder: str | Path) -> Suite:
-    """The suite a grid followed (grid.json's `suite`: "v1", "v1 (quick)"), or the clear error."""
-    name = str(grid.get("suite", "")).split(" ")[0]
-    if not name:
+def suite_of(grid: dict[str, Any], folder: str | Path) -> dict[str, Any]:
+    """The suite a grid followed, as its grid.json records it (`Suite.record`: version,
+    protocol, digest, each task's [random, reference]), or the clear error."""
+    suite = grid.get("suite")
+    if not (isinstance(suite, dict) and isinstance(suite.get("normalise"), dict)):
         raise TextGenValueError(
-            f"{folder} was not run with --suite (its grid.json names no suite): normalised "
+            f"{folder} was not run with --suite (its grid.json records no suite): normalised "
             "scores need a suite's random and reference scores; run `textgen bench --suite v1`"
         )
-    return load_suite(name)
+    return suite
+
+
+def normalised(suite: dict[str, Any], task: str, score: float) -> float:
+    """(score - random) / (reference - random) with the numbers `suite` (a record) gives."""
+    random, reference = suite["normalise"][task]
+    return (score - random) / (reference - random)
 
 
 def score_matrices(
-    results: list[dict[str, Any]], suite: Suite, tasks: list[str]
+    results: list[dict[str, Any]], suite: dict[str, Any], tasks: list[str]
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Per algorithm (by `algo_label`: your own by its name and a hash): its (seeds x tasks) matrix of normalised scores, over the seeds finished on
     every one of `tasks`; and per algorithm the number of seeds left out for lacking a task."""
@@ -74,7 +81,7 @@ def score_matrices(
         dropped[algo] = len(seeds) - len(full)
         if full:
             matrices[algo] = np.array(
-                [[suite.normalised(t, cells[(s, t)]) for t in tasks] for s in full],
+                [[normalised(suite, t, cells[(s, t)]) for t in tasks] for s in full],
                 dtype=np.float64,
             )
     return matrices, dropped
@@ -187,15 +194,17 @@ AGGREGATE_HEADER = ["algorithm", "IQM [95% CI]", "optimality gap [95% CI]", "mea
                     "seeds x all tasks"]  # fmt: skip
 
 
-def suite_section(results: list[dict[str, Any]], suite: Suite, tasks: list[str], out: Path) -> str:
+def suite_section(
+    results: list[dict[str, Any]], suite: dict[str, Any], tasks: list[str], out: Path
+) -> str:
     """results.md's section for a suite grid: the normalised aggregates of each algorithm; their
     performance profiles go to `out`/profiles.png."""
     matrices, dropped = score_matrices(results, suite, tasks)
     if not matrices:
         return ""
-    plot_profiles(matrices, out / "profiles.png", f"suite {suite.version}: {out}")
+    plot_profiles(matrices, out / "profiles.png", f"suite {suite['version']}: {out}")
     return "\n".join([
-        f"\nNormalised scores (suite {suite.version}: (score - random) / (reference - random), "
+        f"\nNormalised scores (suite {suite['version']}: (score - random) / (reference - random), "
         "the suite's numbers), over",
         "the seeds finished on every task; 95% stratified-bootstrap CIs (rliable, 2000 resamples).",
         "The optimality gap is how far below 1 (the reference) the runs fall on average.\n",
@@ -207,30 +216,47 @@ def suite_section(results: list[dict[str, Any]], suite: Suite, tasks: list[str],
 def compare(run: str | Path, against: str, out: str | Path | None = None) -> Path:
     """Place the algorithms of the grid in `run` beside the published results `against` (a suite
     name such as "suite-v1", or another grid folder of the same suite): compare.md and
-    profiles.png in `out` (default: `run`). Returns compare.md's path."""
+    profiles.png in `out` (default: `run`/compare). Returns compare.md's path."""
     grid, results = read_grid(run)
     suite = suite_of(grid, run)
     theirs_folder = published(against)
     their_grid, theirs = read_grid(theirs_folder)
-    their_suite = suite_of(their_grid, theirs_folder)
-    if their_suite.version != suite.version:
+    theirs_suite = suite_of(their_grid, theirs_folder)
+    if theirs_suite["version"] != suite["version"]:
         raise TextGenValueError(
-            f"{run} ran suite {suite.version}, {against} suite {their_suite.version}: normalised "
-            "scores of different suites do not compare"
-        )
-    notes = []
-    if grid.get("suite") != their_grid.get("suite"):
-        notes.append(
-            f"The protocols differ: {run} ran {grid.get('suite')!r}, {against} "
-            f"{their_grid.get('suite')!r}. A quick grid trains for a fraction of the budget and "
-            "evaluates fewer episodes: it checks the pipeline, it does not rank an algorithm."
+            f"{run} ran suite {suite['version']}, {against} suite {theirs_suite['version']}: "
+            "normalised scores of different suites do not compare"
         )
     ran = {r["task"] for r in results}
-    tasks = [t for t in suite.tasks if t in ran and any(r["task"] == t for r in theirs)]
-    if len(tasks) < len(suite.tasks):
-        notes.append(f"Compared on {len(tasks)} of the suite's {len(suite.tasks)} tasks: {tasks}.")
+    tasks = [t for t in suite["normalise"] if t in ran and any(r["task"] == t for r in theirs)]
     if not tasks:
-        raise TextGenValueError(f"{run} and {against} share no task of suite {suite.version}")
+        raise TextGenValueError(f"{run} and {against} share no task of suite {suite['version']}")
+    differ = [t for t in tasks if suite["normalise"][t] != theirs_suite["normalise"].get(t)]
+    if differ:
+        raise TextGenValueError(
+            f"{run} and {against} normalise {differ} with other random and reference scores "
+            f"({[suite['normalise'][t] for t in differ]} and "
+            f"{[theirs_suite['normalise'].get(t) for t in differ]}): not the same suite"
+        )
+    notes = []
+    if suite["protocol"] != theirs_suite["protocol"]:
+        notes.append(
+            f"The protocols differ: {run} ran {suite['protocol']!r}, {against} "
+            f"{theirs_suite['protocol']!r}. A quick grid trains for a fraction of the budget and "
+            "evaluates fewer episodes: it checks the pipeline, it does not rank an algorithm."
+        )
+    else:
+        for what in ("model", "n_envs", "eval_episodes", "budgets", "task_env", "digest"):
+            one, other = (
+                (g.get("suite", {}) if what == "digest" else g).get(what)
+                for g in (grid, their_grid)
+            )
+            if one != other:
+                notes.append(f"The grids' {what} differ: {one!r} and {other!r}.")
+    if len(tasks) < len(suite["normalise"]):
+        notes.append(
+            f"Compared on {len(tasks)} of the suite's {len(suite['normalise'])} tasks: {tasks}."
+        )
     mine, my_dropped = score_matrices(results, suite, tasks)
     base, base_dropped = score_matrices(theirs, suite, tasks)
     for folder, matrices_ in ((run, mine), (against, base)):
@@ -239,19 +265,20 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
                 f"No algorithm in {folder} finished a seed on every task compared ({tasks}); "
                 "finish its cells (rerun the grid) or compare fewer tasks"
             )
-    unfinished = sorted(set(my_dropped) - set(mine))
-    if unfinished:
-        notes.append(f"Left out, no seed finished on every task compared: {unfinished}.")
+    for folder, dropped_, kept in ((run, my_dropped, mine), (against, base_dropped, base)):
+        unfinished = sorted(set(dropped_) - set(kept))
+        if unfinished:
+            notes.append(f"Left out of {folder}, no seed finished on every task: {unfinished}.")
     label = {a: (f"{a} (this run)" if a in base else a) for a in mine}
     matrices = {**base, **{label[a]: m for a, m in mine.items()}}
     dropped = {**base_dropped, **{label[a]: my_dropped[a] for a in mine}}
     probs = improvement({(label[a], b): (mine[a], base[b]) for a in mine for b in base})
-    out = Path(run if out is None else out)
+    out = Path(run) / "compare" if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plot_profiles(matrices, out / "profiles.png", f"suite {suite.version}: {run} vs {against}")
+    plot_profiles(matrices, out / "profiles.png", f"suite {suite['version']}: {run} vs {against}")
     rows = [[x, y, f"{p:.3f} [{lo:.3f}, {hi:.3f}]"] for (x, y), (p, lo, hi) in probs.items()]
     text = "\n".join([
-        f"# {run} against {against} (suite {suite.version})\n",
+        f"# {run} against {against} (suite {suite['version']})\n",
         *[f"{n}\n" for n in notes],
         "Normalised held-out scores ((score - random) / (reference - random), the suite's",
         "numbers), over the seeds finished on every task compared; 95% stratified-bootstrap",
@@ -260,7 +287,7 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
         "\nProbability of improvement P(X > Y): the chance that a run of X beats a run of Y on a",
         "task drawn at random, with its 95% CI. 0.5 is no difference; an interval that holds 0.5",
         "supports no claim either way.\n",
-        markdown(["X (this run)", "Y (published)", "P(X > Y) [95% CI]"], rows),
+        markdown([f"X ({run})", f"Y ({against})", "P(X > Y) [95% CI]"], rows),
         "\nPerformance profiles: profiles.png.\n",
     ])  # fmt: skip
     from agents.callbacks import atomic_write_bytes

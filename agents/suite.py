@@ -70,6 +70,16 @@ class Suite:
         t = self.tasks[task]
         return (score - t.random) / (t.reference - t.random)
 
+    def record(self, protocol: str = "full") -> dict[str, Any]:
+        """What a grid records of its suite in grid.json (`BenchConfig.suite`): enough for
+        `textgen bench compare` to normalise its scores without the suite's file."""
+        return {
+            "version": self.version,
+            "protocol": protocol,
+            "digest": self.digest,
+            "normalise": {t.name: [t.random, t.reference] for t in self.tasks.values()},
+        }
+
     def bench_config(
         self,
         algos: list[str] | None = None,
@@ -84,27 +94,27 @@ class Suite:
         a result). `rest`: BenchConfig's out, hyperparams."""
         from agents.bench import BenchConfig
 
-        names = list(self.tasks) if tasks is None else tasks
+        names = list(self.tasks) if tasks is None else list(tasks)
         unknown = [t for t in names if t not in self.tasks]
-        if unknown:
+        if unknown or not names:
             raise TextGenValueError(
-                f"Suite {self.version} has the tasks {list(self.tasks)}; got {unknown}"
+                f"Suite {self.version} has the tasks {list(self.tasks)}; got {unknown or names}"
             )
         fraction = float(self.quick.get("budget_fraction", 1)) if quick else 1.0
         budgets = {t: max(64, int(self.tasks[t].timesteps * fraction)) for t in names}
         default_seeds = int(self.quick.get("seeds", self.seeds)) if quick else self.seeds
         episodes = int(self.quick.get("eval_episodes", self.eval_episodes)) if quick else None
         return BenchConfig(
-            algos=list(algos or self.algos),
+            algos=list(self.algos if algos is None else algos),
             tasks=names,
-            seeds=seeds or default_seeds,
+            seeds=default_seeds if seeds is None else seeds,
             timesteps=max(budgets.values()),
             budgets=budgets,
             task_env={t: dict(self.tasks[t].env_kwargs) for t in names if self.tasks[t].env_kwargs},
             model=self.model,
             n_envs=self.n_envs,
             eval_episodes=episodes or self.eval_episodes,
-            suite=self.version + (" (quick)" if quick else ""),
+            suite=self.record("quick" if quick else "full"),
             **rest,
         )
 
@@ -134,13 +144,40 @@ def load_suite(name: str) -> Suite:
         raise TextGenValueError(f"{where}: unknown keys {unknown}, missing keys {missing}")
     if not isinstance(data["tasks"], dict) or not data["tasks"]:
         raise TextGenValueError(f"{where}: expects `tasks:` to map task names to their settings")
+    for key, kind in (("algos", list), ("quick", dict)):
+        if key in data and not isinstance(data[key], kind):
+            raise TextGenValueError(
+                f"{where}: expects `{key}:` as a {kind.__name__}, got {data[key]!r}"
+            )
+    for key in ("seeds", "n_envs", "eval_episodes"):
+        _check_number(data.get(key, 1), int, f"{where}: `{key}`", low=1)
+    bad_quick = sorted(set(data.get("quick") or {}) - {"seeds", "budget_fraction", "eval_episodes"})
+    if bad_quick:
+        raise TextGenValueError(f"{where}: unknown keys under `quick:` {bad_quick}")
+    for key, value in (data.get("quick") or {}).items():
+        kind = float if key == "budget_fraction" else int
+        _check_number(value, kind, f"{where}: `quick.{key}`", low=1 if kind is int else 0)
+        if key == "budget_fraction" and not 0 < value <= 1:
+            raise TextGenValueError(f"{where}: expects 0 < quick.budget_fraction <= 1, got {value}")
     tasks = {}
     for name_, entry in data["tasks"].items():
-        entry = entry or {}
+        entry = {} if entry is None else entry
+        if not isinstance(entry, dict):
+            raise TextGenValueError(f"{where}, task {name_}: expects a mapping, got {entry!r}")
         bad = sorted(set(entry) - _TASK)
         need = sorted({"timesteps", "random", "reference"} - set(entry))
         if bad or need:
             raise TextGenValueError(f"{where}, task {name_}: unknown keys {bad}, missing {need}")
+        _check_number(entry["timesteps"], int, f"{where}, task {name_}: `timesteps`", low=1)
+        for key in ("random", "reference"):
+            _check_number(entry[key], float, f"{where}, task {name_}: `{key}`")
+        if not isinstance(entry.get("env_kwargs", {}), dict) or "task" in entry.get(
+            "env_kwargs", {}
+        ):
+            raise TextGenValueError(
+                f"{where}, task {name_}: expects `env_kwargs:` as a mapping of TextGenEnv "
+                f"arguments other than task, got {entry['env_kwargs']!r}"
+            )
         task = SuiteTask(name=str(name_), **entry)
         if not task.reference > task.random:
             raise TextGenValueError(
@@ -161,6 +198,15 @@ def load_suite(name: str) -> Suite:
         description=str(data.get("description", "")).strip(),
         digest=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
+
+
+def _check_number(value: Any, kind: type, what: str, low: float | None = None) -> None:
+    """`value` is a number of `kind` (an int for int; an int or a float for float), >= `low`."""
+    ok = isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
+    if not ok or (low is not None and value < low):
+        wanted = "an integer" if kind is int else "a number"
+        bound = f" >= {low}" if low is not None else ""
+        raise TextGenValueError(f"{what}: expects {wanted}{bound}, got {value!r}")
 
 
 def published(name: str) -> Path:

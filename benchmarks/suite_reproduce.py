@@ -1,9 +1,9 @@
 """Rerun published cells of a suite and check that they give the same numbers (issue 27).
 
-    python -u benchmarks/suite_reproduce.py --cells ppo:target_tokens:3,a2c:dialogue:7
+    python -u benchmarks/suite_reproduce.py --cells ppo@target_tokens@3,a2c@dialogue@7
 
-Each cell (algorithm:task:seed) runs again in a fresh folder under the suite's protocol, as
-the published grid ran it (one cell per Ray worker, one thread each; `--no-ray` runs them here,
+Each cell (algorithm@task@seed) runs again in a fresh folder under the suite's protocol, as
+the published grid ran it (its recorded hyperparameters; one cell per Ray worker, one thread each; `--no-ray` runs them here,
 with torch's own thread count, which may sum floats in another order), and its held-out reward
 before and after training is printed beside the published one.
 """
@@ -15,31 +15,47 @@ import json
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from agents.bench import run_bench
 from agents.compare import read_grid, suite_of
-from agents.suite import published
+from agents.suite import load_suite, published
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--against", default="suite-v1")
-    p.add_argument("--cells", default="ppo:target_tokens:3,a2c:dialogue:7")
+    p.add_argument(
+        "--cells",
+        default="ppo@target_tokens@3,a2c@dialogue@7",
+        help="algorithm@task@seed, comma-separated",
+    )
     p.add_argument("--out", default="", help="default: a temporary folder")
     p.add_argument("--no-ray", action="store_true")
     args = p.parse_args()
     grid, results = read_grid(published(args.against))
-    suite = suite_of(grid, args.against)
+    suite = load_suite(suite_of(grid, args.against)["version"])
     out = Path(args.out or tempfile.mkdtemp(prefix="suite-reproduce-"))
     same = True
     for n, cell in enumerate(args.cells.split(",")):
-        algo, task, seed = cell.rsplit(":", 2)
+        algo, task, seed = cell.split("@")
+        key = (algo, task, int(seed))
+        published_ = [r for r in results if (r["algo"], r["task"], r["seed"]) == key]
+        if not published_:
+            raise SystemExit(f"{args.against} holds no cell {cell}")
+        (was,) = published_
+        # the settings the published cell ran with, not today's hyperparameter files
+        settings = out / f"hyperparams{n}"
+        settings.mkdir(parents=True)
+        name = algo.rpartition(":")[2]  # your own algorithm's file is named after it
+        recorded = grid["settings"][algo][task]
+        (settings / f"{name}.yml").write_text(yaml.safe_dump({"default": recorded}))
         cfg = suite.bench_config(algos=[algo], tasks=[task], seeds=1, first_seed=int(seed),
-                                 out=str(out / f"cell{n}"))  # fmt: skip
+                                 hyperparams=str(settings), out=str(out / f"cell{n}"))  # fmt: skip
+        if cfg.settings[algo][task] != recorded:
+            raise SystemExit(f"{cell}: could not set its recorded settings {recorded}")
         paths = run_bench(cfg, use_ray=not args.no_ray)
         (again,) = json.loads(Path(paths["json"]).read_text())
-        (was,) = [
-            r for r in results if (r["algo"], r["task"], r["seed"]) == (algo, task, int(seed))
-        ]
         equal = (again["before"], again["after"]) == (was["before"], was["after"])
         same &= equal
         print(f"{algo} on {task}, seed {seed}: published before {was['before']:.6f} after "

@@ -168,7 +168,7 @@ def test_hyperparameters_come_from_rl_zoo3_style_files_and_a_grid_records_them(t
     for name in sorted(set(bench_names()) - {"random"}):  # a file each, making valid runs
         assert (HYPERPARAMS / f"{name}.yml").is_file(), name
         TrainConfig(**variant(name), **hyperparams_for(name, "copy"), model="random-tiny")
-    ppo = {"learning_rate": 3e-4, "n_steps": 32, "batch_size": 64, "gamma": 1.0}
+    ppo = {"learning_rate": 1e-3, "n_steps": 32, "batch_size": 64, "gamma": 1.0}
     assert hyperparams_for("ppo", "copy") == ppo
     mine = tmp_path / "hyperparams"
     mine.mkdir()

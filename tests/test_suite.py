@@ -42,14 +42,16 @@ def test_a_suite_sets_the_grid_and_quick_scales_it():
     cfg = suite.bench_config(out="x")
     assert cfg.tasks == list(suite.tasks) and cfg.algos == list(suite.algos)
     assert cfg.budgets == {t: s.timesteps for t, s in suite.tasks.items()}
-    assert cfg.seeds == 10 and cfg.eval_episodes == suite.eval_episodes and cfg.suite == "v1"
+    assert cfg.seeds == 10 and cfg.eval_episodes == suite.eval_episodes
+    assert cfg.suite == {"version": "v1", "protocol": "full", "digest": suite.digest,
+                         "normalise": {t.name: [t.random, t.reference] for t in suite.tasks.values()}}  # fmt: skip
     assert cfg.task_env == {"reasoning_gym:syllogism": {"max_new_tokens": 3}}
     quick = suite.bench_config(quick=True, tasks=["target_tokens", "keywords"], algos=["ppo"])
     fraction = suite.quick["budget_fraction"]
     assert quick.budgets == {
         t: max(64, int(suite.tasks[t].timesteps * fraction)) for t in ["target_tokens", "keywords"]
     }
-    assert quick.suite == "v1 (quick)" and quick.seeds == suite.quick["seeds"]
+    assert quick.suite["protocol"] == "quick" and quick.seeds == suite.quick["seeds"]
     assert quick.task_env == {}  # only the named tasks' settings
     cells = quick.cells()
     assert [(c["task"], c["timesteps"]) for c in cells] == [
@@ -119,7 +121,7 @@ def test_score_matrices_normalise_and_keep_the_seeds_finished_on_every_task():
     t, d = suite.tasks["target_tokens"], suite.tasks["dialogue"]
     results = _results("ppo", {"target_tokens": [t.reference, t.random, 0.6],
                                "dialogue": [d.random, d.reference]})  # fmt: skip
-    matrices, dropped = score_matrices(results, suite, tasks)
+    matrices, dropped = score_matrices(results, suite.record(), tasks)
     assert dropped == {"ppo": 1}  # seed 2 has no dialogue result
     np.testing.assert_allclose(matrices["ppo"], [[1.0, 0.0], [0.0, 1.0]])
 
@@ -147,14 +149,14 @@ def test_your_own_algorithms_run_the_quick_suite_and_compare_with_published_resu
     assert cli.main(argv) == 0
     grid = json.loads((out / "grid.json").read_text())
     suite = load_suite("v1")
-    assert grid["suite"] == "v1 (quick)" and set(grid["budgets"]) == set(suite.tasks)
+    assert grid["suite"] == suite.record("quick") and set(grid["budgets"]) == set(suite.tasks)
     results = json.loads((out / "results.json").read_text())
     assert {r["task"] for r in results} == set(suite.tasks) and len(results) == 2 * 6
     syllogism = next(
         p for p in (out / "cells").iterdir() if "syllogism" in p.name and "Counting" in p.name
     )
     config = yaml.safe_load((syllogism / "run" / "config.yaml").read_text())
-    assert config["env_kwargs"] == {"max_new_tokens": 3} and config["timesteps"] == 384
+    assert config["env_kwargs"] == {"max_new_tokens": 3} and config["timesteps"] == 256
     against = str(PUBLISHED) if PUBLISHED.is_dir() else str(out)
     text = compare(out, against).read_text()
     assert "The protocols differ" in text or against == str(out)
@@ -179,9 +181,9 @@ def test_a_copy_of_published_results_compares_as_no_difference(tmp_path):
     assert "The protocols differ" not in text
 
 
-def _grid(folder: Path, suite: str, results: list[dict]) -> Path:
+def _grid(folder: Path, protocol: str, results: list[dict]) -> Path:
     folder.mkdir()
-    (folder / "grid.json").write_text(json.dumps({"suite": suite}))
+    (folder / "grid.json").write_text(json.dumps({"suite": load_suite("v1").record(protocol)}))
     (folder / "results.json").write_text(json.dumps(results))
     return folder
 
@@ -190,16 +192,14 @@ def test_compare_places_a_run_beside_published_results_without_rerunning(tmp_pat
     suite = load_suite("v1")
     rng = np.random.default_rng(1)
     full = {t: list(rng.uniform(s.random, s.reference, 4)) for t, s in suite.tasks.items()}
-    published_ = _grid(tmp_path / "pub", "v1", [*_results("ppo", full),
+    published_ = _grid(tmp_path / "pub", "full", [*_results("ppo", full),
                                                  *_results("random", {t: [s.random] * 4 for t, s in suite.tasks.items()})])  # fmt: skip
     better = {t: [s.reference] * 3 for t, s in suite.tasks.items()}
     partial = {t: v for t, v in full.items() if t != "keywords"}
-    run = _grid(tmp_path / "run", "v1 (quick)", [*_results("ppo", full),
+    run = _grid(tmp_path / "run", "quick", [*_results("ppo", full),
                 *_results("/x/mine.py:Best", better), *_results("half", partial)])  # fmt: skip
     text = compare(run, str(published_)).read_text()
-    assert (
-        "The protocols differ" in text and "Left out, no seed finished" in text and "half" in text
-    )
+    assert "The protocols differ" in text and "no seed finished on every task: ['half']" in text
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line
             for line in text.splitlines() if line.startswith("| ")}  # fmt: skip
     # a copy of published results: no difference; a perfect algorithm beats every published one
@@ -210,9 +210,11 @@ def test_compare_places_a_run_beside_published_results_without_rerunning(tmp_pat
     assert "| 1.000 [1.000, 1.000] |" in rows[(best, "random")]
     iqm_row = next(line for line in text.splitlines() if line.startswith(f"| {best} |"))
     assert iqm_row.split("|")[2].strip() == "1.000 [1.000, 1.000]"  # normalised: 1 = reference
-    assert (run / "profiles.png").is_file()
+    assert (run / "compare" / "profiles.png").is_file()
     # nothing finished on every task: a clear error, not an empty table
     gappy = [r for r in _results("gappy", full) if (r["seed"] == 0) != (r["task"] == "keywords")]
-    empty = _grid(tmp_path / "empty", "v1", gappy)  # seed 0 lacks keywords, the others have only it
+    empty = _grid(
+        tmp_path / "empty", "full", gappy
+    )  # seed 0 lacks keywords, the others have only it
     with pytest.raises(TextGenValueError, match=r"No algorithm in .*empty finished a seed"):
         compare(empty, str(published_))
