@@ -218,3 +218,85 @@ def test_compare_places_a_run_beside_published_results_without_rerunning(tmp_pat
     )  # seed 0 lacks keywords, the others have only it
     with pytest.raises(TextGenValueError, match=r"No algorithm in .*empty finished a seed"):
         compare(empty, str(published_))
+
+
+MINE = """version: mine
+model: random-tiny
+n_envs: 2
+eval_episodes: 2
+seeds: 2
+algos: [random, a2c]
+tasks:
+  target_tokens: {timesteps: 64, random: 0.25, reference: 1.0, reference_is: the maximum}
+  keywords:
+    timesteps: 64
+    random: 0.0
+    reference: 1.0
+    env_kwargs: {max_new_tokens: 3}
+quick: {seeds: 1, budget_fraction: 0.5, eval_episodes: 2}
+"""
+
+
+def test_a_suite_of_your_own_runs_reports_compares_and_guards_its_cells(tmp_path, capsys):
+    pytest.importorskip("rliable")
+    mine = tmp_path / "mine.yml"
+    mine.write_text(MINE)
+    out = tmp_path / "grid"
+    # one task first; the other joins the same grid later
+    assert (
+        cli.main(["bench", "--suite", str(mine), "--tasks", "target_tokens", "--out", str(out)])
+        == 0
+    )
+    assert cli.main(["bench", "--suite", str(mine), "--out", str(out)]) == 0
+    grid = json.loads((out / "grid.json").read_text())
+    assert grid["suite"]["version"] == "mine" and grid["task_env"] == {
+        "keywords": {"max_new_tokens": 3}
+    }
+    assert grid["budgets"] == {"target_tokens": 64, "keywords": 64}
+    report = (out / "results.md").read_text()
+    assert "suite mine (full)" in report and "| a2c | " in report and "optimality gap" in report
+    assert (out / "profiles.png").is_file()
+    # compared with itself (a suite given as a file: its record in grid.json is enough)
+    capsys.readouterr()
+    assert cli.main(["bench", "compare", str(out), "--against", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| a2c (this run) | a2c | 0.500 [" in text and (out / "compare" / "compare.md").is_file()
+    # a plain grid does not adopt the suite's cells (keywords ran with 3 new tokens)
+    plain = ["bench", "--algos", "random,a2c", "--tasks", "target_tokens,keywords", "--seeds", "2",
+             "--timesteps", "64", "--n-envs", "2", "--eval-episodes", "2", "--model", "random-tiny",
+             "--out", str(out)]  # fmt: skip
+    assert cli.main(plain) == 2
+    assert (
+        "holds cells run with other settings (suite: {'version': 'mine'" in capsys.readouterr().err
+    )
+    # nor does the quick protocol, whose budgets differ
+    assert cli.main(["bench", "--suite", str(mine), "--quick", "--out", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err
+    # compare takes only its own arguments
+    assert cli.main(["bench", "compare", str(out), "--against", str(out), "--quick"]) == 2
+    assert "it takes no ['--quick']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            ("timesteps: 64,", "timesteps: abc,"),
+            r"task target_tokens: `timesteps`: expects an integer >= 1, got 'abc'",
+        ),
+        (("timesteps: 64,", "timesteps: 0,"), r"`timesteps`: expects an integer >= 1, got 0"),
+        (("random: 0.25,", "random: x,"), r"`random`: expects a number, got 'x'"),
+        (
+            ("env_kwargs: {max_new_tokens: 3}", "env_kwargs: 3"),
+            r"expects `env_kwargs:` as a mapping",
+        ),
+        (("algos: [random, a2c]", "algos: random"), r"expects `algos:` as a list, got 'random'"),
+        (("seeds: 2", "seeds: two"), r"`seeds`: expects an integer >= 1, got 'two'"),
+        (("budget_fraction: 0.5", "budget_fraction: 2"), r"expects 0 < quick.budget_fraction <= 1"),
+    ],
+)
+def test_wrong_types_in_a_suite_file_are_clear_errors(tmp_path, change, message):
+    path = tmp_path / "mine.yml"
+    path.write_text(MINE.replace(*change))
+    with pytest.raises(TextGenValueError, match=message):
+        load_suite(str(path))
