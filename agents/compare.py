@@ -202,7 +202,11 @@ def suite_section(
     matrices, dropped = score_matrices(results, suite, tasks)
     if not matrices:
         return ""
-    plot_profiles(matrices, out / "profiles.png", f"suite {suite['version']}: {out}")
+    plot_profiles(
+        matrices,
+        out / "profiles.png",
+        f"suite {suite['version']} ({suite['protocol']}): {Path(out).name}",
+    )
     return "\n".join([
         f"\nNormalised scores (suite {suite['version']}: (score - random) / (reference - random), "
         "the suite's numbers), over",
@@ -278,7 +282,11 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
     probs = improvement({(label[a], b): (mine[a], base[b]) for a in mine for b in base})
     out = Path(run) / "compare" if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plot_profiles(matrices, out / "profiles.png", f"suite {suite['version']}: {run} vs {against}")
+    plot_profiles(
+        matrices,
+        out / "profiles.png",
+        f"suite {suite['version']}: {Path(run).name} vs {Path(against).name}",
+    )
     rows = [[x, y, f"{p:.3f} [{lo:.3f}, {hi:.3f}]"] for (x, y), (p, lo, hi) in probs.items()]
     text = "\n".join([
         f"# {run} against {against} (suite {suite['version']})\n",
