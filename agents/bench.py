@@ -538,15 +538,18 @@ def _clash(recorded: dict[str, Any], cfg: BenchConfig, out: Path) -> str:
     return ""
 
 
-def _merged(recorded: dict[str, Any] | None, cfg: BenchConfig) -> dict[str, Any]:
+def _merged(recorded: dict[str, Any] | None, cfg: BenchConfig, held: bool) -> dict[str, Any]:
     """grid.json for `cfg` over what was recorded: the settings of every algorithm and task run
-    so far, this grid's where both have them."""
+    so far, this grid's where both have them (`held`: some cell has a result or a checkpoint;
+    without one, the recorded grid's budgets and env arguments are not kept)."""
     settings: dict[str, dict[str, Any]] = {}
     for algo, tasks in [*((recorded or {}).get("settings") or {}).items(), *cfg.settings.items()]:
         settings.setdefault(algo, {}).update(tasks)
     merged = {**cfg.shared(), "settings": settings}
+    if recorded is None or not held or recorded.get("suite") != merged.get("suite"):
+        return merged  # nothing ran under the recorded grid: this one replaces it
     for key in ("budgets", "task_env"):  # a suite grid's tasks may join it too
-        both = {**((recorded or {}).get(key) or {}), **getattr(cfg, key)}
+        both = {**(recorded.get(key) or {}), **getattr(cfg, key)}
         if both:
             merged[key] = both
     return merged
@@ -598,7 +601,8 @@ def run_bench(
             "same settings"
         )
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(grid, json.dumps(_merged(recorded, cfg)).encode())
+    held = bool(_cells_with_progress(out)) if recorded is not None else False
+    atomic_write_bytes(grid, json.dumps(_merged(recorded, cfg, held)).encode())
     specs = cfg.cells()
     results: dict[int, dict[str, Any]] = {}
     for i, spec in enumerate(specs):

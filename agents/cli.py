@@ -127,7 +127,11 @@ def parser() -> ArgumentParser:
         help="a folder of <algo>.yml files (rl-zoo3's layout: default, then per-task entries) "
         "read before the shipped ones in agents/hyperparams/",
     )
-    b.add_argument("--out", help="the grid's folder (default: bench)")
+    b.add_argument(
+        "--out",
+        help="the grid's folder (default: bench; with --suite: bench-VERSION, bench-VERSION-quick "
+        "with --quick); compare: the folder for compare.md (default: RUN_DIR/compare)",
+    )
     b.add_argument(
         "--quick",
         action="store_true",

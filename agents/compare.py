@@ -1,8 +1,8 @@
 """Suite statistics and `textgen bench compare RUN --against suite-v1`: a grid's algorithms beside
 the published baselines of the same suite, on normalised scores, without rerunning them.
 
-The statistics are rliable's (Agarwal et al. 2021), on each algorithm's (runs x tasks) matrix of
-normalised held-out scores ((score - random) / (reference - random), the suite's numbers):
+The statistics are rliable's (Agarwal et al. 2021; tested against its functions), on each
+algorithm's (runs x tasks) matrix of normalised held-out scores ((score - random) / (reference - random), the suite's numbers):
 
 - the interquartile mean (IQM), the optimality gap (how far below 1 the runs fall, on average)
   and the mean, each with a 95% stratified-bootstrap confidence interval;
@@ -11,8 +11,8 @@ normalised held-out scores ((score - random) / (reference - random), the suite's
 - performance profiles: the fraction of runs whose normalised score exceeds each tau (a plot).
 
 rliable needs as many runs on every task: an algorithm's matrix keeps the seeds that finished on
-all the suite's tasks (the number of seeds dropped is reported). The bootstrap is seeded, so a
-report is reproducible.
+all the suite's tasks (the number of seeds dropped is reported). The bootstrap is drawn here from
+a seeded generator (rliable's draws from numpy's global state), so a report is reproducible.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 from agents.bench_report import markdown
 from agents.registry import algo_label
@@ -95,50 +96,71 @@ def _rliable() -> tuple[Any, Any]:
     return rly, metrics
 
 
+def _resampled(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """REPS stratified bootstrap resamples of a (runs x tasks) matrix: each task's runs drawn
+    with replacement, independently of the other tasks (rliable's `StratifiedBootstrap`)."""
+    runs, tasks = scores.shape
+    picks = rng.integers(0, runs, size=(REPS, runs, tasks))
+    return scores[picks, np.arange(tasks)]  # (REPS, runs, tasks)
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap values (arch's "percentile" method)."""
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _three(x: np.ndarray) -> np.ndarray:
+    """IQM, optimality gap (to 1) and mean of (..., runs, tasks) score matrices, as rliable's
+    `aggregate_iqm`, `aggregate_optimality_gap` and `aggregate_mean` define them."""
+    flat = x.reshape(*x.shape[:-2], -1)
+    iqm = scipy.stats.trim_mean(flat, proportiontocut=0.25, axis=-1)
+    gap = (1.0 - np.minimum(flat, 1.0)).mean(axis=-1)
+    return np.stack([iqm, gap, flat.mean(axis=-1)])
+
+
 def aggregates(matrices: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[float, float, float]]]:
-    """Per algorithm: {"iqm" | "optimality_gap" | "mean": (point, low, high)} (95% CIs)."""
-    rly, metrics = _rliable()
+    """Per algorithm: {"iqm" | "optimality_gap" | "mean": (point, low, high)} (95% CIs).
 
-    def three(x: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_optimality_gap(x, 1.0),
-                         metrics.aggregate_mean(x)])  # fmt: skip
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        points, intervals = rly.get_interval_estimates(
-            matrices, three, reps=REPS, random_state=np.random.RandomState(0)
-        )
-    return {
-        algo: {
-            name: (
-                float(points[algo][k]),
-                float(intervals[algo][0, k]),
-                float(intervals[algo][1, k]),
-            )  # fmt: skip
+    rliable's statistics with the bootstrap drawn here: rliable's own draws its resamples from
+    numpy's global random state whatever `random_state` it is given, so its intervals change with
+    whatever ran before. Each algorithm's resamples come from a generator seeded 0: a report is
+    reproducible and an algorithm's interval does not depend on which others sit beside it."""
+    result = {}
+    for algo, m in matrices.items():
+        points = _three(m)
+        boot = _three(_resampled(m, np.random.default_rng(0)))
+        result[algo] = {
+            name: (float(points[k]), *_interval(boot[k]))
             for k, name in enumerate(("iqm", "optimality_gap", "mean"))
         }
-        for algo in matrices
-    }
+    return result
+
+
+def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(X > Y) of (..., runs, tasks) matrices: per task, the chance that a run of X beats a run
+    of Y, ties counting half (the Mann-Whitney U / (n m) of rliable's
+    `probability_of_improvement`), averaged over tasks."""
+    diff = x[..., :, None, :] - y[..., None, :, :]  # (..., runs of X, runs of Y, tasks)
+    per_task = ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(-3, -2))
+    return per_task.mean(axis=-1)
 
 
 def improvement(
     pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
 ) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """P(X > Y) with its 95% interval for each `(X, Y): (scores of X, scores of Y)`."""
-    rly, metrics = _rliable()
-    if not pairs:
-        return {}
-    keys = {str(n): pair for n, pair in enumerate(pairs)}  # rliable's keys: plain names
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        points, intervals = rly.get_interval_estimates(
-            {n: pairs[pair] for n, pair in keys.items()}, metrics.probability_of_improvement,
-            reps=REPS, random_state=np.random.RandomState(0),
-        )  # fmt: skip
+    """P(X > Y) with its 95% interval for each `(X, Y): (scores of X, scores of Y)`; the runs of
+    X and of Y are resampled independently (rliable's `StratifiedIndependentBootstrap`), from a
+    generator seeded 0 for each pair."""
     result = {}
-    for n, pair in keys.items():
-        lo, hi = np.asarray(intervals[n], dtype=np.float64).ravel()
-        result[pair] = (float(points[n]), float(lo), float(hi))
+    for pair, (x, y) in pairs.items():
+        rng = np.random.default_rng(0)
+        xs, ys = _resampled(x, rng), _resampled(y, rng)
+        step = max(1, 2**24 // x.size // y.shape[0])  # resamples at a time: ~128 MB of pairs
+        boot = np.concatenate(
+            [_improvement(xs[k : k + step], ys[k : k + step]) for k in range(0, REPS, step)]
+        )
+        result[pair] = (float(_improvement(x, y)), *_interval(boot))
     return result
 
 
@@ -249,17 +271,26 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
     if suite["protocol"] != theirs_suite["protocol"]:
         notes.append(
             f"The protocols differ: {run} ran {suite['protocol']!r}, {against} "
-            f"{theirs_suite['protocol']!r}. A quick grid trains for a fraction of the budget and "
-            "evaluates fewer episodes: it checks the pipeline, it does not rank an algorithm."
-        )
-    else:
-        for what in ("model", "n_envs", "eval_episodes", "budgets", "task_env", "digest"):
-            one, other = (
-                (g.get("suite", {}) if what == "digest" else g).get(what)
-                for g in (grid, their_grid)
+            f"{theirs_suite['protocol']!r}"
+            + (
+                ". A quick grid trains for a fraction of the budget and evaluates fewer "
+                "episodes: it checks the pipeline, it does not rank an algorithm."
+                if "quick" in (suite["protocol"], theirs_suite["protocol"])
+                else "."
             )
-            if one != other:
-                notes.append(f"The grids' {what} differ: {one!r} and {other!r}.")
+        )
+    for what in ("model", "n_envs", "eval_episodes", "budgets", "task_env", "digest"):
+        if what == "digest":
+            one, other = (g["suite"].get("digest") for g in (grid, their_grid))
+        elif what in ("budgets", "task_env"):  # only the tasks compared
+            one, other = (
+                {t: (g.get(what) or {}).get(t) for t in tasks} for g in (grid, their_grid)
+            )
+        else:
+            one, other = (g.get(what) for g in (grid, their_grid))
+        quick = "quick" in (suite["protocol"], theirs_suite["protocol"])
+        if one != other and not (quick and what in ("budgets", "eval_episodes")):
+            notes.append(f"The grids' {what} differ: {one!r} and {other!r}.")
     if len(tasks) < len(suite["normalise"]):
         notes.append(
             f"Compared on {len(tasks)} of the suite's {len(suite['normalise'])} tasks: {tasks}."

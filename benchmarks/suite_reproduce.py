@@ -35,25 +35,33 @@ def main() -> None:
     args = p.parse_args()
     grid, results = read_grid(published(args.against))
     suite = load_suite(suite_of(grid, args.against)["version"])
+    if suite.record() != grid["suite"]:
+        raise SystemExit(f"{args.against} ran another suite file than {suite.version}'s of today")
+    cells = []
+    for cell in args.cells.split(","):  # every cell looked up before any runs
+        parts = cell.split("@")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise SystemExit(f"Expects algorithm@task@seed, got {cell!r}")
+        key = (parts[0], parts[1], int(parts[2]))
+        was = [r for r in results if (r["algo"], r["task"], r["seed"]) == key]
+        if not was:
+            raise SystemExit(f"{args.against} holds no cell {cell}")
+        cells.append((*key, was[0]))
     out = Path(args.out or tempfile.mkdtemp(prefix="suite-reproduce-"))
     same = True
-    for n, cell in enumerate(args.cells.split(",")):
-        algo, task, seed = cell.split("@")
-        key = (algo, task, int(seed))
-        published_ = [r for r in results if (r["algo"], r["task"], r["seed"]) == key]
-        if not published_:
-            raise SystemExit(f"{args.against} holds no cell {cell}")
-        (was,) = published_
+    for n, (algo, task, seed, was) in enumerate(cells):
         # the settings the published cell ran with, not today's hyperparameter files
         settings = out / f"hyperparams{n}"
-        settings.mkdir(parents=True)
+        settings.mkdir(parents=True, exist_ok=True)
         name = algo.rpartition(":")[2]  # your own algorithm's file is named after it
         recorded = grid["settings"][algo][task]
         (settings / f"{name}.yml").write_text(yaml.safe_dump({"default": recorded}))
-        cfg = suite.bench_config(algos=[algo], tasks=[task], seeds=1, first_seed=int(seed),
+        cfg = suite.bench_config(algos=[algo], tasks=[task], seeds=1, first_seed=seed,
                                  hyperparams=str(settings), out=str(out / f"cell{n}"))  # fmt: skip
         if cfg.settings[algo][task] != recorded:
-            raise SystemExit(f"{cell}: could not set its recorded settings {recorded}")
+            raise SystemExit(
+                f"{algo}@{task}@{seed}: could not set its recorded settings {recorded}"
+            )
         paths = run_bench(cfg, use_ray=not args.no_ray)
         (again,) = json.loads(Path(paths["json"]).read_text())
         equal = (again["before"], again["after"]) == (was["before"], was["after"])

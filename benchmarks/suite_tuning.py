@@ -43,7 +43,7 @@ def main() -> None:
         cfg = suite.bench_config(algos=algos, tasks=tasks, seeds=args.seeds, quick=args.quick,
                                  first_seed=args.first_seed, learning_rate=rate,
                                  out=str(Path(args.out) / f"lr{rate:g}"))  # fmt: skip
-        cfg.suite = suite.record("tuning")
+        cfg.suite = suite.record("tuning (quick)" if args.quick else "tuning")
         paths = run_bench(cfg, use_ray=args.ray)
         results = json.loads(Path(paths["json"]).read_text())
         for algo in algos:
