@@ -6,6 +6,9 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
+import torch
+
 COURSE = Path(__file__).resolve().parents[1] / "examples" / "course"
 
 
@@ -120,3 +123,41 @@ def test_lesson_08_comparing_algorithms(tmp_path, capsys):
     assert plot.read_bytes()[:8] == PNG
     assert (tmp_path / "grid" / "results.csv").is_file()
     assert m.iqm([1, 2, 3, 100]) == 2.5  # the middle half of four runs: 2 and 3
+
+
+def test_lesson_09_interactive_episodes(tmp_path, capsys):
+    m = lesson("lesson_09_interactive_episodes")
+    plot = tmp_path / "l9.png"
+    result = m.main(m.Args(task="token_code", model="default", lora_r=0, timesteps=64, n_envs=4,
+                           episodes=4, plot=str(plot)))  # fmt: skip
+    # every step is one action; the party's reply (7 tokens, "The code is 2.") is state only
+    assert result["steps"] == result["actions"] and result["inserted"] >= 5
+    # log pi of the actions from the cut final state is what each step saw (float32 forwards
+    # over different paddings; measured 2e-6)
+    assert result["gap"] < 1e-4
+    assert result["turns_before"] == 2.0 and 0 <= result["after"] <= 1
+    out = capsys.readouterr().out
+    assert "not actions" in out and "policy" in out and "tool" in out and out.count("»") >= 12
+    assert plot.read_bytes()[:8] == PNG
+
+
+def test_lesson_10_your_own_algorithm(tmp_path, capsys):
+    m = lesson("lesson_10_your_own_algorithm")
+    plot = tmp_path / "l10.png"
+    result = m.main(m.Args(seeds=1, tasks="target_tokens", timesteps=64, out=str(tmp_path / "g"),
+                           plot=str(plot)))  # fmt: skip
+    assert result["lo"] <= result["iqm"] <= result["hi"]
+    baselines = {"random", "ppo", "a2c", "reinforce", "reinforce-rloo", "grpo"}
+    assert baselines <= set(result) and all(0 <= result[b] <= 1 for b in baselines)
+    out = capsys.readouterr().out
+    assert "The protocols differ" in out and "ranks nothing" in out and "P(yours > ppo)" in out
+    assert plot.read_bytes()[:8] == PNG
+    # the from-scratch algorithm trains: 64 steps move the policy away from the initial model
+    import gymnasium
+
+    make = lambda n=None: gymnasium.make("TextGen-v0", task="target_tokens", max_new_tokens=4)  # noqa: E731
+    obs = make().reset(seed=0)[0]
+    trained, untouched = m.rloo_from_scratch(make, 64, seed=0), m.rloo_from_scratch(make, 0, seed=0)
+    batch = {k: v[None] for k, v in obs.items()}
+    with torch.no_grad():
+        assert not np.allclose(trained.dist(batch).probs, untouched.dist(batch).probs, atol=1e-4)
