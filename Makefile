@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= test,metrics,smollm2,lora,embeddings,dev,zoo,reasoning,bench,clients,textarena
+EXTRAS ?= test,metrics,smollm2,lora,embeddings,dev,zoo,reasoning,bench,clients,textarena,notebooks
 STAMP := $(VENV)/.installed
 
-.PHONY: install test train bench lint mutate clean
+.PHONY: install test train bench lint notebooks mutate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gym_textgen agents tests examples benchmarks scripts
 	$(VENV)/bin/ruff format --check gym_textgen agents tests examples benchmarks scripts
+
+# the course's notebooks in docs/course/, made from examples/course/lesson_*.py (the source);
+# their committed outputs are kept. `make notebooks EXECUTE=1` reruns them with the lessons'
+# defaults (about 25 minutes on 2 cores) and saves their outputs and figures.
+notebooks: $(STAMP)
+	$(PY) scripts/notebooks.py $(if $(EXECUTE),--execute)
 
 # mutation testing (not CI: it runs the selected tests once per mutant, ~25 minutes on 2 cores)
 # of the modules [tool.mutmut] in pyproject.toml names; prints the mutation score

@@ -141,23 +141,23 @@ def test_lesson_09_interactive_episodes(tmp_path, capsys):
     assert plot.read_bytes()[:8] == PNG
 
 
-def test_lesson_10_your_own_algorithm(tmp_path, capsys):
-    m = lesson("lesson_10_your_own_algorithm")
-    plot = tmp_path / "l10.png"
-    result = m.main(m.Args(seeds=1, tasks="target_tokens", timesteps=64, out=str(tmp_path / "g"),
-                           plot=str(plot)))  # fmt: skip
-    assert result["lo"] <= result["iqm"] <= result["hi"]
-    baselines = {"random", "ppo", "a2c", "reinforce", "reinforce-rloo", "grpo"}
-    assert baselines <= set(result) and all(0 <= result[b] <= 1 for b in baselines)
-    out = capsys.readouterr().out
-    assert "The protocols differ" in out and "ranks nothing" in out and "P(yours > ppo)" in out
-    assert plot.read_bytes()[:8] == PNG
-    # the from-scratch algorithm trains: 64 steps move the policy away from the initial model
+def test_lesson_10_your_own_algorithm(tmp_path):
+    """The from-scratch algorithm trains; the lesson's run through the suite and `compare` is
+    the notebook's (tests/test_notebooks.py), whose output is checked there."""
     import gymnasium
 
-    make = lambda n=None: gymnasium.make("TextGen-v0", task="target_tokens", max_new_tokens=4)  # noqa: E731
+    m = lesson("lesson_10_your_own_algorithm")
+    made = []
+
+    def make(n=None):
+        made.append(gymnasium.make("TextGen-v0", task="target_tokens", max_new_tokens=4))
+        return made[-1]
+
     obs = make().reset(seed=0)[0]
     trained, untouched = m.rloo_from_scratch(make, 64, seed=0), m.rloo_from_scratch(make, 0, seed=0)
     batch = {k: v[None] for k, v in obs.items()}
-    with torch.no_grad():
+    with torch.no_grad():  # 64 steps moved the policy away from the initial model
         assert not np.allclose(trained.dist(batch).probs, untouched.dist(batch).probs, atol=1e-4)
+    # a group of 4 replays one prompt: the four envs of the last group ended on the same one
+    group = made[1:5]
+    assert len({env.unwrapped._prompt for env in group}) == 1

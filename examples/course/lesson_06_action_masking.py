@@ -108,4 +108,10 @@ def main(args: Args) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main(parse_dataclass_args(Args, description=__doc__.splitlines()[0]))
+    args = parse_dataclass_args(Args, description=__doc__.splitlines()[0])
+    main(args)
+
+# + active="ipynb"
+# from IPython.display import Image  # the notebook shows the lesson's figure
+#
+# Image(args.plot)

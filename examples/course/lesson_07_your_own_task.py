@@ -27,7 +27,10 @@ from agents.dataclass_cli import parse_dataclass_args
 from agents.evaluation import mean_reward, sample_episodes
 from gym_textgen.tasks import load_task
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "describe_things.jsonl"
+#: this file (a notebook has no __file__: there, the script it was made from)
+HERE = Path(globals().get("__file__") or Path(agents.__file__).parents[1] / "examples" / "course"
+            / "lesson_07_your_own_task.py").resolve()  # fmt: skip
+DATA = HERE.parents[1] / "data" / "describe_things.jsonl"
 
 
 # --- the reward: 20 lines a student can change --------------------------------------------------
@@ -107,4 +110,10 @@ def main(args: Args) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(parse_dataclass_args(Args, description=__doc__.splitlines()[0]))
+    args = parse_dataclass_args(Args, description=__doc__.splitlines()[0])
+    main(args)
+
+# + active="ipynb"
+# from IPython.display import Image  # the notebook shows the lesson's figure
+#
+# Image(args.plot)

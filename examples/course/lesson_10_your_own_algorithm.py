@@ -28,8 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch as th
 
+import agents
 from agents.dataclass_cli import parse_dataclass_args
 from gym_textgen.models import load_model
+
+#: this file (a notebook has no __file__: there, the script it was made from)
+HERE = Path(globals().get("__file__") or Path(agents.__file__).parents[1] / "examples" / "course"
+            / "lesson_10_your_own_algorithm.py").resolve()  # fmt: skip
 
 
 # -- the algorithm: what you would write --------------------------------------------------------
@@ -116,7 +121,7 @@ def main(args: Args) -> dict[str, float]:
     from agents.suite import load_suite, published
 
     suite = load_suite("v1")
-    me = f"{Path(__file__).resolve()}:rloo_from_scratch"  # --algos takes path.py:function
+    me = f"{HERE}:rloo_from_scratch"  # --algos takes path.py:function
     cfg = suite.bench_config(algos=[me], tasks=args.tasks.split(",") if args.tasks else None,
                              seeds=args.seeds, quick=not args.full, out=args.out)  # fmt: skip
     if args.timesteps:
@@ -174,4 +179,10 @@ def main(args: Args) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(parse_dataclass_args(Args, description=__doc__.splitlines()[0]))
+    args = parse_dataclass_args(Args, description=__doc__.splitlines()[0])
+    main(args)
+
+# + active="ipynb"
+# from IPython.display import Image  # the notebook shows the lesson's figure
+#
+# Image(args.plot)
