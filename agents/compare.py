@@ -154,9 +154,15 @@ def improvement(
     generator seeded 0 for each pair."""
     result = {}
     for pair, (x, y) in pairs.items():
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise TextGenValueError(
+                f"Expects finite normalised scores for P({pair[0]} > {pair[1]}), got NaN or inf"
+            )
         rng = np.random.default_rng(0)
         xs, ys = _resampled(x, rng), _resampled(y, rng)
-        step = max(1, 2**24 // x.size // y.shape[0])  # resamples at a time: ~128 MB of pairs
+        step = max(
+            1, 2**24 // x.size // y.shape[0]
+        )  # resamples at a time: ~128 MB of differences, a few times that in temporaries
         boot = np.concatenate(
             [_improvement(xs[k : k + step], ys[k : k + step]) for k in range(0, REPS, step)]
         )

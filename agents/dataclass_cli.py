@@ -209,7 +209,11 @@ NOTEBOOK_ARGS = "TEXTGEN_NOTEBOOK_ARGS"
 def _in_kernel() -> bool:
     import sys
 
-    return "ipykernel" in sys.modules and "ipykernel" in Path(sys.argv[0]).name
+    if "ipykernel" not in sys.modules:
+        return False
+    from ipykernel.kernelapp import IPKernelApp
+
+    return IPKernelApp.initialized()
 
 
 def parse_dataclass_args(cls: type, argv: list[str] | None = None, description: str = "") -> Any:

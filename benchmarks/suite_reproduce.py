@@ -52,6 +52,8 @@ def main() -> None:
     for n, (algo, task, seed, was) in enumerate(cells):
         # the settings the published cell ran with, not today's hyperparameter files
         settings = out / f"hyperparams{n}"
+        if (out / f"cell{n}").exists():  # a finished cell there would be read, not rerun
+            raise SystemExit(f"{out / f'cell{n}'} exists: pass an --out that holds no cells")
         settings.mkdir(parents=True, exist_ok=True)
         name = algo.rpartition(":")[2]  # your own algorithm's file is named after it
         recorded = grid["settings"][algo][task]

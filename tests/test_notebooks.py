@@ -98,3 +98,29 @@ def test_each_notebook_executes(lesson, tmp_path, monkeypatch):
         assert text in printed
     figure = cells[-1].outputs  # the lesson's figure, shown inline
     assert figure and "image/png" in figure[0]["data"]
+
+
+def test_the_course_guide_shows_every_lessons_figure_and_each_file_exists():
+    import re
+
+    guide = (ROOT / "docs" / "course.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", guide)
+    assert [f"course/lesson_{n:02d}.png" for n in range(1, len(SCRIPTS) + 1)] == links
+    for link in links:
+        path = ROOT / "docs" / link
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
+
+
+def test_outside_a_kernel_flags_come_from_the_command_line(monkeypatch):
+    import sys
+    from dataclasses import dataclass
+
+    from agents.dataclass_cli import parse_dataclass_args
+
+    @dataclass
+    class Args:
+        steps: int = 1
+
+    monkeypatch.setenv("TEXTGEN_NOTEBOOK_ARGS", "--steps 5")
+    monkeypatch.setattr(sys, "argv", ["lesson.py", "--steps", "3"])
+    assert parse_dataclass_args(Args).steps == 3  # a script ignores the notebook variable

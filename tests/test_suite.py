@@ -368,3 +368,11 @@ def test_compare_of_a_subset_of_tasks_notes_no_false_differences(tmp_path):
     (sub / "grid.json").write_text(json.dumps(grid))
     text = compare(sub, str(pub)).read_text()
     assert "Compared on 1 of the suite's 6 tasks" in text and "The grids'" not in text
+
+
+def test_probability_of_improvement_refuses_non_finite_scores():
+    x = np.ones((3, 2))
+    bad = x.copy()
+    bad[0, 1] = np.nan  # counted as a loss both ways, it would read as a real difference
+    with pytest.raises(TextGenValueError, match="finite"):
+        improvement({("x", "bad"): (x, bad)})

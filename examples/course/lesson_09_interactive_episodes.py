@@ -88,13 +88,19 @@ def by_hand(model, args: Args) -> dict[str, float]:
     # The loss. log pi of every token after the prompt under the policy: each position's
     # distribution from the state just before it (the final state, cut there).
     ids = np.asarray(final["input_ids"])
-    text, mine = np.asarray(final["attention_mask"]), np.asarray(final["policy_mask"])
+    text = np.asarray(final["attention_mask"])
+    if "policy_mask" in final:  # an interactive task marks the policy's own tokens
+        mine = np.asarray(final["policy_mask"])
+    else:  # a single-turn task (calculator_no_tool): every token after the prompt is an action
+        mine = np.zeros_like(text)
+        mine[int(text.sum()) - len(rewards) : int(text.sum())] = 1
     prompt = int(np.argmax(mine)) if mine.any() else int(text.sum())
     positions = list(range(prompt, int(text.sum())))
     states = {k: np.repeat(np.asarray(v)[None], len(positions), 0) for k, v in final.items()}
     for row, p in enumerate(positions):
         for key in ("attention_mask", "policy_mask"):
-            states[key][row, p:] = 0
+            if key in states:
+                states[key][row, p:] = 0
     with th.no_grad():
         obs_t, _ = model.policy.obs_to_tensor(states)
         log_pi = model.policy.get_distribution(obs_t).log_prob(th.as_tensor(ids[positions]))
