@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 # the course's notebooks in docs/course/, made from examples/course/lesson_*.py (the source);
 # their committed outputs are kept. `make notebooks EXECUTE=1` reruns them with the lessons'
-# defaults (about 25 minutes on 2 cores) and saves their outputs and figures.
+# defaults (16 minutes on 2 cores) and saves their outputs and figures.
 notebooks: $(STAMP)
 	$(PY) scripts/notebooks.py $(if $(EXECUTE),--execute)
 
