@@ -221,7 +221,7 @@ def bench(args: argparse.Namespace) -> None:
     from agents.bench import QUICK, BenchConfig, run_bench
 
     if args.action == "compare":
-        from agents.compare import compare
+        from agents.bench import compare
 
         if not args.run_dir or not args.against:
             raise TextGenValueError(
@@ -247,7 +247,7 @@ def bench(args: argparse.Namespace) -> None:
              "model", "n_envs", "eval_episodes", "learning_rate", "hyperparams", "out")
              if getattr(args, name) is not None}  # fmt: skip
     if args.suite is not None:
-        from agents.suite import load_suite
+        from agents.bench import load_suite
 
         fixed = sorted(set(given) & {"timesteps", "model", "n_envs", "eval_episodes",
                                      "learning_rate"})  # fmt: skip

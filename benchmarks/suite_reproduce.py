@@ -17,9 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from agents.bench import run_bench
-from agents.compare import read_grid, suite_of
-from agents.suite import load_suite, published
+from agents.bench import load_suite, published, read_grid, run_bench, suite_of
 
 
 def main() -> None:

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.bench import run_bench
-from agents.suite import load_suite
+from agents.bench import load_suite, run_bench
 
 
 def main() -> None:

@@ -113,7 +113,7 @@ def test_distinct_tasks_get_distinct_cells_and_a_failing_cell_loses_no_other(tmp
     assert cli.main(["bench", *flags]) == 0
     results = json.loads((out / "results.json").read_text())
     assert sorted(r["task"] for r in results) == sorted(tasks.split(","))
-    from agents import bench as bench_module
+    from agents.bench import runner as bench_module
 
     with pytest.raises(TextGenValueError, match="Unknown task 'nosuchtask'"):  # before any cell
         bench_module.run_bench(BenchConfig(algos=["random"], tasks=["nosuchtask"], out=str(out)))
@@ -121,7 +121,7 @@ def test_distinct_tasks_get_distinct_cells_and_a_failing_cell_loses_no_other(tmp
 
 def test_a_failing_cell_loses_no_other(tmp_path, monkeypatch):
     pytest.importorskip("rliable")
-    from agents import bench as bench_module
+    from agents.bench import runner as bench_module
     from gym_textgen.errors import TextGenError
 
     real = bench_module.run_cell
@@ -189,7 +189,7 @@ def test_a_started_cell_still_ties_its_grid_to_its_settings(tmp_path):
 
 def test_any_error_of_a_cell_is_a_failed_cell_on_the_serial_path(tmp_path, monkeypatch):
     pytest.importorskip("rliable")
-    from agents import bench as bench_module
+    from agents.bench import runner as bench_module
     from gym_textgen.errors import TextGenError
 
     real = bench_module.run_cell
@@ -216,7 +216,7 @@ def test_any_error_of_a_cell_is_a_failed_cell_on_the_serial_path(tmp_path, monke
 
 def test_an_interrupt_stops_the_grid_rather_than_failing_a_cell(tmp_path, monkeypatch):
     pytest.importorskip("rliable")
-    from agents import bench as bench_module
+    from agents.bench import runner as bench_module
 
     def interrupted(spec):
         raise KeyboardInterrupt
@@ -237,7 +237,7 @@ def _results(scores: dict[tuple[str, str], list[float]]) -> list[dict[str, objec
 
 
 def test_an_algorithm_with_one_seed_leaves_the_others_their_intervals():
-    from agents.bench_report import iqm_table
+    from agents.bench import iqm_table
 
     results = _results({
         ("ppo", "t1"): [0.1, 0.5, 0.9], ("ppo", "t2"): [0.2, 0.4, 0.6],
@@ -253,7 +253,7 @@ def test_an_algorithm_with_one_seed_leaves_the_others_their_intervals():
 
 
 def test_tasks_with_unequal_seeds_keep_every_run():
-    from agents.bench_report import iqm_table
+    from agents.bench import iqm_table
 
     t1, t2 = [0.1, 0.9, 0.4, 0.7, 0.3], [0.2, 0.8, 0.05]  # 5 and 3 seeds finished
     # by hand: the 8 runs sorted are .05 .1 | .2 .3 .4 .7 | .8 .9: the IQM is the middle four's mean
@@ -263,7 +263,7 @@ def test_tasks_with_unequal_seeds_keep_every_run():
     lo, hi = (float(x) for x in rows[0][2].strip("[]").split(", "))
     assert lo <= expected <= hi
 
-    from agents.bench_report import stratified_bootstrap_iqm
+    from agents.bench import stratified_bootstrap_iqm
 
     assert stratified_bootstrap_iqm([np.array(t1), np.array(t2)])[0] == pytest.approx(
         expected, rel=1e-12, abs=0
@@ -286,7 +286,7 @@ def test_the_iqm_and_its_interval_are_rliables_on_equal_counts():
     from rliable import library as rly
     from rliable import metrics
 
-    from agents.bench_report import iqm, stratified_bootstrap_iqm
+    from agents.bench import iqm, stratified_bootstrap_iqm
 
     for runs, tasks in [(1, 1), (3, 2), (5, 3), (7, 1), (2, 4)]:
         x = np.random.default_rng(runs * 10 + tasks).normal(size=(runs, tasks))
@@ -328,7 +328,7 @@ def test_a_worker_killed_mid_cell_is_a_failed_cell_on_ray(tmp_path, monkeypatch,
     import os
     import signal
 
-    from agents import bench as bench_module
+    from agents.bench import runner as bench_module
     from gym_textgen.errors import TextGenError
 
     driver = os.getpid()
@@ -352,7 +352,7 @@ def test_a_worker_killed_mid_cell_is_a_failed_cell_on_ray(tmp_path, monkeypatch,
 @pytest.mark.slow
 def test_an_error_with_no_message_is_a_failed_cell_on_ray(tmp_path, monkeypatch, local_ray):
     pytest.importorskip("rliable")
-    from agents import bench as bench_module
+    from agents.bench import runner as bench_module
     from gym_textgen.errors import TextGenError
 
     def silent(spec):

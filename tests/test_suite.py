@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from agents import cli
-from agents.compare import aggregates, compare, improvement, score_matrices
-from agents.suite import SUITES, load_suite
+from agents.bench import SUITES, aggregates, compare, improvement, load_suite, score_matrices
 from gym_textgen.errors import TextGenValueError
 from tests.test_own_algorithms import EXAMPLE, algo_file  # noqa: F401 (a fixture)
 

@@ -120,9 +120,17 @@ class Args:
 
 
 def main(args: Args) -> dict[str, float]:
-    from agents.bench import run_bench
-    from agents.compare import aggregates, compare, improvement, read_grid, score_matrices, suite_of
-    from agents.suite import load_suite, published
+    from agents.bench import (
+        aggregates,
+        compare,
+        improvement,
+        load_suite,
+        published,
+        read_grid,
+        run_bench,
+        score_matrices,
+        suite_of,
+    )
 
     suite = load_suite("v1")
     me = f"{HERE}:rloo_from_scratch"  # --algos takes path.py:function
@@ -139,7 +147,7 @@ def main(args: Args) -> dict[str, float]:
     report = compare(args.out, args.against)
     print("\n" + report.read_text())
 
-    # 2. The same numbers by hand, from the two grids' files (agents.compare's functions).
+    # 2. The same numbers by hand, from the two grids' files (agents.bench's functions).
     grid, mine = read_grid(args.out)
     _, theirs = read_grid(published(args.against))
     record = suite_of(grid, args.out)

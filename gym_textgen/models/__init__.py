@@ -24,10 +24,10 @@ from gym_textgen.models.loading import (
     list_models,
     load_model,
     load_tokenizer,
-    quiet_progress,
     random_tiny_config,
     resolve,
 )
+from gym_textgen.models.quiet import quiet_progress
 
 __all__ = [
     "DEFAULT_MODEL_DIR",

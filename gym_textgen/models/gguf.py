@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from gym_textgen.errors import ModelNotFoundError
+from gym_textgen.models.quiet import quiet_progress
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 COMPLETE = "COMPLETE"  # marker written last into a finished cache folder
@@ -89,8 +90,6 @@ def convert_gguf(gguf: Path, out: Path) -> None:
             "loading .gguf files needs gguf and accelerate: pip install 'gym-textgen[smollm2]'"
         ) from e
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from gym_textgen.models.loading import quiet_progress  # (it imports this module)
 
     with quiet_progress():
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

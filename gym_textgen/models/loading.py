@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gym_textgen.errors import ModelNotFoundError, TextGenTypeError, TextGenValueError
 from gym_textgen.models.gguf import gguf_cache_folder, smollm2_gguf_path
+from gym_textgen.models.quiet import quiet_progress
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_MODEL_DIR = ASSETS / "default_model"
@@ -51,20 +50,6 @@ def resolve(name: str | os.PathLike) -> Path:
     if path.exists() or name.startswith((".", "/", "~")):
         raise _not_found(name, "not a folder or a .gguf file")
     return Path(name)  # a hub id: only from_pretrained can tell
-
-
-@contextlib.contextmanager
-def quiet_progress() -> Iterator[None]:
-    """Hide transformers' progress bars (loading, converting, writing shards) inside the block."""
-    from transformers.utils import logging as hf_logging
-
-    was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
 
 
 def _from_pretrained(

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 from gym_textgen.errors import TextGenValueError
 
 if TYPE_CHECKING:
-    from agents.bench import BenchConfig
+    from agents.bench.grid import BenchConfig
 
 #: the shipped suites, one `<version>.yml` each
-SUITES = Path(__file__).with_name("suites")
+SUITES = Path(__file__).resolve().parent.parent / "suites"
 #: the published results of each suite in a source checkout (`results/suite-<version>/`)
-PUBLISHED = Path(__file__).resolve().parent.parent / "results"
+PUBLISHED = Path(__file__).resolve().parent.parent.parent / "results"
 
 _TOP = {"version", "description", "model", "n_envs", "eval_episodes", "seeds", "algos",
         "evaluation", "tasks", "quick"}  # fmt: skip
@@ -92,7 +92,7 @@ class Suite:
         (a subset may be named) under its protocol; `quick` scales every budget by the suite's
         `quick.budget_fraction` and takes its seeds and episodes (a check of the pipeline, not
         a result). `rest`: BenchConfig's out, hyperparams."""
-        from agents.bench import BenchConfig
+        from agents.bench.grid import BenchConfig
 
         names = list(self.tasks) if tasks is None else list(tasks)
         unknown = [t for t in names if t not in self.tasks]
