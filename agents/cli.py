@@ -104,7 +104,8 @@ def parser() -> ArgumentParser:
     b.add_argument(
         "--against",
         metavar="RESULTS",
-        help="compare: published results (suite-v1: results/suite-v1/) or another grid's folder",
+        help="compare: a published suite (suite-v1: results/suite-v1/) or another grid's folder "
+        "(./suite-v1 for a folder of that name)",
     )
     b.add_argument(
         "--algos",
@@ -135,7 +136,10 @@ def parser() -> ArgumentParser:
     b.add_argument(
         "--quick",
         action="store_true",
-        help="a small grid (random, ppo, reinforce-rloo on target_tokens and movie_sentiment, 2 seeds; about 2 minutes on 2 cores)",
+        help="a small grid that checks the pipeline: random, ppo and reinforce-rloo on "
+        "target_tokens and movie_sentiment, 2 seeds at 2,048 steps (QUICK_MINUTES on 2 cores); "
+        "with --suite, the suite's quick protocol (v1: its 6 algorithms x 6 tasks x 1 seed at "
+        "1/8 of each budget and 8 episodes, SUITE_QUICK_MINUTES)",
     )
     b.add_argument(
         "--ray",
@@ -264,7 +268,33 @@ def bench(args: argparse.Namespace) -> None:
     run_bench(cfg, ray_address=args.ray or None, use_ray=args.ray is not None)
 
 
+def compare_parser() -> ArgumentParser:
+    """`textgen bench compare`'s own command line, for its --help (the bench parser reads it)."""
+    p = ArgumentParser(
+        prog="textgen bench compare",
+        description="Place RUN_DIR's algorithms beside published results of the same suite: "
+        "normalised IQM, optimality gap and mean with 95% CIs, P(X > Y), performance profiles "
+        "(RUN_DIR/compare/compare.md and profiles.png).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished grid's folder (--suite)")
+    p.add_argument(
+        "--against",
+        metavar="RESULTS",
+        required=True,
+        help="a published suite (suite-v1: results/suite-v1/ of a source checkout) or another "
+        "grid's folder (./suite-v1 for a folder of that name)",
+    )
+    p.add_argument("--out", help="the folder for compare.md (default: RUN_DIR/compare)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors too")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    words = [a for a in argv if a != "--debug"]
+    if words[:2] == ["bench", "compare"] and {"-h", "--help"} & set(words[2:]):
+        compare_parser().print_help()
+        return 0
     args = parser().parse_args(argv)
     try:
         run_command(args)

@@ -92,6 +92,23 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _unique_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """A YAML mapping whose keys are all different: a key given twice (a task listed twice in a
+    suite or hyperparameter file) would silently take the last entry."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """The mapping a YAML file holds (`1e-4` read as a float), or a TextGenValueError that says
     where the file is wrong."""

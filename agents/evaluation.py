@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +12,11 @@ import torch as th
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 from agents.masks import MASK_ATTR, TopKMask
 from agents.vec_env import TextGenSB3VecEnv
+from gym_textgen.errors import DivergedError
 
 
 @dataclass
@@ -35,13 +39,26 @@ def sample_episodes(
     seed: int = 0,
     deterministic: bool = False,
     n_envs: int = 8,
+    exact: bool | None = None,
 ) -> list[Sample]:
     """Run `n` episodes with `model`'s policy and return them in prompt order.
 
     Episodes cycle through the `split`'s prompts (or `prompts`), so repeated calls with the same
     seed see the same prompts and, for a given policy, draw the same samples. A DQN model runs
     its greedy policy (argmax Q): its epsilon is exploration, not the policy.
+
+    `exact`: sample from an SB3 model's policy in float64 (its weights converted for the
+    episodes and back, exactly: `in_float64`), so that the same weights give the same episodes
+    on every CPU (float32 logits differ in their last bits between AVX2 and
+    AVX-512 kernels, and one token drawn differently changes a whole episode:
+    `benchmarks/cpu_divergence.py`). None: on a CPU; not on a GPU, where float64 can be dozens
+    of times slower and products are not bitwise reproducible anyway.
+
+    Raises:
+        DivergedError: the policy's weights (a torch module's, or an SB3 model's policy's) or its
+            action probabilities are NaN or infinite: a diverged policy is not scored.
     """
+    check_finite_weights(model)
     kwargs = {**(env_kwargs or {}), "split": split}
     env = TextGenSB3VecEnv(env_id, n_envs=min(n_envs, n), **kwargs)
     top_k = getattr(model, MASK_ATTR, None)  # trained under a top-k mask: sample under it too
@@ -55,9 +72,15 @@ def sample_episodes(
     maskable = isinstance(model, MaskablePPO)
     if isinstance(model, DQN):  # its policy is greedy; epsilon is exploration, unseeded
         deterministic = True
+    policy = getattr(model, "policy", None)
+    if not isinstance(policy, BasePolicy):
+        exact = False
+    elif exact is None:
+        exact = policy.device.type == "cpu"
     samples: list[Sample] = []
     # a fork of every torch RNG (CPU and any GPU), so the caller's streams are left as they were
-    with th.random.fork_rng(devices=range(th.cuda.device_count())):
+    precision = in_float64(policy) if exact else contextlib.nullcontext()
+    with precision, th.random.fork_rng(devices=range(th.cuda.device_count())):
         th.manual_seed(seed)
         try:
             for start in range(0, n, env.num_envs):
@@ -71,7 +94,13 @@ def sample_episodes(
                 results: list[Sample | None] = [None] * env.num_envs
                 while not done.all():
                     kw = {"action_masks": env.action_masks()} if maskable else {}
-                    actions, _ = model.predict(obs, deterministic=deterministic, **kw)
+                    try:
+                        actions, _ = model.predict(obs, deterministic=deterministic, **kw)
+                    except DivergedError as e:
+                        raise DivergedError(
+                            f"While sampling held-out episodes {start + 1}-{start + len(batch)} "
+                            f"of {n}: {e}"
+                        ) from e
                     obs, rewards, dones, infos = env.step(actions)
                     returns[~done] += rewards[~done]
                     for i in np.flatnonzero(dones & ~done):
@@ -87,6 +116,42 @@ def sample_episodes(
         finally:
             env.close()
     return samples
+
+
+@contextlib.contextmanager
+def in_float64(module: th.nn.Module) -> Iterator[None]:
+    """`module` with its floating-point parameters and buffers in float64 inside the block, and
+    exactly as they were after it (float32 -> float64 -> float32 is exact; the parameters stay
+    the same objects, so an optimizer keeps them). Its rollout cache is dropped on both sides."""
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+    dtypes = [t.dtype for t in tensors]
+    clear = getattr(module, "clear_cache", lambda: None)
+    with th.no_grad():
+        for t in tensors:
+            t.data = t.data.to(th.float64)
+    clear()
+    try:
+        yield
+    finally:
+        with th.no_grad():
+            for t, dtype in zip(tensors, dtypes, strict=True):
+                t.data = t.data.to(dtype)
+        clear()
+
+
+def check_finite_weights(model: Any) -> None:
+    """Raise `DivergedError` when a weight tensor of `model` (a torch module, or an object whose
+    `policy` is one: an SB3 model) holds NaN or inf; other policies are not looked into."""
+    module = model if isinstance(model, th.nn.Module) else getattr(model, "policy", None)
+    if not isinstance(module, th.nn.Module):
+        return
+    tensors = [(name, p) for name, p in module.named_parameters() if p.is_floating_point()]
+    bad = [name for name, p in tensors if not bool(th.isfinite(p).all())]
+    if bad:
+        raise DivergedError(
+            f"Expects finite weights, got NaN or inf in {len(bad)} of the policy's "
+            f"{len(tensors)} weight tensors (such as {bad[0]}): it diverged, and is not scored"
+        )
 
 
 def mean_reward(samples: list[Sample]) -> float:

@@ -80,14 +80,45 @@ def is_import_path(name: str) -> bool:
     return ":" in name
 
 
+def code_digest(name: str) -> str:
+    """A hash of the code behind your own algorithm `name` (an import path): the bytes of its
+    file (`file.py:Name`, or the file of the module that defines `module:Name`), else the
+    object's source; "" for a registered name. A benchmark grid records it, so an algorithm
+    edited between two runs of a grid is not mixed with its earlier self."""
+    import hashlib
+
+    if not is_import_path(name):
+        return ""
+    module, _, attr = name.rpartition(":")
+    path = Path(module).expanduser() if module.endswith(".py") else None
+    if path is None:
+        try:
+            source = inspect.getsourcefile(import_path(name))
+            path = Path(source) if source else None
+        except (TextGenValueError, TypeError):
+            path = None
+    try:
+        code = path.read_bytes() if path is not None else b""
+    except OSError:
+        code = b""
+    if not code:
+        try:
+            code = inspect.getsource(import_path(name)).encode()
+        except (TextGenValueError, TypeError, OSError):
+            code = b""
+    return hashlib.sha1(code).hexdigest()[:12] if code else ""
+
+
 def algo_label(name: str) -> str:
     """`name` as a folder name: a registered name as it is; your own algorithm's import path as
-    its last part and a hash of the whole (`/home/me/algo.py:MyPPO` -> `MyPPO-3f9a1c2e`)."""
+    its last part and a hash of the whole and of its code (`code_digest`): `/home/me/algo.py:
+    MyPPO` -> `MyPPO-3f9a1c2e`, another after an edit of algo.py."""
     if not is_import_path(name):
         return name
     import hashlib
 
-    return f"{name.rpartition(':')[2]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    key = f"{name}\n{code_digest(name)}".encode()
+    return f"{name.rpartition(':')[2]}-{hashlib.sha1(key).hexdigest()[:8]}"
 
 
 def canonical_algo(name: str) -> str:
@@ -318,6 +349,7 @@ __all__ = [
     "algo_label",
     "algo_spec",
     "canonical_algo",
+    "code_digest",
     "import_path",
     "is_import_path",
     "register_algo",

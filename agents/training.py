@@ -14,7 +14,7 @@ from agents.build import build, env_kwargs_for, kl_callback, load_run_model, mak
 from agents.config import TrainConfig, config_yaml, load_config
 from agents.registry import algo_label
 from agents.rundir import RunDir, RunError, read_samples
-from gym_textgen.errors import TextGenError
+from gym_textgen.errors import DivergedError, TextGenError
 
 #: Settings a resumed run may change; every other setting is fixed by the saved run. (Not
 #: eval_episodes: the "before" samples were drawn with the saved count.)
@@ -139,13 +139,18 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
             # first, so the checkpoint and metrics callbacks run after the rewards are penalised
             steps.insert(0, kl_callback(cfg, model))
         try:
-            model.learn(
-                remaining,
-                callback=CallbackList(steps),
-                reset_num_timesteps=not resume,
-                progress_bar=cfg.progress_bar,
-                tb_log_name="tb",
-            )
+            try:
+                model.learn(
+                    remaining,
+                    callback=CallbackList(steps),
+                    reset_num_timesteps=not resume,
+                    progress_bar=cfg.progress_bar,
+                    tb_log_name="tb",
+                )
+            except DivergedError as e:
+                raise DivergedError(
+                    f"Training diverged at step {model.num_timesteps} of {cfg.timesteps}: {e}"
+                ) from e
         except (TextGenError, KeyboardInterrupt):
             if run.checkpoint.is_file():
                 print(

@@ -36,6 +36,12 @@ class ModelNotFoundError(TextGenValueError):
     """A model or tokenizer name that cannot be resolved offline."""
 
 
+class DivergedError(TextGenError, FloatingPointError):
+    """A policy's logits, probabilities or weights are NaN or infinite: training diverged (a
+    learning rate too high, say). Sampling from them would return arbitrary ids that a scorer
+    still pays, so it is refused; the message says where it happened."""
+
+
 class MissingDependencyError(TextGenError, ImportError):
     """An optional library is not installed; the message gives the install command."""
 
@@ -54,6 +60,7 @@ def require(module: str, extra: str, what: str):
 
 
 __all__ = [
+    "DivergedError",
     "MissingDependencyError",
     "ModelNotFoundError",
     "ScorerError",

@@ -155,16 +155,23 @@ def test_groups_must_divide_the_envs_and_lists_hold_no_repeats():
 # --- a grid whose cells all failed, cell failures of any kind, the IQM table (bugs 4-6) ---
 
 
-def test_a_grid_whose_cells_all_failed_does_not_lock_its_folder(tmp_path, capsys):
+def test_a_grid_whose_cells_all_failed_does_not_lock_its_folder(tmp_path, capsys, monkeypatch):
     pytest.importorskip("rliable")
+    from agents.bench import runner
+
     out = tmp_path / "grid"
     flags = ["bench", "--algos", "random", *TINY, "--seeds", "1", "--out", str(out)]
     assert cli.main([*flags, "--model", "no-such-model-xyz"]) == 2  # a mistyped --model
+    assert "Cannot resolve model 'no-such-model-xyz'" in capsys.readouterr().err
+    assert not out.exists()  # refused before any cell
+    with monkeypatch.context() as m:  # every cell fails before a result or a checkpoint
+        m.setattr(runner, "run_cell", lambda spec: 1 / 0)
+        assert cli.main([*flags, "--eval-episodes", "2"]) == 2
     assert "1 of 1 cells failed" in capsys.readouterr().err
     assert (out / "grid.json").exists() and not list(out.glob("cells/*/result.json"))
-    assert cli.main(flags) == 0  # the corrected rerun: nothing ran under the old settings
+    assert cli.main(flags) == 0  # other settings: nothing ran under the old ones
     assert [r["seed"] for r in json.loads((out / "results.json").read_text())] == [0]
-    assert json.loads((out / "grid.json").read_text())["model"] == "random-tiny"
+    assert json.loads((out / "grid.json").read_text())["eval_episodes"] == 4
 
 
 def test_a_started_cell_still_ties_its_grid_to_its_settings(tmp_path):
@@ -367,3 +374,41 @@ def test_an_error_with_no_message_is_a_failed_cell_on_ray(tmp_path, monkeypatch,
         bench_module.run_bench(_ray_grid(tmp_path / "g", seeds=2), use_ray=True)
     assert str(failure.value).splitlines()[1:] == ["  random on target_tokens, seed 0: OSError"]
     assert [r["seed"] for r in json.loads((tmp_path / "g" / "results.json").read_text())] == [1]
+
+
+def test_bad_hyperparameter_and_suite_yaml_is_refused_before_any_cell(tmp_path):
+    """A task given twice (the last entry silently won) and infinite values (every normalised
+    score NaN, or an infinite learning rate) fail when the grid is made."""
+    hp = tmp_path / "hp"
+    hp.mkdir()
+    (hp / "ppo.yml").write_text("default: {n_steps: 16}\ntarget_tokens: {}\ntarget_tokens: {}\n")
+    with pytest.raises(TextGenValueError, match="the key 'target_tokens' is given twice"):
+        BenchConfig(algos=["ppo"], tasks=["target_tokens"], hyperparams=str(hp))
+    (hp / "ppo.yml").write_text("default: {learning_rate: .inf}\n")
+    with pytest.raises(TextGenValueError, match=r"sets \['learning_rate'\] to \[inf\]"):
+        BenchConfig(algos=["ppo"], tasks=["target_tokens"], hyperparams=str(hp))
+
+
+def test_a_training_function_or_env_arguments_that_cannot_work_fail_before_any_cell(tmp_path):
+    from agents.bench import run_bench
+
+    algo = tmp_path / "algo.py"
+    algo.write_text("def train(make_env, timesteps):\n    return None\n")  # no seed
+    with pytest.raises(TextGenValueError, match=r"to take \(make_env, timesteps, seed\)"):
+        BenchConfig(algos=[f"{algo}:train"], tasks=["target_tokens"])
+    out = tmp_path / "grid"
+    cfg = BenchConfig(algos=["random"], tasks=["target_tokens"], seeds=2, model="random-tiny",
+                      task_env={"target_tokens": {"max_new_tokens": -1}}, out=str(out))  # fmt: skip
+    with pytest.raises(TextGenValueError, match=r"target_tokens with env arguments .*max_new_tokens"):
+        run_bench(cfg)
+    assert not (out / "cells").exists()  # (each cell used to fail on its own)
+
+
+def test_compare_has_its_own_help_and_quick_says_what_it_runs(capsys):
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["bench", "--help"])
+    bench_help = " ".join(capsys.readouterr().out.split())
+    assert "with --suite, the suite's quick protocol" in bench_help
+    assert cli.main(["bench", "compare", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: textgen bench compare") and "--algos" not in text

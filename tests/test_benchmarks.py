@@ -65,6 +65,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             "exceptions that escaped the scorer: none",
         ),
         (
+            "cpu_divergence.py",
+            ["--seeds", "1", "--tasks", "target_tokens", "--episodes", "2"],
+            "| float64 model |",
+        ),
+        (
             "learn_speed.py",
             ["--quick", "--variants", "fast", "--n-epochs", "1"],
             "learn / generate",

@@ -41,3 +41,32 @@ def test_sampling_is_seeded_and_leaves_the_rng_alone(deterministic):
     th.testing.assert_close(th.rand(4), expected, rtol=0, atol=0)
     again = sample_episodes(model, "TextGen-v0", SCORED, n=4, seed=3, deterministic=deterministic)
     assert first == again
+
+
+def test_exact_evaluation_runs_in_float64_and_leaves_the_weights_as_they_were():
+    """On a CPU the held-out episodes come from the policy in float64 (the same episodes on
+    every CPU: benchmarks/cpu_divergence.py); its float32 weights come back bit for bit, as the
+    same objects the optimizer holds."""
+    model = make()
+    model.learn(16)
+    params = list(model.policy.parameters())
+    before = [p.detach().clone() for p in params]
+    seen = []
+    real = model.policy.get_distribution
+
+    def spy(obs, *args, **kwargs):
+        seen.append(next(model.policy.parameters()).dtype)
+        return real(obs, *args, **kwargs)
+
+    model.policy.get_distribution = spy
+    sample_episodes(model, "TextGen-v0", SCORED, n=2, seed=0)
+    assert seen and set(seen) == {th.float64}
+    seen.clear()
+    sample_episodes(model, "TextGen-v0", SCORED, n=2, seed=0, exact=False)
+    assert seen and set(seen) == {th.float32}
+    del model.policy.get_distribution
+    assert all(p.dtype == th.float32 for p in params)
+    assert all(th.equal(p, q) for p, q in zip(params, before, strict=True))
+    group = model.policy.optimizer.param_groups[0]["params"]
+    assert all(any(p is q for q in params) for p in group)
+    model.learn(16)  # trains on as before

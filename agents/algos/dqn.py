@@ -40,6 +40,12 @@ class TransformerQNetwork(QNetwork):
         super().__init__(*args, **kwargs)
         self.q_net = nn.Sequential(self.features_extractor.lm.get_output_embeddings())
 
+    def _predict(self, observation: Any, deterministic: bool = True) -> th.Tensor:
+        """argmax Q, refused (`DivergedError`) where a row's Q-values are NaN or infinite."""
+        from agents.distributions import greedy_categorical
+
+        return greedy_categorical(self(observation))
+
 
 class TransformerDQNPolicy(DQNPolicy):
     """DQN's policy over a Hugging Face causal LM (see the module docstring).

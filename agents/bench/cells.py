@@ -24,6 +24,27 @@ def _curve(metrics: Path) -> list[list[float]]:
     return [[int(r["timesteps"]), float(r["reward/total"])] for r in rows]
 
 
+def env_kwargs_of(task: str, env: dict[str, Any], model: str) -> dict[str, Any]:
+    """The TextGen env arguments of a cell of `task` (with the grid's `env` arguments for it)
+    whose policy is `model`: its tokenizer is the model's."""
+    kwargs: dict[str, Any] = {**env, "task": task}
+    if model not in ("default", "random-tiny"):
+        kwargs["tokenizer"] = model
+    return kwargs
+
+
+def check_env(task: str, env: dict[str, Any], model: str) -> None:
+    """Build the env core a cell of `task` would (tokenizer, task, scorer): bad env arguments
+    fail before any cell, naming the task."""
+    from gym_textgen.envs.core import TextGenConfig, TextGenCore
+    from gym_textgen.errors import TextGenError
+
+    try:
+        TextGenCore(TextGenConfig.from_kwargs("TextGenEnv", **env_kwargs_of(task, env, model)))
+    except TextGenError as e:
+        raise TextGenValueError(f"{task} with env arguments {env}: {e}") from e
+
+
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one cell (or read its result when it finished before); returns its result."""
     from agents.callbacks import atomic_write_bytes
@@ -38,9 +59,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         return json.loads(done.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    env_kwargs: dict[str, Any] = {**spec.get("env", {}), "task": spec["task"]}
-    if spec["model"] not in ("default", "random-tiny"):
-        env_kwargs["tokenizer"] = spec["model"]
+    env_kwargs = env_kwargs_of(spec["task"], spec.get("env", {}), spec["model"])
     trainer = training_function(spec["algo"])
     if trainer is not None:
         before, after = run_function(trainer, spec, env_kwargs)

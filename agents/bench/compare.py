@@ -14,7 +14,7 @@ from typing import Any
 
 from agents.bench.plots import plot_profiles
 from agents.bench.report import AGGREGATE_HEADER, aggregate_rows
-from agents.bench.stats import improvement, markdown, score_matrices
+from agents.bench.stats import improvement, interval_text, markdown, score_matrices
 from agents.bench.suites import published
 from gym_textgen.errors import TextGenValueError
 
@@ -120,7 +120,7 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
         out / "profiles.png",
         f"suite {suite['version']}: {Path(run).name} vs {Path(against).name}",
     )
-    rows = [[x, y, f"{p:.3f} [{lo:.3f}, {hi:.3f}]"] for (x, y), (p, lo, hi) in probs.items()]
+    rows = [[x, y, interval_text(p, lo, hi)] for (x, y), (p, lo, hi) in probs.items()]
     text = "\n".join([
         f"# {run} against {against} (suite {suite['version']})\n",
         *[f"{n}\n" for n in notes],

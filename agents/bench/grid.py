@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ from agents.bench.hyperparams import (
     hyperparams_file,
     hyperparams_for,
 )
-from agents.registry import algo_label, algo_spec, canonical_algo, is_import_path, training_function
+from agents.registry import (
+    algo_label,
+    algo_spec,
+    canonical_algo,
+    code_digest,
+    is_import_path,
+    takes_keyword,
+    training_function,
+)
 from gym_textgen.errors import TextGenValueError
 
 QUICK = {
@@ -105,7 +114,20 @@ class BenchConfig:
 
     def check_values(self, algo: str, task: str) -> None:
         """A bad value in a hyperparameter file fails now, naming the file, not in every cell
-        (the cell's `TrainConfig`, built without its run)."""
+        (the cell's `TrainConfig`, built without its run); so does a training function that
+        cannot be called as its cells call it (`run_function`)."""
+        trainer = training_function(algo) if algo != "random" else None
+        if trainer is not None:
+            extra = dict(self.settings[algo][task])
+            if takes_keyword(trainer, "model"):
+                extra["model"] = self.model
+            try:
+                inspect.signature(trainer).bind(None, 0, 0, **extra)
+            except TypeError as e:
+                raise TextGenValueError(
+                    f"Expects the training function {algo} to take (make_env, timesteps, seed"
+                    f"{''.join(f', {k}=' for k in extra)}), as its cells call it: {e}"
+                ) from e
         if variant(algo) is None:  # random, or a training function: no TrainConfig
             return
         from agents.config import TrainConfig
@@ -137,7 +159,13 @@ class BenchConfig:
         algorithm's on each task."""
         keep = ("timesteps", "model", "n_envs", "eval_episodes")
         suite = {k: getattr(self, k) for k in ("budgets", "task_env", "suite") if getattr(self, k)}
-        return {**{k: getattr(self, k) for k in keep}, **suite, "settings": self.settings}
+        cells = {cell_folder(c).name: [c["algo"], c["task"], c["seed"]] for c in self.cells()}
+        return {**{k: getattr(self, k) for k in keep}, **suite, "settings": self.settings,
+                "code": self.code(), "cells": cells}  # fmt: skip
+
+    def code(self) -> dict[str, str]:
+        """Your own algorithms' code digests (`agents.registry.code_digest`), by import path."""
+        return {a: code_digest(a) for a in self.algos if is_import_path(a)}
 
     def cells(self) -> list[dict[str, Any]]:
         """One spec per cell, in a fixed order."""

@@ -4,6 +4,7 @@ a `default` entry, then per-task entries), read by `hyperparams_for` and checked
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,13 @@ def check_settings(algo: str, settings: dict[str, Any], where: str) -> None:
     from agents.config import config_keys
     from agents.dataclass_cli import unknown_keys_error
 
+    infinite = sorted(
+        k for k, v in settings.items() if isinstance(v, float) and not math.isfinite(v)
+    )
+    if infinite:
+        raise TextGenValueError(
+            f"{where} sets {infinite} to {[settings[k] for k in infinite]}: expects finite numbers"
+        )
     fixed = sorted(set(settings) & set(GRID_KEYS))
     if fixed:
         raise TextGenValueError(

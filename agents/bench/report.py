@@ -7,15 +7,19 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from agents.bench.plots import plot_curves, plot_profiles
-from agents.bench.stats import aggregates, markdown, score_matrices, stratified_bootstrap_iqm
-
-if TYPE_CHECKING:
-    from agents.bench.grid import BenchConfig
+from agents.bench.stats import (
+    aggregates,
+    check_finite,
+    interval_text,
+    markdown,
+    score_matrices,
+    stratified_bootstrap_iqm,
+)
 
 
 def iqm_table(results: list[dict[str, Any]], algos: list[str], tasks: list[str]) -> list[list[str]]:
@@ -61,7 +65,7 @@ def aggregate_rows(matrices: dict[str, np.ndarray], dropped: dict[str, int]) -> 
     stats = aggregates(matrices)
     rows = []
     for algo, s in stats.items():
-        cells = [f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, lo, hi in s.values()]
+        cells = [interval_text(p, lo, hi) for p, lo, hi in s.values()]
         runs = f"{matrices[algo].shape[0]}" + (
             f" ({dropped[algo]} left out)" if dropped[algo] else ""
         )
@@ -100,14 +104,24 @@ def suite_section(
 
 
 def write_outputs(
-    cfg: BenchConfig, results: list[dict[str, Any]], final: bool = True
+    out: str | Path,
+    grid: dict[str, Any],
+    results: list[dict[str, Any]],
+    failures: list[dict[str, Any]] = (),
+    final: bool = True,
 ) -> dict[str, Path]:
-    """results.csv, results.json, results.md and curves.png under `cfg.out`; a suite grid's
-    results.md gains the normalised statistics when `final` (they take seconds to bootstrap)."""
+    """results.csv, results.json, results.md and curves.png in `out` from the `results` of the
+    grid recorded as `grid` (its grid.json: algorithms, tasks and settings of every run of it);
+    results.md lists the `failures` too, and a suite grid's gains the normalised statistics when
+    `final` (they take seconds to bootstrap)."""
     from agents.callbacks import atomic_write_bytes
 
-    out = Path(cfg.out)
-    keys = ["algo", "task", "seed", "before", "after", "lift", "timesteps", "seconds"]
+    out = Path(out)
+    cells = list((grid.get("cells") or {}).values())
+    algos = list(dict.fromkeys(a for a, _, _ in cells))
+    tasks = list(dict.fromkeys(t for _, t, _ in cells))
+    keys = ["algo", "task", "seed", "before", "after", "lift", "timesteps", "steps", "seconds",
+            "resumed"]  # fmt: skip
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore")
     writer.writeheader()
@@ -117,29 +131,35 @@ def write_outputs(
     atomic_write_bytes(paths["csv"], text.getvalue().encode())
     atomic_write_bytes(paths["json"], json.dumps(results, indent=1).encode())
     per_task = []
-    for task in cfg.tasks:
-        for algo in cfg.algos:
+    for task in tasks:
+        for algo in algos:
             vals = [r["after"] for r in results if r["algo"] == algo and r["task"] == task]
             lifts = [r["lift"] for r in results if r["algo"] == algo and r["task"] == task]
             if vals:
+                check_finite(vals, f"{algo} on {task}")
                 sd = f"{np.std(vals, ddof=1):.3f}" if len(vals) > 1 else "n/a"
                 per_task.append([task, algo, f"{np.mean(vals):.3f} +- {sd}",
                                  f"{np.mean(lifts):+.3f}", len(vals)])  # fmt: skip
+    budgets, suite = grid.get("budgets"), grid.get("suite") or {}
     report = [
-        f"# textgen bench: {cfg.model}, {cfg.timesteps} steps a cell\n"
-        if not cfg.budgets
-        else f"# textgen bench: {_protocol(cfg.suite)}{cfg.model}, steps a cell: {cfg.budgets}\n",
+        f"# textgen bench: {grid['model']}, {grid['timesteps']} steps a cell\n"
+        if not budgets
+        else f"# textgen bench: {_protocol(suite)}{grid['model']}, steps a cell: {budgets}\n",
         "Held-out reward after training (mean +- std over seeds) and the lift over the same",
         "policy before training (the random baseline is not trained: its lift is 0).\n",
         markdown(["task", "algorithm", "reward after", "lift", "seeds"], per_task),
         "\nInterquartile mean over tasks x seeds of the reward after training, with a 95%",
         "stratified-bootstrap confidence interval (2000 resamples, as in rliable). The rewards are",
         "raw, not normalised: compare algorithms, not tasks, and mind tasks whose scale differs.\n",
-        markdown(["algorithm", "IQM", "95% CI", "runs"], iqm_table(results, cfg.algos, cfg.tasks)),
+        markdown(["algorithm", "IQM", "95% CI", "runs"], iqm_table(results, algos, tasks)),
         "",
     ]
-    if cfg.suite and final:
-        report.insert(-1, suite_section(results, cfg.suite, cfg.tasks, out))
+    if failures:
+        rows = [[f["algo"], f["task"], f["seed"], f["error"].replace("|", "\\|")] for f in failures]
+        report.insert(-1, "\nFailed cells (no score: rerun the grid to retry them):\n")
+        report.insert(-1, markdown(["algorithm", "task", "seed", "error"], rows))
+    if suite and final:
+        report.insert(-1, suite_section(results, suite, tasks, out))
     atomic_write_bytes(paths["md"], "\n".join(report).encode())
-    plot_curves(results, cfg.tasks, paths["png"])
+    plot_curves(results, tasks, paths["png"])
     return paths

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.bench.cells import run_cell
-from agents.bench.folder import _cells_with_progress, _clash, _merged
+from agents.bench.cells import check_env, run_cell
+from agents.bench.folder import GridLock, cells_with_progress, clash, finished, merged
 from agents.bench.grid import BenchConfig, cell_folder
 from agents.bench.report import write_outputs
 from agents.registry import ALGORITHMS
@@ -55,14 +55,23 @@ def run_bench(
     cfg: BenchConfig, ray_address: str | None = None, use_ray: bool = False
 ) -> dict[str, Path]:
     """Run (or finish) every cell of the grid, writing the outputs after each one."""
-    from agents.callbacks import atomic_write_bytes
-    from gym_textgen.errors import TextGenError
     from gym_textgen.tasks import make_task
 
     require("rliable", "bench", "textgen bench's statistics")  # before hours of training
-    for task in cfg.tasks:
-        make_task(task)  # a misspelt task fails now, not after the cells before it
+    for task in cfg.tasks:  # a misspelt task or a bad env argument fails now, before any cell
+        make_task(task)
+        check_env(task, cfg.task_env.get(task, {}), cfg.model)
     out = Path(cfg.out)
+    with GridLock(out):
+        return _run_locked(cfg, out, ray_address, use_ray)
+
+
+def _run_locked(
+    cfg: BenchConfig, out: Path, ray_address: str | None, use_ray: bool
+) -> dict[str, Path]:
+    from agents.callbacks import atomic_write_bytes
+    from gym_textgen.errors import TextGenError
+
     grid = out / "grid.json"
     # grid.json is written before the first cell runs, so that a cell interrupted with a
     # checkpoint is tied to its settings from the start (a rerun resumes it with the settings
@@ -70,33 +79,33 @@ def run_bench(
     # checkpoint. A folder whose cells all failed before either (a mistyped --model) holds
     # nothing to mix, so a rerun with other settings replaces its grid.json and retries them.
     recorded = json.loads(grid.read_text()) if grid.exists() else None
-    clash = _clash(recorded, cfg, out) if recorded is not None else ""
-    if clash:
+    why = clash(recorded, cfg, out) if recorded is not None else ""
+    if why:
         raise TextGenValueError(
-            f"{out} holds cells run with other settings ({clash}); use another --out, or the "
+            f"{out} holds cells run with other settings ({why}); use another --out, or the "
             "same settings"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    held = bool(_cells_with_progress(out)) if recorded is not None else False
-    atomic_write_bytes(grid, json.dumps(_merged(recorded, cfg, held)).encode())
+    held = bool(cells_with_progress(out)) if recorded is not None else False
+    record = merged(recorded, cfg, held)
+    atomic_write_bytes(grid, json.dumps(record).encode())
     specs = cfg.cells()
-    results: dict[int, dict[str, Any]] = {}
-    for i, spec in enumerate(specs):
-        done = cell_folder(spec) / "result.json"
-        if done.exists():
-            results[i] = json.loads(done.read_text())
-    todo = [i for i in range(len(specs)) if i not in results]
-    print(f"{len(specs)} cells, {len(results)} finished before, {len(todo)} to run")
+    done = {i for i, spec in enumerate(specs) if (cell_folder(spec) / "result.json").exists()}
+    todo = [i for i in range(len(specs)) if i not in done]
+    print(f"{len(specs)} cells, {len(done)} finished before, {len(todo)} to run")
     failed: list[str] = []
 
     def finish(i: int, result: dict[str, Any] | None, error: str = "") -> None:
         spec = specs[i]
+        folder = cell_folder(spec)
         if result is None:
             failed.append(f"{spec['algo']} on {spec['task']}, seed {spec['seed']}: {error}")
+            failure = {"algo": spec["algo"], "task": spec["task"], "seed": spec["seed"],
+                       "error": error}  # fmt: skip
+            atomic_write_bytes(folder / "failure.json", json.dumps(failure).encode())
             return
-        results[i] = result
-        atomic_write_bytes(cell_folder(spec) / "result.json", json.dumps(result).encode())
-        write_outputs(cfg, [results[k] for k in sorted(results)], final=False)
+        atomic_write_bytes(folder / "result.json", json.dumps(result).encode())
+        (folder / "failure.json").unlink(missing_ok=True)
+        write_outputs(out, record, *finished(out, record), final=False)
 
     if use_ray and todo:
         ray = require("ray", "bench", "textgen bench --ray")
@@ -126,7 +135,8 @@ def run_bench(
                 finish(i, None, _describe(e))
             else:
                 finish(i, result)
-    paths = write_outputs(cfg, [results[k] for k in sorted(results)]) if results else {}
+    results, failures = finished(out, record)
+    paths = write_outputs(out, record, results, failures) if results or failures else {}
     if paths:
         print(Path(paths["md"]).read_text())
     if failed:

@@ -31,10 +31,25 @@ from agents.registry import algo_label
 from gym_textgen.errors import TextGenValueError
 
 
+def check_finite(scores: Any, what: str) -> np.ndarray:
+    """`scores` as a float64 array, or a `TextGenValueError` naming `what` when one of them is NaN
+    or infinite: sorting would rank a NaN above every number, and a mean or an interval over it
+    is NaN, so no statistic here takes one (a diverged run is a failed cell, not a score)."""
+    array = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(array).all():
+        bad = array[~np.isfinite(array)]
+        raise TextGenValueError(
+            f"Expects finite scores for {what}, got {bad.size} NaN or infinite of {array.size} "
+            f"(such as {bad.flat[0]})"
+        )
+    return array
+
+
 def iqm(scores: np.ndarray) -> np.ndarray:
     """The interquartile mean over the last axis: the mean of the middle half of the scores once
-    sorted (`scipy.stats.trim_mean(x, 0.25)`, which rliable's `aggregate_iqm` computes)."""
-    scores = np.sort(np.asarray(scores, dtype=np.float64), axis=-1)
+    sorted (`scipy.stats.trim_mean(x, 0.25)`, which rliable's `aggregate_iqm` computes). NaN or
+    inf: a `TextGenValueError` (`check_finite`)."""
+    scores = np.sort(check_finite(scores, "an interquartile mean"), axis=-1)
     cut = int(0.25 * scores.shape[-1])
     return scores[..., cut : scores.shape[-1] - cut].mean(axis=-1)
 
@@ -57,7 +72,7 @@ def stratified_bootstrap_iqm(
         The IQM over all runs, and the interval's lower and upper bounds.
     """
     rng = np.random.default_rng(seed)
-    tasks = [np.asarray(x, dtype=np.float64) for x in by_task]
+    tasks = [check_finite(x, "a bootstrap interval") for x in by_task]
     point = float(iqm(np.concatenate(tasks)))
     resamples = np.concatenate(
         [x[rng.integers(len(x), size=(reps, len(x)))] for x in tasks], axis=1
@@ -78,6 +93,7 @@ REPS = 2000
 def normalised(suite: dict[str, Any], task: str, score: float) -> float:
     """(score - random) / (reference - random) with the numbers `suite` (a record) gives."""
     random, reference = suite["normalise"][task]
+    check_finite([score, random, reference], f"normalising {task}")
     return (score - random) / (reference - random)
 
 
@@ -119,10 +135,22 @@ def _resampled(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return scores[picks, np.arange(tasks)]  # (REPS, runs, tasks)
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
-    """The 95% percentile interval of bootstrap values (arch's "percentile" method)."""
+def _interval(values: np.ndarray, runs: int = 2) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap values (arch's "percentile" method); NaN, NaN
+    when a side has a single run (`runs`): resampling one run gives one value, and a zero-width
+    interval would claim a certainty that one seed cannot give (reports print "n/a")."""
+    if runs < 2:
+        return float("nan"), float("nan")
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+def interval_text(point: float, low: float, high: float) -> str:
+    """`0.412 [0.380, 0.441]`, or `0.412 [n/a: one seed]` for an interval that one run cannot
+    give (`_interval`'s NaN)."""
+    if np.isnan(low) or np.isnan(high):
+        return f"{point:.3f} [n/a: one seed]"
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def _three(x: np.ndarray) -> np.ndarray:
@@ -140,13 +168,15 @@ def aggregates(matrices: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[flo
     rliable's statistics with the bootstrap drawn here: rliable's own draws its resamples from
     numpy's global random state whatever `random_state` it is given, so its intervals change with
     whatever ran before. Each algorithm's resamples come from a generator seeded 0: a report is
-    reproducible and an algorithm's interval does not depend on which others sit beside it."""
+    reproducible and an algorithm's interval does not depend on which others sit beside it.
+    One seed: the bounds are NaN (`_interval`)."""
     result = {}
     for algo, m in matrices.items():
+        check_finite(m, f"{algo}'s normalised scores")
         points = _three(m)
         boot = _three(_resampled(m, np.random.default_rng(0)))
         result[algo] = {
-            name: (float(points[k]), *_interval(boot[k]))
+            name: (float(points[k]), *_interval(boot[k], m.shape[0]))
             for k, name in enumerate(("iqm", "optimality_gap", "mean"))
         }
     return result
@@ -166,13 +196,11 @@ def improvement(
 ) -> dict[tuple[str, str], tuple[float, float, float]]:
     """P(X > Y) with its 95% interval for each `(X, Y): (scores of X, scores of Y)`; the runs of
     X and of Y are resampled independently (rliable's `StratifiedIndependentBootstrap`), from a
-    generator seeded 0 for each pair."""
+    generator seeded 0 for each pair. A side with one seed: the bounds are NaN (`_interval`)."""
     result = {}
     for pair, (x, y) in pairs.items():
-        if not (np.isfinite(x).all() and np.isfinite(y).all()):
-            raise TextGenValueError(
-                f"Expects finite normalised scores for P({pair[0]} > {pair[1]}), got NaN or inf"
-            )
+        for name, m in zip(pair, (x, y), strict=True):
+            check_finite(m, f"P({pair[0]} > {pair[1]}): {name}'s normalised scores")
         rng = np.random.default_rng(0)
         xs, ys = _resampled(x, rng), _resampled(y, rng)
         step = max(
@@ -181,5 +209,5 @@ def improvement(
         boot = np.concatenate(
             [_improvement(xs[k : k + step], ys[k : k + step]) for k in range(0, REPS, step)]
         )
-        result[pair] = (float(_improvement(x, y)), *_interval(boot))
+        result[pair] = (float(_improvement(x, y)), *_interval(boot, min(len(x), len(y))))
     return result

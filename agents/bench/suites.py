@@ -17,6 +17,8 @@ policy's held-out reward (measured over the suite's seeds when it was published)
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,24 +203,32 @@ def load_suite(name: str) -> Suite:
 
 
 def _check_number(value: Any, kind: type, what: str, low: float | None = None) -> None:
-    """`value` is a number of `kind` (an int for int; an int or a float for float), >= `low`."""
+    """`value` is a finite number of `kind` (an int for int; an int or a float for float), >=
+    `low` (`.inf` or `.nan` would make every normalised score NaN)."""
     ok = isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
-    if not ok or (low is not None and value < low):
-        wanted = "an integer" if kind is int else "a number"
+    if not ok or not math.isfinite(value) or (low is not None and value < low):
+        wanted = "an integer" if kind is int else "a finite number"
         bound = f" >= {low}" if low is not None else ""
         raise TextGenValueError(f"{what}: expects {wanted}{bound}, got {value!r}")
 
 
 def published(name: str) -> Path:
-    """The folder of published results `name` names: `suite-v1` -> `results/suite-v1/` of the
-    source checkout, or a folder of `textgen bench` outputs."""
-    path = Path(name)
-    if path.is_dir():
-        return path
-    if (PUBLISHED / name).is_dir():
-        return PUBLISHED / name
+    """The folder of published results `name` names: a published suite's name (`suite-v1`)
+    always means `results/suite-v1/` of the source checkout, even where the working folder holds
+    a folder of that name (`./suite-v1` names that one); anything else is a folder of
+    `textgen bench` outputs."""
     known = sorted(p.name for p in PUBLISHED.glob("suite-*")) if PUBLISHED.is_dir() else []
+    listed = known or "none here: they live in results/ of a source checkout"
+    if name in known:
+        return PUBLISHED / name
+    if re.fullmatch(r"suite-[\w.-]+", name):
+        raise TextGenValueError(
+            f"Expects --against to name a published suite ({listed}), got {name!r}; a folder "
+            f"of that name is ./{name}"
+        )
+    if Path(name).is_dir():
+        return Path(name)
     raise TextGenValueError(
         f"Expects --against to be a folder of textgen bench results or a published suite "
-        f"({known or 'none here: they live in results/ of a source checkout'}), got {name!r}"
+        f"({listed}), got {name!r}"
     )

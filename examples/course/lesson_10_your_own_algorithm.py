@@ -114,8 +114,8 @@ class Args:
     against: str = "suite-v1"
     """published results (results/suite-v1/ in a source checkout) or another grid's folder"""
     out: str = "lesson_10_bench"
-    """the grid's folder: rerunning skips the finished cells, so after editing the algorithm
-    delete it or name another (a cell is keyed by the function's path, not its code)"""
+    """the grid's folder: rerunning skips the finished cells; after editing the algorithm the
+    grid refuses to mix its new code with the old cells: delete the folder or name another"""
     plot: str = "lesson_10.png"
 
 
@@ -155,12 +155,12 @@ def main(args: Args) -> dict[str, float]:
     own, _ = score_matrices(mine, record, tasks)
     base, _ = score_matrices(theirs, record, tasks)
     ((label, m),) = own.items()  # your algorithm's (seeds x tasks) normalised scores
-    iqm, lo, hi = aggregates({label: m})[label]["iqm"]
+    iqm, lo, hi = aggregates({label: m})[label]["iqm"]  # one seed: no interval (NaN bounds)
     print(f"your normalised IQM {iqm:.3f} [{lo:.3f}, {hi:.3f}] over {m.shape[0]} seeds; "
           f"interval width {hi - lo:.3f}")  # fmt: skip
     probs = improvement({(label, b): (m, base[b]) for b in base})
     for (_, b), (p, plo, phi) in probs.items():
-        verdict = "no claim either way" if plo <= 0.5 <= phi else (
+        verdict = "no claim either way" if not plo > 0.5 and not phi < 0.5 else (
             "better" if plo > 0.5 else "worse")  # fmt: skip
         print(f"  P(yours > {b}) = {p:.3f} [{plo:.3f}, {phi:.3f}]: {verdict}")
     if record["protocol"] != "full":
