@@ -399,7 +399,9 @@ def test_a_training_function_or_env_arguments_that_cannot_work_fail_before_any_c
     out = tmp_path / "grid"
     cfg = BenchConfig(algos=["random"], tasks=["target_tokens"], seeds=2, model="random-tiny",
                       task_env={"target_tokens": {"max_new_tokens": -1}}, out=str(out))  # fmt: skip
-    with pytest.raises(TextGenValueError, match=r"target_tokens with env arguments .*max_new_tokens"):
+    with pytest.raises(
+        TextGenValueError, match=r"target_tokens with env arguments .*max_new_tokens"
+    ):
         run_bench(cfg)
     assert not (out / "cells").exists()  # (each cell used to fail on its own)
 

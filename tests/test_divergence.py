@@ -84,7 +84,9 @@ def test_no_statistic_takes_a_non_finite_score(bad):
         iqm(scores)  # a NaN sorted last counted as the best run: 0.300
     with pytest.raises(TextGenValueError, match="finite"):
         stratified_bootstrap_iqm([scores])
-    results = [{"algo": "a", "task": "t", "seed": s, "after": float(x)} for s, x in enumerate(scores)]
+    results = [
+        {"algo": "a", "task": "t", "seed": s, "after": float(x)} for s, x in enumerate(scores)
+    ]
     with pytest.raises(TextGenValueError, match="finite"):
         iqm_table(results, ["a"], ["t"])
     with pytest.raises(TextGenValueError, match="finite"):

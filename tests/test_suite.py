@@ -323,7 +323,10 @@ def test_a_suite_of_your_own_runs_reports_compares_and_guards_its_cells(tmp_path
         (("random: 0.25,", "random: x,"), r"`random`: expects a finite number, got 'x'"),
         (("random: 0.25,", "random: -.inf,"), r"`random`: expects a finite number, got -inf"),
         (("random: 0.0\n", "random: .nan\n"), r"`random`: expects a finite number, got nan"),
-        (("  keywords:\n", "  target_tokens: {timesteps: 8}\n  keywords:\n"), r"the key 'target_tokens' is given twice"),
+        (
+            ("  keywords:\n", "  target_tokens: {timesteps: 8}\n  keywords:\n"),
+            r"the key 'target_tokens' is given twice",
+        ),
         (
             ("env_kwargs: {max_new_tokens: 3}", "env_kwargs: 3"),
             r"expects `env_kwargs:` as a mapping",
