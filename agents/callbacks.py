@@ -17,9 +17,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from gym_textgen.errors import TextGenValueError
 
 #: The columns every metrics.csv has; `reward/<component>` and `kl/*` columns follow when the
-#: run has them. A column holds the same figure as the TensorBoard key of the same name.
+#: run has them. A column holds the same figure as the TensorBoard key of the same name, but for
+#: `env/steps`: the slot-steps the env itself counted (`TextGenSB3VecEnv.steps_taken`), beside the
+#: algorithm's own count (`timesteps`; REINFORCE leaves out the steps of idle slots).
 METRIC_KEYS = [
     "timesteps",
+    "env/steps",
     "reward/total",
     "rollout/episodes",
     "rollout/ep_rew_mean",
@@ -97,7 +100,13 @@ class AtomicCheckpointCallback(BaseCallback):
             self._save()
 
     def _save(self) -> None:
-        save_atomic(self.model, self.path)
+        from agents.resume import ATTR, capture
+
+        setattr(self.model, ATTR, capture(self.model))  # SB3 saves the model's attributes
+        try:
+            save_atomic(self.model, self.path)
+        finally:
+            delattr(self.model, ATTR)
         self._saved_at = self.num_timesteps
         if self.verbose:
             print(f"checkpoint at {self.num_timesteps} steps -> {self.path}")
@@ -142,6 +151,7 @@ class MetricsCallback(BaseCallback):
         buffer = self.model.ep_info_buffer or []
         row: dict[str, Any] = {
             "timesteps": self.num_timesteps,
+            "env/steps": _env_steps(self.model.get_env()),
             "reward/total": float(np.mean(self._returns)) if self._returns else "",
             "rollout/episodes": len(self._returns),
             "rollout/ep_rew_mean": float(np.mean([e["r"] for e in buffer])) if buffer else "",
@@ -162,6 +172,16 @@ class MetricsCallback(BaseCallback):
             if new:
                 writer.writeheader()
             writer.writerow(row)
+
+
+def _env_steps(env: Any) -> int | str:
+    """The slot-steps a TextGen env counted (its `steps_taken`), "" for another env."""
+    from agents.vec_env import unwrap_textgen
+
+    try:
+        return unwrap_textgen(env).steps_taken
+    except TextGenValueError:
+        return ""
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:

@@ -5,7 +5,8 @@ atomically every `checkpoint_every` steps, between an update and the next rollou
 training ends), `model.zip` (the final SB3 model), `hf_model/` (the policy's LM as a Hugging
 Face folder), `tb/` (TensorBoard), `metrics.csv`, `curve.png`, `samples.md` (generations before
 and after training), `samples_before.json` (so a resumed run still reports the "before"
-samples) and `samples_after.json`.
+samples) and `samples_after.json`; a resumed run adds `resumes.json` (each resume: the step it
+continued from, and whether it continued exactly: `agents.resume`).
 
 Failures keep the folder usable: a start that fails before its first checkpoint can simply be
 run again (fresh or with `--resume`), a run stopped by a crash, a kill or a failing scorer
@@ -35,6 +36,7 @@ ATOMIC_FILES = (
     "curve.png",
     "model.zip",
     "latest.zip",
+    "resumes.json",
 )
 
 
@@ -61,6 +63,7 @@ class RunDir:
     samples = property(lambda self: self.path / "samples.md")
     samples_before = property(lambda self: self.path / "samples_before.json")
     samples_after = property(lambda self: self.path / "samples_after.json")
+    resumes = property(lambda self: self.path / "resumes.json")
 
     def has_progress(self) -> bool:
         """Whether a checkpoint or a final model exists (a started run, not a failed start)."""
@@ -113,6 +116,13 @@ def read_samples(path: Path) -> list[Any] | None:
         return [Sample(**s) for s in json.loads(path.read_text())]
     except (OSError, ValueError, TypeError):
         return None
+
+
+def read_resumes(run: Path) -> list[dict[str, Any]]:
+    """The resumes a run folder records (`resumes.json`): `[{"at": step, "exact": bool, "why":
+    str}, ...]`, oldest first; [] for a run never resumed."""
+    path = RunDir(run).resumes
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def before_after(run: Path) -> tuple[list[Any], list[Any]]:

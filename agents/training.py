@@ -76,6 +76,24 @@ def train(cfg: TrainConfig, resume: Path | None = None) -> Path:
         return _train(cfg, run, resume is not None)
 
 
+def _record_resume(run: RunDir, model: Any) -> Any:
+    """The checkpoint's `agents.resume.Capture` (taken off the model), after appending this
+    resume to the run's `resumes.json`: exact, or why not."""
+    from agents.callbacks import atomic_write_bytes
+    from agents.resume import ATTR
+    from agents.rundir import read_resumes
+
+    restored = getattr(model, ATTR, None)
+    if restored is not None:
+        delattr(model, ATTR)
+    why = "the checkpoint holds no run state (written before exact resumes)"
+    if restored is not None:
+        why = restored.why
+    entry = {"at": int(model.num_timesteps), "exact": not why, "why": why}
+    atomic_write_bytes(run.resumes, json.dumps([*read_resumes(run.path), entry]).encode())
+    return restored
+
+
 def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
     from stable_baselines3.common.callbacks import CallbackList
 
@@ -96,10 +114,13 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
     if run.path.is_dir():
         for tmp in run.remove_partial_writes():
             print(f"removed {tmp} (left by an interrupted write)")
+    restored = None
     if resume and run.has_progress():
         env = make_env(cfg)
         model = load_run_model(run.path, env=env, prefer="checkpoint", device=cfg.device)
-        print(f"resuming {run.path} at {model.num_timesteps} of {cfg.timesteps} steps")
+        restored = _record_resume(run, model)
+        print(f"resuming {run.path} at {model.num_timesteps} of {cfg.timesteps} steps"
+              + ("" if restored is None or not restored.why else f" (not exactly: {restored.why})"))  # fmt: skip
         truncate_metrics(run.metrics, model.num_timesteps)  # rows after it are redone
         # the new target (and the other changes) are the run's settings from now on, so a
         # plain --resume after another interruption continues towards them
@@ -138,6 +159,10 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         if with_kl and not cfg.kl_in_loss:
             # first, so the checkpoint and metrics callbacks run after the rewards are penalised
             steps.insert(0, kl_callback(cfg, model))
+        if restored is not None:  # first of all: the others start from the restored state
+            from agents.resume import RestoreCallback
+
+            steps.insert(0, RestoreCallback(restored))
         try:
             try:
                 model.learn(

@@ -55,6 +55,9 @@ class TextGenSB3VecEnv(VecEnv):
         self.render_mode = self.venv.render_mode
         super().__init__(n_envs, self.venv.single_observation_space, self.venv.single_action_space)
         self._actions: np.ndarray | None = None
+        #: slot-steps taken (n_envs per step): the env's own count, which `textgen bench`
+        #: records beside the algorithm's (a checkpoint carries it: `agents.resume`)
+        self.steps_taken = 0
 
     @property
     def core(self):
@@ -83,6 +86,7 @@ class TextGenSB3VecEnv(VecEnv):
         self,
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
         obs, rewards, terminated, truncated, infos, finals = self.venv.step_slots(self._actions)
+        self.steps_taken += self.num_envs
         dones = terminated | truncated
         for i, final in enumerate(finals):
             if final is not None:

@@ -50,7 +50,9 @@ def reinforce_loop(
     learning_rate: float = 3e-4,
     episodes_per_update: int = 16,
 ) -> LMPolicy:
-    """REINFORCE with the batch's mean reward as its baseline, one update per batch."""
+    """REINFORCE with the batch's mean reward as its baseline, one update per batch; no episode
+    starts once the budget of env steps is spent (the bench counts them through `make_env`'s
+    envs), so the last batch may be short."""
     th.manual_seed(seed)
     env = make_env()
     policy = LMPolicy(load_model(model), env.action_space.n)
@@ -59,6 +61,8 @@ def reinforce_loop(
     while steps < timesteps:
         log_probs, rewards = [], []
         for _ in range(episodes_per_update):
+            if steps >= timesteps:
+                break
             obs, _ = env.reset(seed=seed if first else None)
             first, done, log_prob, ret = False, False, 0.0, 0.0
             while not done:

@@ -11,7 +11,7 @@ from typing import Any
 
 from agents.bench.algos import RandomAgent, variant
 from agents.bench.grid import cell_folder
-from agents.registry import takes_keyword, training_function
+from agents.registry import algo_label, takes_keyword, training_function
 from gym_textgen.errors import TextGenValueError
 
 
@@ -33,25 +33,39 @@ def env_kwargs_of(task: str, env: dict[str, Any], model: str) -> dict[str, Any]:
     return kwargs
 
 
-def check_env(task: str, env: dict[str, Any], model: str) -> None:
+def check_env(task: str, env: dict[str, Any], model: str) -> int:
     """Build the env core a cell of `task` would (tokenizer, task, scorer): bad env arguments
-    fail before any cell, naming the task."""
+    fail before any cell, naming the task. Returns its episodes' longest length (the policy's
+    tokens)."""
     from gym_textgen.envs.core import TextGenConfig, TextGenCore
     from gym_textgen.errors import TextGenError
 
     try:
-        TextGenCore(TextGenConfig.from_kwargs("TextGenEnv", **env_kwargs_of(task, env, model)))
+        core = TextGenCore(
+            TextGenConfig.from_kwargs("TextGenEnv", **env_kwargs_of(task, env, model))
+        )
+        return core.max_new_tokens
     except TextGenError as e:
         raise TextGenValueError(f"{task} with env arguments {env}: {e}") from e
 
 
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell (or read its result when it finished before); returns its result."""
+    """Run one cell (or read its result when it finished before); returns its result.
+
+    The result holds the held-out reward before and after training, the env steps the cell
+    trained on as the algorithm counts them (`timesteps`) and as the env counted them
+    (`steps`: every slot-step of training, REINFORCE's idle slots included; a training
+    function's, through the envs its `make_env` gave it), whether its number comes from a run
+    resumed without all its state (`resumed`: it may then differ from the straight run's;
+    `resumes`: how many times it was resumed), and the machine it ran on (`machine`).
+
+    Raises:
+        TextGenValueError: a suite cell that took more steps than its budget and one rollout
+            (`BenchConfig.rollout`): the algorithm's own count, a training function's `steps`.
+    """
+    from agents.bench.machine import machine
     from agents.callbacks import atomic_write_bytes
-    from agents.config import TrainConfig
     from agents.evaluation import mean_reward, sample_episodes
-    from agents.rundir import RunDir, before_after
-    from agents.training import resume_config, train
 
     folder = cell_folder(spec)
     done = folder / "result.json"
@@ -61,9 +75,10 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.time()
     env_kwargs = env_kwargs_of(spec["task"], spec.get("env", {}), spec["model"])
     trainer = training_function(spec["algo"])
+    resumes: list[dict[str, Any]] = []
     if trainer is not None:
-        before, after = run_function(trainer, spec, env_kwargs)
-        steps, curve = spec["timesteps"], []
+        before, after, steps = run_function(trainer, spec, env_kwargs)
+        timesteps, curve = steps, []
     elif spec["algo"] == "random":
         from agents.vec_env import TextGenSB3VecEnv
 
@@ -73,51 +88,111 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         samples = sample_episodes(agent, "TextGen-v0", env_kwargs, n=spec["eval_episodes"],
                                   seed=spec["seed"])  # fmt: skip
         before = after = mean_reward(samples)
-        steps, curve = 0, []
+        timesteps = steps = 0
+        curve = []
     else:
-        run = folder / "run"
-        if RunDir(run).has_progress():
-            cfg = resume_config(run, {})
-            train(cfg, resume=run)
-        else:
-            if run.exists():  # a start that failed: begin it again
-                shutil.rmtree(run)
-            settings = {
-                **variant(spec["algo"]),
-                **spec["settings"],  # its hyperparameters (hyperparams_for)
-                "task": spec["task"],
-                "env_kwargs": spec.get("env", {}),
-                "model": spec["model"],
-                "timesteps": spec["timesteps"],
-                "n_envs": spec["n_envs"],
-                "seed": spec["seed"],
-                "eval_episodes": spec["eval_episodes"],
-                "checkpoint_every": max(spec["timesteps"] // 4, 256),
-                "progress_bar": False,
-                "out": str(run),
-            }
-            train(TrainConfig(**settings))
-        before, after = (mean_reward(s) for s in before_after(run))
-        curve = _curve(run / "metrics.csv")
-        steps = _steps(run / "metrics.csv")
+        before, after, timesteps, steps, curve, resumes = _train_cell(spec, folder / "run")
+    # a suite's budget is its protocol: the algorithm's own count (REINFORCE's leaves out its
+    # idle slots' steps), a training function's as its envs counted them
+    counted, rollout = steps if trainer is not None else timesteps, spec.get("rollout")
+    if spec.get("suite") and rollout is not None and counted > spec["timesteps"] + rollout:
+        raise TextGenValueError(
+            f"{spec['algo']} on {spec['task']} took {counted} env steps on a budget of "
+            f"{spec['timesteps']}, more than one rollout ({rollout} steps) over it: a suite "
+            "cell's budget is its protocol"
+        )
     result = {
         "algo": spec["algo"],
+        "label": algo_label(spec["algo"]),
         "task": spec["task"],
         "seed": spec["seed"],
         "before": before,
         "after": after,
         "lift": after - before,
-        "timesteps": steps,
+        "timesteps": timesteps,
+        "steps": steps,
         "seconds": round(time.time() - t0, 1),
+        "resumed": any(not r["exact"] for r in resumes),
+        "resumes": len(resumes),
+        "machine": machine(),
         "curve": curve,
     }
     atomic_write_bytes(done, json.dumps(result).encode())
     return result
 
 
+def _train_cell(spec: dict[str, Any], run: Path) -> tuple:
+    """A `textgen train` cell in `run`, begun or resumed from its checkpoint: (before, after,
+    the algorithm's steps, the env's steps, the learning curve, the run's resumes)."""
+    from agents.callbacks import read_metrics
+    from agents.config import TrainConfig
+    from agents.evaluation import mean_reward
+    from agents.rundir import RunDir, before_after, read_resumes
+    from agents.training import resume_config, train
+
+    if RunDir(run).has_progress():
+        train(resume_config(run, {}), resume=run)
+    else:
+        if run.exists():  # a start that failed: begin it again
+            shutil.rmtree(run)
+        settings = {
+            **variant(spec["algo"]),
+            **spec["settings"],  # its hyperparameters (hyperparams_for)
+            "task": spec["task"],
+            "env_kwargs": spec.get("env", {}),
+            "model": spec["model"],
+            "timesteps": spec["timesteps"],
+            "n_envs": spec["n_envs"],
+            "seed": spec["seed"],
+            "eval_episodes": spec["eval_episodes"],
+            "checkpoint_every": max(spec["timesteps"] // 4, 256),
+            "progress_bar": False,
+            "out": str(run),
+        }
+        train(TrainConfig(**settings))
+    before, after = (mean_reward(s) for s in before_after(run))
+    rows = read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else []
+    timesteps = max((int(r["timesteps"]) for r in rows), default=0)
+    steps = max((int(r["env/steps"]) for r in rows if r.get("env/steps")), default=0)
+    return before, after, timesteps, steps, _curve(run / "metrics.csv"), read_resumes(run)
+
+
+class _Counted:
+    """Counts the slot-steps taken through the envs a training function's `make_env` gives it
+    (the bench's own count: a function's budget is not taken on trust)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def single(self, env: Any) -> Any:
+        import gymnasium
+
+        counter = self
+
+        class CountSteps(gymnasium.Wrapper):
+            def step(self, action: Any) -> Any:
+                counter.steps += 1
+                return self.env.step(action)
+
+        return CountSteps(env)
+
+    def vector(self, env: Any) -> Any:
+        from gymnasium.vector import VectorWrapper
+
+        counter = self
+
+        class CountSlotSteps(VectorWrapper):
+            def step(self, actions: Any) -> Any:
+                counter.steps += self.num_envs
+                return self.env.step(actions)
+
+        return CountSlotSteps(env)
+
+
 def run_function(trainer: Any, spec: dict[str, Any], env_kwargs: dict[str, Any]) -> tuple:
     """A training function's cell: the held-out reward of what it returns for a budget of 0
-    (the untrained policy) and for the cell's budget, each evaluated as every cell is.
+    (the untrained policy) and for the cell's budget, each evaluated as every cell is, and the
+    env steps it took for the latter (counted through its envs).
 
     The function is called as `trainer(make_env, timesteps, seed)`, with `model=` (the grid's
     policy LM: a name for `gym_textgen.models.load_model`) when it takes that keyword.
@@ -129,17 +204,20 @@ def run_function(trainer: Any, spec: dict[str, Any], env_kwargs: dict[str, Any])
 
     from agents.evaluation import mean_reward, sample_episodes
 
+    counted = _Counted()
+
     def make_env(n_envs: int | None = None) -> Any:
         if n_envs is None:
-            return gymnasium.make("TextGen-v0", **env_kwargs)
-        return gymnasium.make_vec("TextGen-v0", num_envs=n_envs,
-                                  vectorization_mode="vector_entry_point", **env_kwargs)  # fmt: skip
+            return counted.single(gymnasium.make("TextGen-v0", **env_kwargs))
+        return counted.vector(gymnasium.make_vec("TextGen-v0", num_envs=n_envs,
+                              vectorization_mode="vector_entry_point", **env_kwargs))  # fmt: skip
 
     extra = dict(spec["settings"])  # its hyperparameters (hyperparams_for)
     if takes_keyword(trainer, "model"):
         extra["model"] = spec["model"]
     scores = []
     for budget in (0, spec["timesteps"]):
+        counted.steps = 0
         policy = trainer(make_env, budget, spec["seed"], **extra)
         if not callable(getattr(policy, "predict", None)):
             raise TextGenValueError(
@@ -149,12 +227,4 @@ def run_function(trainer: Any, spec: dict[str, Any], env_kwargs: dict[str, Any])
         samples = sample_episodes(policy, "TextGen-v0", env_kwargs, n=spec["eval_episodes"],
                                   seed=spec["seed"])  # fmt: skip
         scores.append(mean_reward(samples))
-    return scores[0], scores[1]
-
-
-def _steps(metrics: Path) -> int:
-    """The steps a run trained: its last metrics row (with or without finished episodes)."""
-    from agents.callbacks import read_metrics
-
-    rows = read_metrics(metrics) if metrics.exists() else []
-    return max((int(r["timesteps"]) for r in rows), default=0)
+    return scores[0], scores[1], counted.steps

@@ -44,6 +44,35 @@ def suite_of(grid: dict[str, Any], folder: str | Path) -> dict[str, Any]:
     return suite
 
 
+def _run_notes(grids: dict[Any, list[dict[str, Any]]], tasks: list[str]) -> list[str]:
+    """Notes on how the compared cells ran: cells resumed without all their state (their
+    numbers may differ from a straight run's), and the machines each grid's cells ran on
+    (bitwise equality holds on one CPU and software stack only)."""
+    from agents.bench.machine import describe
+
+    notes, machines = [], {}
+    for folder, results in grids.items():
+        cells = [r for r in results if r["task"] in tasks]
+        inexact = [f"{r['algo']}@{r['task']}@{r['seed']}" for r in cells if r.get("resumed")]
+        if inexact:
+            notes.append(
+                f"{len(inexact)} cells of {folder} were resumed without all their state and may "
+                f"differ from a straight run: {', '.join(inexact[:8])}"
+                + (" ..." if len(inexact) > 8 else "")
+            )
+        seen = sorted({describe(r["machine"]) for r in cells if r.get("machine")})
+        unrecorded = sum(not r.get("machine") for r in cells)
+        machines[folder] = seen + ([f"not recorded ({unrecorded} cells)"] if unrecorded else [])
+    if len({tuple(m) for m in machines.values()}) > 1:
+        notes.append(
+            "The grids ran on other machines (a cell's numbers are bitwise equal on one CPU and "
+            "software stack only; compare them statistically): "
+            + "; ".join(f"{folder}: {', '.join(m)}" for folder, m in machines.items())
+            + "."
+        )
+    return notes
+
+
 def compare(run: str | Path, against: str, out: str | Path | None = None) -> Path:
     """Place the algorithms of the grid in `run` beside the published results `against` (a suite
     name such as "suite-v1", or another grid folder of the same suite): compare.md and
@@ -93,6 +122,7 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
         quick = "quick" in (suite["protocol"], theirs_suite["protocol"])
         if one != other and not (quick and what in ("budgets", "eval_episodes")):
             notes.append(f"The grids' {what} differ: {one!r} and {other!r}.")
+    notes += _run_notes({run: results, against: theirs}, tasks)
     if len(tasks) < len(suite["normalise"]):
         notes.append(
             f"Compared on {len(tasks)} of the suite's {len(suite['normalise'])} tasks: {tasks}."

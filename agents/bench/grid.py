@@ -141,6 +141,38 @@ class BenchConfig:
             where = hyperparams_file(algo, self.hyperparams) or "its settings"
             raise TextGenValueError(f"{algo} on {task} with {where}: {e}") from e
 
+    def rollout(self, algo: str, task: str, horizon: int) -> int:
+        """The env steps `algo` takes between two updates on `task` (whose episodes last at most
+        `horizon` steps): its last rollout may carry a cell past its budget by less than one.
+        PPO, A2C, MaskablePPO: n_steps x n_envs; REINFORCE: n_rounds rounds of an episode per
+        slot; DQN: one step per slot; a training function: an episode per slot of the grid."""
+        if variant(algo) is None:  # random (nothing), or a training function (unknown)
+            return 0 if algo == "random" else self.n_envs * horizon
+        from agents.config import TrainConfig
+
+        cfg = TrainConfig(**{**variant(algo), **self.settings[algo][task], "n_envs": self.n_envs})
+        family = algo_spec(cfg.algo).family
+        if family == "reinforce":
+            return cfg.n_rounds * self.n_envs * horizon
+        return self.n_envs if family == "dqn" else cfg.n_steps * self.n_envs
+
+    def check_budgets(self, horizons: dict[str, int]) -> None:
+        """A suite grid's budgets are its protocol: a cell whose first rollout alone would pass
+        its task's budget is refused before any cell runs (`horizons`: each task's longest
+        episode). Smaller overshoots, less than one rollout, are recorded per cell (`steps`)."""
+        if not self.suite:
+            return
+        for algo in self.algos:
+            for task in self.tasks:
+                budget, size = self.budget(task), self.rollout(algo, task, horizons[task])
+                if variant(algo) is not None and size > budget:
+                    raise TextGenValueError(
+                        f"{algo} on {task}: one rollout of {size} env steps is more than the "
+                        f"task's budget of {budget}, so the cell would train on {size} steps; "
+                        "the budget is the suite's protocol: give it a smaller rollout (n_steps) "
+                        "in --hyperparams"
+                    )
+
     def settings_of(self, algo: str, task: str) -> dict[str, Any]:
         """What `algo` trains with on `task`: its hyperparameters, under --learning-rate."""
         settings = hyperparams_for(algo, task, self.hyperparams)

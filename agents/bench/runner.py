@@ -58,16 +58,18 @@ def run_bench(
     from gym_textgen.tasks import make_task
 
     require("rliable", "bench", "textgen bench's statistics")  # before hours of training
+    horizons = {}
     for task in cfg.tasks:  # a misspelt task or a bad env argument fails now, before any cell
         make_task(task)
-        check_env(task, cfg.task_env.get(task, {}), cfg.model)
+        horizons[task] = check_env(task, cfg.task_env.get(task, {}), cfg.model)
+    cfg.check_budgets(horizons)
     out = Path(cfg.out)
     with GridLock(out):
-        return _run_locked(cfg, out, ray_address, use_ray)
+        return _run_locked(cfg, out, horizons, ray_address, use_ray)
 
 
 def _run_locked(
-    cfg: BenchConfig, out: Path, ray_address: str | None, use_ray: bool
+    cfg: BenchConfig, out: Path, horizons: dict[str, int], ray_address: str | None, use_ray: bool
 ) -> dict[str, Path]:
     from agents.callbacks import atomic_write_bytes
     from gym_textgen.errors import TextGenError
@@ -89,6 +91,8 @@ def _run_locked(
     record = merged(recorded, cfg, held)
     atomic_write_bytes(grid, json.dumps(record).encode())
     specs = cfg.cells()
+    for spec in specs:  # a suite cell may pass its budget by less than one rollout
+        spec["rollout"] = cfg.rollout(spec["algo"], spec["task"], horizons[spec["task"]])
     done = {i for i, spec in enumerate(specs) if (cell_folder(spec) / "result.json").exists()}
     todo = [i for i in range(len(specs)) if i not in done]
     print(f"{len(specs)} cells, {len(done)} finished before, {len(todo)} to run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -387,6 +388,39 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._talk is not None:
             obs["policy_mask"] = self._talk.policy_mask.copy()
         return obs
+
+    # -- snapshots (a checkpoint that resumes exactly) -----------------------------------------
+    _STATE = ("_ids", "_mask", "_generated", "_episode", "_done", "_prompt", "_prompt_len",
+              "_end", "_prompt_index", "_reference", "_last_score", "_completion", "_np_random",
+              "_np_random_seed")  # fmt: skip
+
+    def get_state(self) -> dict[str, Any]:
+        """A copy of everything this env's next steps depend on (the episode so far and the
+        random generator), for `set_state`: a run restored from it continues exactly as it
+        would have. Interactive episodes (the other party's state) are not covered.
+
+        Raises:
+            TextGenValueError: for an interactive task.
+        """
+        if self._talk is not None:
+            raise TextGenValueError(
+                "Expects a single-turn task: an interactive episode's snapshot would need the "
+                "other party's state, which get_state does not cover"
+            )
+        return copy.deepcopy({k: getattr(self, k, None) for k in self._STATE})
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a `get_state` snapshot (of an env with the same core)."""
+        missing = sorted(set(self._STATE) - set(state))
+        if missing or self._talk is not None:
+            raise TextGenValueError(
+                f"Expects a snapshot of a single-turn TextGenEnv (get_state), got one without "
+                f"{missing}"
+                if missing
+                else "Expects a single-turn task (see get_state)"
+            )
+        for key, value in copy.deepcopy(state).items():
+            setattr(self, key, value)
 
     @property
     def prompt(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -282,6 +283,32 @@ class TextGenVectorEnv(VectorEnv):
         if not same_step:
             self._needs_reset = terminated | truncated
         return self._stack(obs), rewards, terminated, truncated, infos, finals
+
+    _STATE = ("_needs_reset", "_group_rngs", "_group_draws", "_group_base", "_slot_episode")
+
+    def get_state(self) -> dict[str, Any]:
+        """A copy of every slot's state (`TextGenEnv.get_state`) and of the groups' prompt
+        generators and queues, for `set_state`: a run restored from it steps on exactly as it
+        would have (single-turn tasks; an interactive task raises TextGenValueError)."""
+        return {
+            "slots": [env.get_state() for env in self.envs],
+            **copy.deepcopy({k: getattr(self, k) for k in self._STATE}),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a `get_state` snapshot of a vector env of as many slots and groups."""
+        slots = state.get("slots", ())
+        if len(slots) != self.num_envs or len(state.get("_group_rngs", ())) != len(
+            self._group_rngs
+        ):
+            raise TextGenValueError(
+                f"Expects a snapshot of {self.num_envs} slots in groups of {self.group_size}, "
+                f"got {len(slots)} slots and {len(state.get('_group_rngs', ()))} groups"
+            )
+        for env, slot in zip(self.envs, slots, strict=True):
+            env.set_state(slot)
+        for key in self._STATE:
+            setattr(self, key, copy.deepcopy(state[key]))
 
     def action_masks(self) -> np.ndarray:
         """Boolean `(num_envs, V)`: each slot's allowed actions."""
