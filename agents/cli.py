@@ -64,7 +64,7 @@ def parser() -> ArgumentParser:
     e = sub.add_parser(
         "eval",
         parents=[debug],
-        help="mean reward of a run's policy (or of a model name, untrained) on eval prompts",
+        help="mean reward of a run's policy (or of a model name, untrained) on held-out prompts",
     )
     e.add_argument(
         "run", help="a run folder, or a model name/folder to evaluate untrained (the baseline)"
@@ -73,7 +73,13 @@ def parser() -> ArgumentParser:
     e.add_argument("--env-id", help="for a model name: the env (default TextGen-v0)")
     e.add_argument("--env-kwargs", type=json_value, help="for a model name: JSON env arguments")
     e.add_argument("--json", type=Path, help="also write the figures and samples here")
-    e.add_argument("--split", choices=["train", "eval"], default="eval")
+    e.add_argument(
+        "--split",
+        choices=["train", "validation", "test", "eval"],
+        default="test",
+        help="the prompts to score: the held-out test ones (eval: the same), the held-out "
+        "validation ones (for choosing settings), or the training ones",
+    )
     e.add_argument("--seed", type=int, default=0)
     g = sub.add_parser("generate", parents=[debug], help="complete prompts with a run's policy")
     g.add_argument("run", type=Path)

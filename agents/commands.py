@@ -52,7 +52,7 @@ def run_samples(run: Path, **kwargs: Any) -> list[Any]:
 def evaluate_run(
     target: Path | str,
     episodes: int | None = None,
-    split: str = "eval",
+    split: str = "test",
     seed: int = 0,
     env_id: str | None = None,
     env_kwargs: dict[str, Any] | None = None,

@@ -108,6 +108,9 @@ class TrainConfig(PolicyConfig):
     """environment steps between atomic checkpoints"""
     eval_episodes: int = 16
     """episodes for the before/after samples and `textgen eval`"""
+    eval_split: str = "test"
+    """the held-out prompts the before/after samples come from: test, or validation (for
+    choosing settings without looking at the test prompts)"""
     device: str = "auto"
     """auto (a GPU when there is one), cpu, cuda or cuda:N"""
     progress_bar: bool = True
@@ -143,6 +146,10 @@ class TrainConfig(PolicyConfig):
             at_least(name, getattr(self, name), 1)
         for name in ("checkpoint_every", "eval_episodes", "kl_horizon"):
             at_least(name, getattr(self, name), 1)
+        if self.eval_split not in ("test", "validation"):
+            raise TextGenValueError(
+                f"Expects eval_split 'test' or 'validation', got {self.eval_split!r}"
+            )
         at_least("batch_size", self.batch_size, 2)  # PPO normalises advantages per minibatch
         if self.n_steps * self.n_envs < 2:
             raise TextGenValueError(

@@ -34,7 +34,7 @@ def sample_episodes(
     env_id: str = "TextGen-v0",
     env_kwargs: dict[str, Any] | None = None,
     n: int = 16,
-    split: str = "eval",
+    split: str = "test",
     prompts: list[str] | None = None,
     seed: int = 0,
     deterministic: bool = False,
@@ -43,8 +43,11 @@ def sample_episodes(
 ) -> list[Sample]:
     """Run `n` episodes with `model`'s policy and return them in prompt order.
 
-    Episodes cycle through the `split`'s prompts (or `prompts`), so repeated calls with the same
-    seed see the same prompts and, for a given policy, draw the same samples. A DQN model runs
+    The episodes' prompts come from the `split` ("test", "validation" or "train"; "eval" is
+    "test") or from `prompts`: when `n` is at least their number, every one of them, in order,
+    each `n // P` or `n // P + 1` times (the first ones once more); with fewer episodes, `n`
+    of them drawn without replacement by `seed`. So every held-out prompt counts, and repeated
+    calls with the same seed see the same prompts and, for a given policy, draw the same samples. A DQN model runs
     its greedy policy (argmax Q): its epsilon is exploration, not the policy.
 
     `exact`: sample from an SB3 model's policy in float64 (its weights converted for the
@@ -65,9 +68,9 @@ def sample_episodes(
     if top_k:
         env = TopKMask(env, top_k["k"], top_k["model"], device=str(model.device))
     pool = prompts if prompts is not None else list(env.core.prompts)
+    order = prompt_order(len(pool), n, seed)
     options = [
-        {"prompt": pool[i % len(pool)]} if prompts is not None else {"prompt_index": i % len(pool)}
-        for i in range(n)
+        {"prompt": pool[i]} if prompts is not None else {"prompt_index": int(i)} for i in order
     ]
     maskable = isinstance(model, MaskablePPO)
     if isinstance(model, DQN):  # its policy is greedy; epsilon is exploration, unseeded
@@ -137,6 +140,20 @@ def in_float64(module: th.nn.Module) -> Iterator[None]:
             for t, dtype in zip(tensors, dtypes, strict=True):
                 t.data = t.data.to(dtype)
         clear()
+
+
+def prompt_order(pool: int, n: int, seed: int) -> list[int]:
+    """The indices of the prompts that `n` evaluation episodes use, out of `pool`: all of them in
+    order (cycling) when `n >= pool`, else `n` drawn without replacement by `seed`.
+
+    >>> prompt_order(3, 7, seed=0), prompt_order(8, 8, seed=5)
+    ([0, 1, 2, 0, 1, 2, 0], [0, 1, 2, 3, 4, 5, 6, 7])
+    >>> sorted(prompt_order(100, 4, seed=1)) == sorted(set(prompt_order(100, 4, seed=1)))
+    True
+    """
+    if n >= pool:
+        return [i % pool for i in range(n)]
+    return sorted(np.random.default_rng(seed).choice(pool, size=n, replace=False).tolist())
 
 
 def check_finite_weights(model: Any) -> None:

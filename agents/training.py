@@ -17,7 +17,7 @@ from agents.rundir import RunDir, RunError, read_samples
 from gym_textgen.errors import DivergedError, TextGenError
 
 #: Settings a resumed run may change; every other setting is fixed by the saved run. (Not
-#: eval_episodes: the "before" samples were drawn with the saved count.)
+#: eval_episodes nor eval_split: the "before" samples were drawn with the saved ones.)
 RESUMABLE = ("timesteps", "checkpoint_every", "device", "progress_bar")
 
 
@@ -134,9 +134,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
             stale.unlink(missing_ok=True)
         atomic_write_bytes(run.config, config_yaml(cfg).encode())
     tokenizer = unwrap_textgen(env).core.tokenizer
-    sample_args = dict(
-        env_id=cfg.env_id, env_kwargs=env_kwargs_for(cfg), n=cfg.eval_episodes, seed=cfg.seed
-    )
+    sample_args = dict(env_id=cfg.env_id, env_kwargs=env_kwargs_for(cfg), n=cfg.eval_episodes,
+                       seed=cfg.seed, split=cfg.eval_split)  # fmt: skip
 
     before = read_samples(run.samples_before)
     if before is None:

@@ -1,6 +1,8 @@
-"""The learning-rate sweep behind suite v1's tuned baselines (issue 27): every trained baseline
-at each learning rate on every task of the suite, on the tuning split of seeds (100, 101, ...:
-never the suite's evaluation seeds 0-9), at the suite's budgets and protocol.
+"""A suite's learning-rate sweep: every trained baseline at each learning rate on every task of
+the suite, on the tuning split of seeds (100, 101, ...: never the suite's evaluation seeds 0-9),
+at the suite's budgets and protocol, scored on the tasks' validation prompts (never the test
+prompts that the suite scores: issue 39; v1's rates were tuned before the split existed, on the
+test prompts, as results/suite-v1/README.md says).
 
     python -u benchmarks/suite_tuning.py --out /work/suite_tune            # 1 tuning seed
     python -u benchmarks/suite_tuning.py --out /work/suite_tune --seeds 2 --ray
@@ -41,6 +43,7 @@ def main() -> None:
     for rate in rates:
         cfg = suite.bench_config(algos=algos, tasks=tasks, seeds=args.seeds, quick=args.quick,
                                  first_seed=args.first_seed, learning_rate=rate,
+                                 eval_split="validation",
                                  out=str(Path(args.out) / f"lr{rate:g}"))  # fmt: skip
         cfg.suite = suite.record("tuning (quick)" if args.quick else "tuning")
         paths = run_bench(cfg, use_ray=args.ray)
@@ -48,8 +51,8 @@ def main() -> None:
         for algo in algos:
             scores = [suite.normalised(r["task"], r["after"]) for r in results if r["algo"] == algo]
             table[algo][rate] = float(np.mean(scores))
-    print(f"\nmean normalised score over the {len(tasks)} tasks of suite {suite.version}, "
-          f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")  # fmt: skip
+    print(f"\nmean normalised score on the validation prompts over the {len(tasks)} tasks of "
+          f"suite {suite.version}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")  # fmt: skip
     print("| algorithm | " + " | ".join(f"lr {r:g}" for r in rates) + " | chosen |")
     print("| --- |" + " --- |" * (len(rates) + 1))
     for algo, row in table.items():

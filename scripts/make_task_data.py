@@ -5,7 +5,8 @@
 Every item comes from templates and word lists written for this repository (MIT licence), drawn
 with a fixed seed, so the data is exact (every reference is right by construction), offline and
 reproducible. Each line is `{"prompt", "reference", "split"}`; items are distinct within a task and
-the eval split draws on held-out events, nouns and exchanges, so its content is never trained on. Provenance goes to `data/README.md` beside them.
+the held-out items (32 "test", then 28 "validation") draw on held-out events, nouns and exchanges,
+so their content is never trained on. Provenance goes to `data/README.md` beside them.
 
 - summarize: a four-sentence local-news passage (the event first, then details, a quote and a
   reaction) -> a one-sentence summary of the event.
@@ -26,6 +27,7 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parents[1] / "gym_textgen" / "tasks" / "data"
 N_TRAIN, N_EVAL = 240, 60
+N_TEST = 32  # of the N_EVAL held-out items: the test split; the other 28 are validation
 
 # -- summarize ---------------------------------------------------------------------------------
 TOWNS = "Millbrook Ashford Riverton Oakdale Kingsley Brookfield Fairview Westham Elmstead Northgate".split()
@@ -190,8 +192,9 @@ def commongen_item(rng: random.Random, split: str) -> tuple[str, list[str]]:
 
 
 def build(make, seed: int) -> list[dict]:
-    """N_TRAIN then N_EVAL distinct items; the eval items come from held-out slot values
-    (events, nouns, exchanges), so no eval prompt's content is trained on."""
+    """N_TRAIN then N_EVAL distinct items; the held-out items come from held-out slot values
+    (events, nouns, exchanges), so no held-out prompt's content is trained on. The first
+    N_TEST held-out items are the test split (suite v1 scored them), the others validation."""
     rng = random.Random(seed)
     out = []
     for split, n in (("train", N_TRAIN), ("eval", N_EVAL)):
@@ -203,7 +206,9 @@ def build(make, seed: int) -> list[dict]:
                 break
         else:
             raise RuntimeError(f"{make.__name__}: only {len(seen)} distinct {split} items")
-        out += [{"prompt": p, "reference": r, "split": split} for p, r in seen.items()]
+        for i, (p, r) in enumerate(seen.items()):
+            named = split if split == "train" else "test" if i < N_TEST else "validation"
+            out.append({"prompt": p, "reference": r, "split": named})
     return out
 
 

@@ -82,11 +82,11 @@ def test_held_out_questions_are_never_training_questions_and_training_ones_stay_
     # the module docstring's example: 9 of its 64 held-out questions were training questions
     spec = "reasoning_gym:basic_arithmetic?min_terms=2&max_terms=2&max_digits=1&n_train=256&seed=1"
     task = make_task(spec)
-    assert len(task.eval_prompts) == len(set(task.eval_prompts)) == 64
-    assert not set(task.eval_prompts) & set(task.prompts)
-    assert [e["question"].strip() + "\nAnswer:" for e in task.eval_references] == list(
-        task.eval_prompts
-    )
+    held_prompts = [*task.eval_prompts, *task.validation_prompts]  # test, then validation
+    held = [*task.eval_references, *task.validation_references]
+    assert len(held_prompts) == len(set(held_prompts)) == 64 and len(task.eval_prompts) == 32
+    assert not set(held_prompts) & set(task.prompts)
+    assert [e["question"].strip() + "\nAnswer:" for e in held] == held_prompts
     # training questions: exactly the first n_train of the draw, in order
     config = {"min_terms": 2, "max_terms": 2, "max_digits": 1}
     data = rg.create_dataset("basic_arithmetic", size=256 + 64, seed=1, **config)
@@ -94,21 +94,22 @@ def test_held_out_questions_are_never_training_questions_and_training_ones_stay_
     # held-out: the draw's later questions minus the repeats, in order, then further ones
     later = [data[i] for i in range(256, 320)]
     kept = [e for e in later if e["question"].strip() + "\nAnswer:" not in task.prompts]
-    assert len(kept) < 64 and list(task.eval_references[: len(kept)]) == kept
+    assert len(kept) < 64 and held[: len(kept)] == kept
     assert make_task(task.name) == task  # the name still rebuilds the task
 
 
 def test_held_out_questions_are_distinct_from_each_other_even_in_a_tiny_dataset():
     # gcd of two numbers in 1..3: nine questions in all, so repeats come often
     spec = "reasoning_gym:gcd?min_numbers=2&max_numbers=2&min_value=1&max_value=3"
-    task = make_task(f"{spec}&n_train=3&n_eval=4")
-    assert len(set(task.eval_prompts)) == 4
-    assert not set(task.eval_prompts) & set(task.prompts)
+    task = make_task(f"{spec}&n_train=3&n_eval=4&n_validation=1")
+    held = [*task.eval_prompts, *task.validation_prompts]
+    assert len(set(held)) == 5 and len(task.eval_prompts) == 4
+    assert not set(held) & set(task.prompts)
     assert make_task(task.name) == task
     with pytest.raises(
         TextGenValueError,
-        match=r"Expects 4 held-out questions of reasoning-gym dataset 'gcd' that are not training "
-        r"questions, got 0 distinct unseen ones in 140 draws after the 64 training questions "
-        r".*lower n_train or n_eval",
+        match=r"Expects 5 held-out questions of reasoning-gym dataset 'gcd' that are not training "
+        r"questions, got 0 distinct unseen ones in 150 draws after the 64 training questions "
+        r".*lower n_train or n_eval and n_validation",
     ):
-        make_task(f"{spec}&n_train=64&n_eval=4")
+        make_task(f"{spec}&n_train=64&n_eval=4&n_validation=1")

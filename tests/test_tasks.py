@@ -179,7 +179,7 @@ def test_one_task_per_run():
 def test_reasoning_gym_task_is_graded_by_the_library():
     rg = pytest.importorskip("reasoning_gym")
     task = make_task("reasoning_gym:basic_arithmetic")
-    assert len(task.prompts) == 512 and len(task.eval_prompts) == 64
+    assert len(task.prompts) == 512 and len(task.eval_prompts) == len(task.validation_prompts) == 32
     assert make_task("reasoning_gym:basic_arithmetic") == task  # seeded
     entry = task.references[0]
     assert task.prompts[0] == entry["question"].strip() + "\nAnswer:"
@@ -318,13 +318,16 @@ def test_template_and_chat_format_what_the_model_reads_but_scorers_see_the_promp
 @pytest.mark.parametrize("name", ["summarize", "translate", "dialogue", "commongen"])
 def test_bundled_language_tasks_have_held_out_data_their_scorer_can_grade(name):
     task = make_task(name)
-    assert len(task.prompts) >= 200 and len(task.eval_prompts) >= 50
-    assert not set(task.prompts) & set(task.eval_prompts)
-    if name == "commongen":  # every eval concept set holds a concept no training set has
+    assert len(task.prompts) >= 200 and len(task.eval_prompts) == 32
+    assert len(task.validation_prompts) == 28
+    splits = [set(task.prompts), set(task.eval_prompts), set(task.validation_prompts)]
+    assert not (splits[0] & splits[1] or splits[0] & splits[2] or splits[1] & splits[2])
+    held = [*task.eval_references, *task.validation_references]
+    if name == "commongen":  # every held-out concept set holds a concept no training set has
         seen = {w for ref in task.references for w in ref}
-        assert all(set(ref) - seen for ref in task.eval_references)
+        assert all(set(ref) - seen for ref in held)
     else:
-        assert not set(task.eval_references) & set(task.references)  # held-out content
+        assert not set(held) & set(task.references)  # held-out content
     if name != "dialogue":  # a reference-graded task: the reference itself scores 1
         refs = list(task.eval_references[:5])
         texts = [" ".join(r) if isinstance(r, list) else r for r in refs]

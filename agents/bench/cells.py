@@ -86,7 +86,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         agent = RandomAgent(env.core.mask, spec["seed"])
         env.close()
         samples = sample_episodes(agent, "TextGen-v0", env_kwargs, n=spec["eval_episodes"],
-                                  seed=spec["seed"])  # fmt: skip
+                                  seed=spec["seed"], split=spec["eval_split"])  # fmt: skip
         before = after = mean_reward(samples)
         timesteps = steps = 0
         curve = []
@@ -145,6 +145,7 @@ def _train_cell(spec: dict[str, Any], run: Path) -> tuple:
             "n_envs": spec["n_envs"],
             "seed": spec["seed"],
             "eval_episodes": spec["eval_episodes"],
+            "eval_split": spec["eval_split"],
             "checkpoint_every": max(spec["timesteps"] // 4, 256),
             "progress_bar": False,
             "out": str(run),
@@ -225,6 +226,6 @@ def run_function(trainer: Any, spec: dict[str, Any], env_kwargs: dict[str, Any])
                 f"predict(obs, deterministic=False), got {type(policy).__name__}"
             )
         samples = sample_episodes(policy, "TextGen-v0", env_kwargs, n=spec["eval_episodes"],
-                                  seed=spec["seed"])  # fmt: skip
+                                  seed=spec["seed"], split=spec["eval_split"])  # fmt: skip
         scores.append(mean_reward(samples))
     return scores[0], scores[1], counted.steps

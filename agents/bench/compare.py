@@ -87,6 +87,12 @@ def compare(run: str | Path, against: str, out: str | Path | None = None) -> Pat
             f"{run} ran suite {suite['version']}, {against} suite {theirs_suite['version']}: "
             "normalised scores of different suites do not compare"
         )
+    splits = [g.get("eval_split", "test") for g in (grid, their_grid)]
+    if splits[0] != splits[1]:
+        raise TextGenValueError(
+            f"{run} scored its cells on the {splits[0]} prompts, {against} on the {splits[1]} "
+            "ones: scores of different prompts do not compare"
+        )
     ran = {r["task"] for r in results}
     tasks = [t for t in suite["normalise"] if t in ran and any(r["task"] == t for r in theirs)]
     if not tasks:

@@ -48,7 +48,8 @@ def clash(recorded: dict[str, Any], cfg: BenchConfig, out: Path) -> str:
     if not held:  # nothing ran to a result or a checkpoint (a mistyped --model): no mixing
         return ""
     mine = cfg.shared()
-    grid_wide = ["model", "n_envs", "eval_episodes", "suite"]
+    recorded = {"eval_split": "test", **recorded}  # (grids from before the validation split)
+    grid_wide = ["model", "n_envs", "eval_episodes", "eval_split", "suite"]
     if not (cfg.budgets or recorded.get("budgets")):  # else each task's budget, below
         grid_wide.append("timesteps")
     differ = [k for k in grid_wide if recorded.get(k) != mine.get(k)]  # absent on both: None

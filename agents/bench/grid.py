@@ -47,6 +47,9 @@ class BenchConfig:
     model: str = "default"
     n_envs: int = 8
     eval_episodes: int = 32
+    eval_split: str = "test"
+    """the held-out prompts every cell is scored on: test, or validation (a tuning grid, which
+    must never see the test prompts: benchmarks/suite_tuning.py)"""
     learning_rate: float | None = None
     """every cell's learning rate (None: each algorithm's own, from its hyperparameter file)"""
     hyperparams: str = ""
@@ -84,6 +87,10 @@ class BenchConfig:
         for name in ("seeds", "timesteps", "n_envs", "eval_episodes"):
             if int(getattr(self, name)) < 1:
                 raise TextGenValueError(f"Expects {name} >= 1, got {getattr(self, name)}")
+        if self.eval_split not in ("test", "validation"):
+            raise TextGenValueError(
+                f"Expects eval_split 'test' or 'validation', got {self.eval_split!r}"
+            )
         if int(self.first_seed) < 0:
             raise TextGenValueError(f"Expects first_seed >= 0, got {self.first_seed}")
         if any(int(n) < 1 for n in self.budgets.values()):
@@ -189,7 +196,7 @@ class BenchConfig:
         """The settings every cell of the grid was run with (recorded in OUT/grid.json): the
         grid's (a suite's budgets, env arguments and record where it has them), and each
         algorithm's on each task."""
-        keep = ("timesteps", "model", "n_envs", "eval_episodes")
+        keep = ("timesteps", "model", "n_envs", "eval_episodes", "eval_split")
         suite = {k: getattr(self, k) for k in ("budgets", "task_env", "suite") if getattr(self, k)}
         cells = {cell_folder(c).name: [c["algo"], c["task"], c["seed"]] for c in self.cells()}
         return {**{k: getattr(self, k) for k in keep}, **suite, "settings": self.settings,

@@ -17,7 +17,7 @@ HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
 
 #: settings the grid decides for every cell, which a hyperparameter file cannot change
 GRID_KEYS = ("algo", "task", "env_id", "env_kwargs", "model", "timesteps", "n_envs", "seed",
-             "eval_episodes", "checkpoint_every", "progress_bar", "out")  # fmt: skip
+             "eval_episodes", "eval_split", "checkpoint_every", "progress_bar", "out")  # fmt: skip
 
 
 def hyperparams_file(algo: str, folder: str = "") -> Path | None:

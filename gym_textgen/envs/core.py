@@ -22,6 +22,9 @@ from gym_textgen.models import load_tokenizer
 from gym_textgen.scorers import Scorer, make_scorer, score_batch
 from gym_textgen.tasks import Task, make_task
 
+#: the prompt splits an env draws from ("eval": the test split's older name)
+SPLITS = ("train", "validation", "test", "eval")
+
 
 @dataclass(frozen=True)
 class TextGenConfig:
@@ -67,7 +70,8 @@ class TextGenConfig:
     vocab_size: int | None = None
     """V, the action space size, when the policy model's output is larger than the tokenizer"""
     split: str = "train"
-    """which prompts `reset` draws: "train" or the held-out "eval" ones"""
+    """which prompts `reset` draws: "train", or the held-out "validation" (for choosing
+    settings) or "test" ones (`"eval"`: the test prompts, its older name)"""
     chat: bool | None = None
     """wrap each prompt in the tokenizer's chat template (an instruct model's format) when it
     has one; None: the task's choice (`Task.chat`)"""
@@ -82,8 +86,10 @@ class TextGenConfig:
                 continue
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise TextGenValueError(f"Expects {key} to be an int >= 1 or None, got {value!r}")
-        if self.split not in ("train", "eval"):
-            raise TextGenValueError(f"Expects split 'train' or 'eval', got {self.split!r}")
+        if self.split not in SPLITS:
+            raise TextGenValueError(
+                f"Expects split 'train', 'validation' or 'test' ('eval'), got {self.split!r}"
+            )
         timeout = self.scorer_timeout
         if timeout is not None and (
             isinstance(timeout, bool)
@@ -195,7 +201,7 @@ class TextGenCore:
         self.dense_reward = bool(cfg.dense_reward)
         self.split = cfg.split
 
-        self.prompts = self.task.prompts if self.split == "train" else self.task.eval_prompts
+        self.prompts = self.task.split(self.split)[0]
         spec = cfg.scorer if cfg.scorer is not None else self.task.scorer
         self.scorer: Scorer = make_scorer(spec, **(cfg.scorer_kwargs or {}))
         self.component_names = tuple(self.scorer.component_names())  # info["reward_components"]
@@ -272,8 +278,10 @@ class TextGenCore:
         if self._references is None:
             table: dict[str, Any] = {}
             ambiguous: set[str] = set()
-            for split, prompts in (("eval", self.task.eval_prompts), ("train", self.task.prompts)):
-                for i, p in enumerate(prompts):
+            for split in ("test", "validation", "train"):
+                if split == "validation" and not self.task.validation_prompts:
+                    continue
+                for i, p in enumerate(self.task.split(split)[0]):
                     ref = self.task.reference(i, split)
                     if table.setdefault(p, ref) is not ref and not _same(table[p], ref):
                         ambiguous.add(p)

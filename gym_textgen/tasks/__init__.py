@@ -54,37 +54,48 @@ def _read_lines(path: Path) -> list[str]:
     return [line for line in lines if line.strip() and not line.startswith("#")]
 
 
-def _movie_sentiment() -> Task:
+def _movie_splits() -> dict[str, tuple[str, ...]]:
+    """The movie-review openings: 48 to train on, the last 16 of the file to test on, and 16
+    more (their own file) for validation."""
     prompts = _read_lines(DATA / "movie_review_prompts.txt")
-    return Task(
-        name="movie_sentiment",
+    return dict(
         prompts=tuple(prompts[:-16]),
         eval_prompts=tuple(prompts[-16:]),
+        validation_prompts=tuple(_read_lines(DATA / "movie_review_validation.txt")),
+    )
+
+
+def _movie_sentiment() -> Task:
+    return Task(
+        name="movie_sentiment",
+        **_movie_splits(),
         scorer="sentiment",
         description="continue a movie-review opening; reward = VADER positivity in [0, 1]",
     )
 
 
 def _target_tokens() -> Task:
-    prompts = _read_lines(DATA / "movie_review_prompts.txt")
     return Task(
         name="target_tokens",
-        prompts=tuple(prompts[:-16]),
-        eval_prompts=tuple(prompts[-16:]),
+        **_movie_splits(),
         scorer="target_tokens",
         description="synthetic: reward = fraction of generated ids in a target set (fast tests)",
     )
 
 
 def _keywords() -> Task:
-    prompts = _read_lines(DATA / "movie_review_prompts.txt")
+    splits = _movie_splits()
     words = ("music", "story", "acting", "ending")
+
+    def required(prompts: tuple[str, ...]) -> tuple[list[str], ...]:
+        return tuple([words[i % len(words)]] for i in range(len(prompts)))
+
     return Task(
         name="keywords",
-        prompts=tuple(prompts[:-16]),
-        eval_prompts=tuple(prompts[-16:]),
-        references=tuple([words[i % len(words)]] for i in range(len(prompts) - 16)),
-        eval_references=tuple([words[i % len(words)]] for i in range(16)),
+        **splits,
+        references=required(splits["prompts"]),
+        eval_references=required(splits["eval_prompts"]),
+        validation_references=required(splits["validation_prompts"]),
         scorer="keywords",
         description="mention the prompt's required keyword (given as its reference)",
     )

@@ -51,6 +51,7 @@ PREFIX = "textarena:"
 TASK_DEFAULTS = {
     "n_train": 256,
     "n_eval": 32,
+    "n_validation": 32,
     "seed": 0,
     "turns": 16,
     "turn_tokens": 12,
@@ -235,6 +236,7 @@ def textarena_task(
     n_train: int = TASK_DEFAULTS["n_train"],
     n_eval: int = TASK_DEFAULTS["n_eval"],
     seed: int = TASK_DEFAULTS["seed"],
+    n_validation: int = TASK_DEFAULTS["n_validation"],
     turns: int = TASK_DEFAULTS["turns"],
     turn_tokens: int = TASK_DEFAULTS["turn_tokens"],
     reply_tokens: int = TASK_DEFAULTS["reply_tokens"],
@@ -243,8 +245,9 @@ def textarena_task(
     **settings: Any,
 ) -> Task:
     """TextArena's `game_id` as an interactive task (see the module); `settings` go to the game."""
-    ours = dict(n_train=n_train, n_eval=n_eval, seed=seed, turns=turns, turn_tokens=turn_tokens,
-                reply_tokens=reply_tokens, prompt_tokens=prompt_tokens)  # fmt: skip
+    ours = dict(n_train=n_train, n_eval=n_eval, n_validation=n_validation, seed=seed, turns=turns,
+                turn_tokens=turn_tokens, reply_tokens=reply_tokens,
+                prompt_tokens=prompt_tokens)  # fmt: skip
     for key, value in ours.items():
         if (
             not isinstance(value, (int, np.integer))
@@ -259,6 +262,10 @@ def textarena_task(
     game = Game(game_id, settings, opponent)
     train_seeds = [seed * EVAL_OFFSET * 2 + i for i in range(n_train)]
     eval_seeds = [seed * EVAL_OFFSET * 2 + EVAL_OFFSET + i for i in range(n_eval)]
+    # validation games: seeds of their own, half-way through the held-out range
+    validation_seeds = [
+        seed * EVAL_OFFSET * 2 + EVAL_OFFSET * 3 // 2 + i for i in range(n_validation)
+    ]
     prompts = [game.start(s)[1] for s in train_seeds]
     eval_prompts = [game.start(s)[1] for s in eval_seeds]
     changed = {k: v for k, v in {**ours, "chat": chat}.items() if v != TASK_DEFAULTS[k]}
@@ -268,8 +275,10 @@ def textarena_task(
         name=task_name(game_id, {**settings, **changed}, prefix=PREFIX),
         prompts=tuple(prompts),
         eval_prompts=tuple(eval_prompts),
+        validation_prompts=tuple(game.start(s)[1] for s in validation_seeds),
         references=tuple(train_seeds),
         eval_references=tuple(eval_seeds),
+        validation_references=tuple(validation_seeds),
         scorer="none",
         template="{prompt}\n",
         description=f"TextArena {game_id}: the game's reward for the player",

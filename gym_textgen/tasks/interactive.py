@@ -38,6 +38,11 @@ _CODE_PROMPTS = (
     "Get the code from me, then write tokens of that code.",
     "Your second turn must follow the code I give you.",
 )
+#: the validation split's phrasings (never trained on, never tested on)
+_CODE_VALIDATION_PROMPTS = (
+    "I am about to name a code between 0 and 3. Write tokens of it when I do.",
+    "Say something first; after my code, every token should follow it.",
+)
 N_CODES = 4
 
 
@@ -62,13 +67,16 @@ class TokenCodeParty(OtherParty):
         return out
 
 
-def _splits(train: list, held: list) -> dict[str, tuple]:
-    """A task's prompts and references from (prompt, reference) pairs: training and held-out."""
+def _splits(train: list, held: list, validation: list) -> dict[str, tuple]:
+    """A task's prompts and references from (prompt, reference) pairs: training, held-out test
+    and held-out validation."""
     return dict(
         prompts=tuple(p for p, _ in train),
         eval_prompts=tuple(p for p, _ in held),
+        validation_prompts=tuple(p for p, _ in validation),
         references=tuple(r for _, r in train),
         eval_references=tuple(r for _, r in held),
+        validation_references=tuple(r for _, r in validation),
     )
 
 
@@ -87,9 +95,10 @@ def token_code_task(n_eval_prompts: int = 2) -> Task:
     turns, isolated. The eval split's phrasings are never trained on."""
     items = [(p, code) for p in _CODE_PROMPTS for code in range(N_CODES)]
     cut = (len(_CODE_PROMPTS) - n_eval_prompts) * N_CODES
+    validation = [(p, code) for p in _CODE_VALIDATION_PROMPTS for code in range(N_CODES)]
     return Task(
         name="token_code",
-        **_splits(items[:cut], items[cut:]),
+        **_splits(items[:cut], items[cut:], validation),
         scorer="none",
         template="{prompt}\n",
         description="interactive, synthetic: after your first turn the other party names a "
@@ -113,6 +122,10 @@ _GUESS_PROMPTS = (
     "Guess my secret number between 1 and 16. Reply with just the number; I will say higher or "
     "lower.",
     "Find my number (1 to 16). Answer with one number each time; I say higher or lower.",
+)
+#: the validation split's phrasing (with every secret)
+_GUESS_VALIDATION_PROMPT = (
+    "Guess which number from 1 to 16 I picked. Say one number; I answer higher or lower."
 )
 _NUMBER = re.compile(r"-?\d+")
 
@@ -148,12 +161,14 @@ class GuessParty(OtherParty):
 def guess_number_task(high: int = 16, max_turns: int = 6, n_eval: int = 12, seed: int = 0) -> Task:
     """Find a secret number from 1 to `high` from higher/lower replies, in `max_turns` guesses."""
     items = [(p, n) for n in range(1, high + 1) for p in _GUESS_PROMPTS]
+    validation = [(_GUESS_VALIDATION_PROMPT, n) for n in range(1, high + 1)]
     if high != 16:
         items = [(p.replace("16", str(high)), n) for p, n in items]
+        validation = [(p.replace("16", str(high)), n) for p, n in validation]
     held, kept = _held_out(items, n_eval, seed)
     return Task(
         name="guess_number",
-        **_splits(kept, held),
+        **_splits(kept, held, validation),
         scorer="none",
         template="{prompt}\nGuess:",
         description="interactive: find a secret number from higher/lower replies; reward = 1 - "
@@ -184,11 +199,11 @@ TOOL_TEMPLATE = (
 NO_TOOL_TEMPLATE = f"Question: {EXAMPLE[0]}\nAnswer: {EXAMPLE[1]}\nQuestion: {{prompt}}\nAnswer:"
 
 
-def _questions(n_train: int, n_eval: int, seed: int) -> list[tuple[str, str]]:
-    """Distinct two-digit products and three-digit sums: hard to do in one's head."""
+def _questions(n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` distinct two-digit products and three-digit sums: hard to do in one's head."""
     rng = np.random.default_rng(seed)
     items: dict[str, str] = {EXAMPLE[0]: EXAMPLE[1]}  # taken: the prompts' worked example
-    while len(items) < 1 + n_train + n_eval:
+    while len(items) < 1 + n:
         if rng.random() < 0.5:
             a, b = (int(x) for x in rng.integers(12, 100, 2))
             items.setdefault(f"What is {a} * {b}?", str(a * b))
@@ -198,16 +213,22 @@ def _questions(n_train: int, n_eval: int, seed: int) -> list[tuple[str, str]]:
     return list(items.items())[1:]
 
 
-def calculator_task(n_train: int = 512, n_eval: int = 64, tool: bool = True, seed: int = 0) -> Task:
+def calculator_task(
+    n_train: int = 512, n_eval: int = 64, tool: bool = True, seed: int = 0, n_validation: int = 64
+) -> Task:
     """Arithmetic questions with a calculator tool (`tool=False`: the same questions, one
-    turn, no tool, for comparison); reward: the final answer's first number is right."""
-    qa = _questions(n_train, n_eval, seed)
+    turn, no tool, for comparison); reward: the final answer's first number is right. The
+    training, test and validation questions are drawn in that order from one stream."""
+    qa = _questions(n_train + n_eval + n_validation, seed)
     questions, answers = [q for q, _ in qa], [a for _, a in qa]
+    a, b = n_train, n_train + n_eval
     common = dict(
-        prompts=tuple(questions[:n_train]),
-        eval_prompts=tuple(questions[n_train:]),
-        references=tuple(answers[:n_train]),
-        eval_references=tuple(answers[n_train:]),
+        prompts=tuple(questions[:a]),
+        eval_prompts=tuple(questions[a:b]),
+        validation_prompts=tuple(questions[b:]),
+        references=tuple(answers[:a]),
+        eval_references=tuple(answers[a:b]),
+        validation_references=tuple(answers[b:]),
         scorer="numeric",
         max_prompt_tokens=128,  # the worked example and a question: 111 default tokens at most
         chat=False,
@@ -240,6 +261,11 @@ FILM_OPENINGS = (
     "Help me pick a film to watch.",
     "What film should I watch this evening?",
     "Recommend me a movie, please.",
+)
+#: the validation split's openings (with every genre)
+FILM_VALIDATION_OPENINGS = (
+    "Any good film you could suggest for tonight?",
+    "I'd like a movie recommendation.",
 )
 #: genre -> the stem that names it in a recommendation ("comedies", "a comedy"): the genres a
 #: 135M user names when asked (documentary, science fiction, adventure, musical: SmolLM2 answers
@@ -316,10 +342,11 @@ def film_request_task(user: OtherParty | None = None, n_eval: int = 12, seed: in
         user = LMUser("smollm2-135m", persona=FILM_PERSONA, temperature=0, max_reply_tokens=12,
                       chat=False)  # fmt: skip
     items = [(p, {"genre": g}) for g in GENRES for p in FILM_OPENINGS]
+    validation = [(p, {"genre": g}) for g in GENRES for p in FILM_VALIDATION_OPENINGS]
     held, kept = _held_out(items, n_eval, seed)
     return Task(
         name="film_request",
-        **_splits(kept, held),
+        **_splits(kept, held, validation),
         scorer="none",
         template=FILM_TEMPLATE,
         description="interactive, a simulated user: ask which genre the user wants, then "

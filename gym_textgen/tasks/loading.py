@@ -7,12 +7,14 @@
 | a `.txt` file | one prompt a line; blank lines and lines starting with `#` are skipped |
 | a `.jsonl` file | one record (as above) a line |
 | a Hugging Face `datasets.Dataset` | rows with a `prompt` column (and `reference`, `split`) |
-| a `datasets.DatasetDict` | its `train` split, and `validation` or `test` as the eval split |
+| a `datasets.DatasetDict` | its `train`, `validation` and `test` splits (those it has) |
 
-A record whose `split` is `"eval"`, `"test"`, `"validation"`, `"val"` or `"dev"` (any case) goes
-to the eval split, any other to training. With no eval records the eval split is the training split, unless `eval_fraction`
-holds some out (a seeded draw). References are all or nothing: a reference for every record or
-for none.
+A record whose `split` is `"test"` or `"eval"` (any case) goes to the test split, one whose split
+is `"validation"`, `"val"`, `"valid"` or `"dev"` to the validation split, any other to training.
+Data with validation records but no test ones keeps them as the test split (the one that
+`split="test"` evaluates), and the task then has no validation split. With no held-out records
+the test split is the training split, unless `eval_fraction` holds some out (a seeded draw).
+References are all or nothing: a reference for every record or for none.
 
 >>> from gym_textgen.tasks import load_task
 >>> task = load_task([{"prompt": "2+2=", "reference": "4"}, {"prompt": "3+4=", "reference": "7"}],
@@ -35,7 +37,8 @@ from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
 from gym_textgen.tasks.task import Task
 
-EVAL_SPLITS = ("eval", "test", "validation", "val", "dev")
+TEST_SPLITS = ("test", "eval")
+VALIDATION_SPLITS = ("validation", "val", "valid", "dev")
 SUFFIXES = (".txt", ".jsonl")
 
 
@@ -118,8 +121,7 @@ def _records(source: Any) -> tuple[list[dict[str, Any]], str]:
         records = [{**row, "split": "train"} for row in source["train"]]
         for name in ("validation", "test"):
             if name in splits:
-                records += [{**row, "split": "eval"} for row in source[name]]
-                break
+                records += [{**row, "split": name} for row in source[name]]
         return records, "dataset"
     if hasattr(source, "column_names") and hasattr(source, "__iter__"):  # a datasets.Dataset
         if "prompt" not in source.column_names:
@@ -172,11 +174,15 @@ def load_task(
     if not 0.0 <= eval_fraction < 1.0:
         raise TextGenValueError(f"Expects 0 <= eval_fraction < 1, got {eval_fraction}")
 
-    def held_out(record: dict[str, Any]) -> bool:
-        return str(record.get("split") or "train").strip().lower() in EVAL_SPLITS
+    def split(record: dict[str, Any]) -> str:
+        named = str(record.get("split") or "train").strip().lower()
+        return "test" if named in TEST_SPLITS else "val" if named in VALIDATION_SPLITS else "train"
 
-    train = [r for r in records if not held_out(r)]
-    held = [r for r in records if held_out(r)]
+    train = [r for r in records if split(r) == "train"]
+    held = [r for r in records if split(r) == "test"]
+    validation = [r for r in records if split(r) == "val"]
+    if validation and not held:  # one held-out split: the one to test on
+        held, validation = validation, []
     if not train:
         raise TextGenValueError(
             f"Expects at least one training record, got {len(records)} records, all in the eval split"
@@ -198,6 +204,10 @@ def load_task(
         eval_prompts=tuple(r["prompt"] for r in held),
         references=tuple(r["reference"] for r in train) if refs else None,
         eval_references=tuple(r["reference"] for r in held) if refs and held else None,
+        validation_prompts=tuple(r["prompt"] for r in validation),
+        validation_references=tuple(r["reference"] for r in validation)
+        if refs and validation
+        else None,
         scorer=scorer if scorer is not None else ("chrf" if refs else "sentiment"),
         description=description,
     )

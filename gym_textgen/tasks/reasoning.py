@@ -5,7 +5,7 @@
 answer with the library's own `score_answer`. Settings follow a `?` as `key=value` pairs joined
 by `&`, so they also work from the command line and in YAML configs:
 `reasoning_gym:basic_arithmetic?min_terms=2&max_terms=2&max_digits=1&n_train=256&seed=1` - the
-dataset's own settings (its config class in reasoning-gym) and `n_train`, `n_eval`, `seed`.
+dataset's own settings (its config class in reasoning-gym) and `n_train`, `n_eval`, `n_validation`, `seed`.
 Values are Python literals where they parse as one, else strings; a value cannot hold `&`
 (pass such settings from Python: `reasoning_gym_task(dataset, **settings)`). Needs the
 optional extra: `pip install 'gym-textgen[reasoning]'`.
@@ -36,7 +36,7 @@ PREFIX = "reasoning_gym:"
 
 
 #: reasoning_gym_task's own settings and their defaults (the rest go to the dataset)
-DRAW_DEFAULTS = {"n_train": 512, "n_eval": 64, "seed": 0}
+DRAW_DEFAULTS = {"n_train": 512, "n_eval": 32, "n_validation": 32, "seed": 0}
 
 #: held-out questions seen in training (or twice) are skipped; this many draws per held-out
 #: question (plus a fixed 100) are tried before the task gives up
@@ -86,17 +86,22 @@ def reasoning_gym_task(
     n_train: int = DRAW_DEFAULTS["n_train"],
     n_eval: int = DRAW_DEFAULTS["n_eval"],
     seed: int = DRAW_DEFAULTS["seed"],
+    n_validation: int = DRAW_DEFAULTS["n_validation"],
     **config: Any,
 ) -> Task:
-    """A task of `n_train` + `n_eval` questions from reasoning-gym's `dataset`, seeded.
+    """A task of `n_train` training, `n_eval` test and `n_validation` validation questions from
+    reasoning-gym's `dataset`, seeded.
 
     Args:
         dataset: a reasoning-gym dataset name, e.g. "basic_arithmetic" or "leg_counting".
         n_train: training questions.
-        n_eval: held-out questions, drawn after the training ones from the same seed, each
+        n_eval: held-out test questions, drawn after the training ones from the same seed, each
             unlike every training question and every other held-out one (repeats are skipped
             and more are drawn; too few distinct ones is a `TextGenValueError`).
         seed: seeds the draw.
+        n_validation: held-out validation questions, drawn after the test ones in the same
+            way (the default 32 + 32 held-out questions are the 64 that tasks held out before
+            the validation split: the test split is their first 32).
         config: the dataset's own settings (e.g. `min_terms=2, max_terms=3` for
             basic_arithmetic; see reasoning-gym's config class of each dataset).
 
@@ -104,16 +109,21 @@ def reasoning_gym_task(
     (`make_task(task.name)` rebuilds the task).
     """
     rg = require("reasoning_gym", "reasoning", f"task {PREFIX}{dataset}")
-    for key, value in (("n_train", n_train), ("n_eval", n_eval), ("seed", seed)):
+    sizes = (("n_train", n_train), ("n_eval", n_eval), ("n_validation", n_validation))
+    for key, value in (*sizes, ("seed", seed)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
             raise TextGenTypeError(
                 f"Expects {key} to be an integer, got {type(value).__name__}: {value!r}"
             )
-    if n_train < 1 or n_eval < 1:
-        raise TextGenValueError(f"Expects n_train >= 1 and n_eval >= 1, got {n_train}, {n_eval}")
+    if min(n_train, n_eval, n_validation) < 1:
+        raise TextGenValueError(
+            f"Expects n_train, n_eval and n_validation >= 1, got {n_train}, {n_eval}, "
+            f"{n_validation}"
+        )
     # numpy scalars as Python ones: reasoning-gym seeds random.Random, and names show repr
-    n_train, n_eval, seed = int(n_train), int(n_eval), int(seed)
-    draw = {"n_train": n_train, "n_eval": n_eval, "seed": seed}
+    n_train, n_eval, n_validation = int(n_train), int(n_eval), int(n_validation)
+    seed = int(seed)
+    draw = {"n_train": n_train, "n_eval": n_eval, "n_validation": n_validation, "seed": seed}
     config = {k: v.item() if isinstance(v, np.generic) else v for k, v in config.items()}
 
     def create(size: int) -> Any:
@@ -126,18 +136,20 @@ def reasoning_gym_task(
                 f"reasoning-gym cannot make dataset {dataset!r}{settings}: {e}"
             ) from e
 
-    data = create(n_train + n_eval)
+    n_held = n_eval + n_validation
+    data = create(n_train + n_held)
     train = [data[i] for i in range(n_train)]
-    held_out = _held_out(dataset, data, create, train, n_train, n_eval, config, draw)
-    prompts = [_prompt(e) for e in train]
-    eval_prompts = [_prompt(e) for e in held_out]
+    held_out = _held_out(dataset, data, create, train, n_train, n_held, config, draw)
+    test, validation = held_out[:n_eval], held_out[n_eval:]
     changed = {k: v for k, v in draw.items() if v != DRAW_DEFAULTS[k]}
     return Task(
         name=task_name(dataset, {**config, **changed}),
-        prompts=tuple(prompts),
-        eval_prompts=tuple(eval_prompts),
+        prompts=tuple(_prompt(e) for e in train),
+        eval_prompts=tuple(_prompt(e) for e in test),
+        validation_prompts=tuple(_prompt(e) for e in validation),
         references=tuple(train),
-        eval_references=tuple(held_out),
+        eval_references=tuple(test),
+        validation_references=tuple(validation),
         scorer="reasoning_gym",
         description=f"reasoning-gym {dataset}: graded by its own score_answer",
         max_prompt_tokens=192,  # long questions; the default model's context is 256
@@ -192,7 +204,8 @@ def _held_out(
         f"Expects {n_eval} held-out questions of reasoning-gym dataset {dataset!r} that are not "
         f"training questions, got {len(held_out)} distinct unseen ones in {draws} draws after "
         f"the {n_train} training questions{why} (settings {settings}): lower n_train "
-        "or n_eval, or widen the dataset's settings so that it has more distinct questions"
+        "or n_eval and n_validation, or widen the dataset's settings so that it has more distinct "
+        "questions"
     )
 
 
