@@ -75,6 +75,52 @@ def sample_all(tasks: list[str], seeds: int, episodes: int) -> dict[str, list]:
     return out
 
 
+def sampler_cost(repeats: int = 50) -> list[tuple[str, float, float]]:
+    """Seconds per call of the float32 and the float64 sampler on a rollout step's logits: 8
+    rows of the default model's 4,096 ids and 32 rows of SmolLM2's 49,152 (interleaved, best
+    of `repeats`: the two share this machine's noise)."""
+    import time
+
+    import torch as th
+
+    from agents.distributions import sample_categorical
+
+    rows = []
+    for name, shape in (("default (8 x 4,096)", (8, 4096)), ("SmolLM2 (32 x 49,152)", (32, 49152))):
+        log_probs = th.log_softmax(th.randn(*shape), -1)
+        best = {float32_sampler: float("inf"), sample_categorical: float("inf")}
+        for _ in range(repeats):
+            for sampler in best:
+                t0 = time.perf_counter()
+                sampler(log_probs)
+                best[sampler] = min(best[sampler], time.perf_counter() - t0)
+        rows.append((name, best[float32_sampler], best[sample_categorical]))
+    return rows
+
+
+def evaluation_cost(model_name: str = "default", episodes: int = 32, repeats: int = 3) -> tuple:
+    """Seconds to sample `episodes` held-out episodes of movie_sentiment with the policy in
+    float32 and in float64 (`sample_episodes(exact=...)`), best of `repeats`, interleaved."""
+    import time
+
+    import agents
+    from agents.evaluation import sample_episodes
+
+    kwargs = {"task": "movie_sentiment"}
+    if model_name not in ("default", "random-tiny"):
+        kwargs["tokenizer"] = model_name
+    env = agents.make_vec_env("TextGen-v0", n_envs=1, **kwargs)
+    model = agents.make_algo("ppo", env, {"model": model_name}, seed=0)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(repeats):
+        for exact in best:
+            t0 = time.perf_counter()
+            sample_episodes(model, "TextGen-v0", kwargs, n=episodes, seed=0, exact=exact)
+            best[exact] = min(best[exact], time.perf_counter() - t0)
+    env.close()
+    return best[False], best[True]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="target_tokens,movie_sentiment,dialogue")
@@ -113,6 +159,13 @@ def main() -> None:
         shown = f" ({', '.join(cells[:6])}{' ...' if len(cells) > 6 else ''})" if cells else ""
         print(f"| {sampler} | {episodes} of {total} | {len(cells)} of {len(pairs)}{shown} | "
               f"{scorer} |")  # fmt: skip
+    print("\n| logits | float32 sampler | float64 sampler | float64 / float32 |")
+    print("| --- | --- | --- | --- |")
+    for name, f32, f64 in sampler_cost():
+        print(f"| {name} | {f32 * 1e3:.2f} ms | {f64 * 1e3:.2f} ms | {f64 / f32:.2f} |")
+    f32, f64 = evaluation_cost(episodes=args.episodes)
+    print(f"\nsample_episodes, {args.episodes} episodes of the default model: float32 {f32:.2f} s, "
+          f"float64 (exact, the default on a CPU) {f64:.2f} s, ratio {f64 / f32:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

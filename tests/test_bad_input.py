@@ -235,7 +235,7 @@ BAD_INPUTS = [
     ("max_new_tokens=0", lambda t: _env(max_new_tokens=0), TextGenValueError, "int >= 1", "got 0"),
     ("max_prompt_tokens as str", lambda t: _env(max_prompt_tokens="8"), TextGenValueError, "int >= 1", "got '8'"),
     ("max_new_tokens float", lambda t: _env(max_new_tokens=2.5), TextGenValueError, "int >= 1", "got 2.5"),
-    ("split", lambda t: _env(split="test"), TextGenValueError, "'train' or 'eval'", "got 'test'"),
+    ("split", lambda t: _env(split="dev"), TextGenValueError, "'train', 'validation' or 'test'", "got 'dev'"),
     ("vocab_size too small", lambda t: _env(vocab_size=10), TextGenValueError, f">= the tokenizer's {V} tokens", "got 10"),
     ("allowed_tokens out of range", lambda t: _env(allowed_tokens=[V + 5]), TextGenValueError, f"in \\[0, {V - 1}\\]", f"got \\[{V + 5}\\]"),
     ("allowed_tokens empty", lambda t: _env(allowed_tokens=[]), TextGenValueError, "at least one id the tokenizer can produce", "got \\[\\]"),
