@@ -126,6 +126,12 @@ def parser() -> ArgumentParser:
     b.add_argument("--n-envs", type=positive_int)
     b.add_argument("--eval-episodes", type=positive_int)
     b.add_argument(
+        "--eval-split",
+        choices=["test", "validation"],
+        help="the held-out prompts every cell is scored on (default test; validation for a "
+        "tuning grid, which must never see the test prompts)",
+    )
+    b.add_argument(
         "--learning-rate", type=float, help="every cell's (default: each algorithm's own)"
     )
     b.add_argument(
@@ -239,7 +245,7 @@ def bench(args: argparse.Namespace) -> None:
                 f"the published results), got RUN_DIR={args.run_dir!r}, --against={args.against!r}"
             )
         unused = [f"--{n.replace('_', '-')}" for n in ("suite", "algos", "tasks", "seeds",
-                  "timesteps", "model", "n_envs", "eval_episodes", "learning_rate",
+                  "timesteps", "model", "n_envs", "eval_episodes", "eval_split", "learning_rate",
                   "hyperparams", "ray") if getattr(args, n) is not None] + (
                   ["--quick"] if args.quick else [])  # fmt: skip
         if unused:
@@ -254,8 +260,8 @@ def bench(args: argparse.Namespace) -> None:
             "RUN_DIR and --against belong to `textgen bench compare`; got them for a run"
         )
     given = {name: getattr(args, name) for name in ("algos", "tasks", "seeds", "timesteps",
-             "model", "n_envs", "eval_episodes", "learning_rate", "hyperparams", "out")
-             if getattr(args, name) is not None}  # fmt: skip
+             "model", "n_envs", "eval_episodes", "eval_split", "learning_rate", "hyperparams",
+             "out") if getattr(args, name) is not None}  # fmt: skip
     if args.suite is not None:
         from agents.bench import load_suite
 

@@ -16,7 +16,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 from agents.masks import MASK_ATTR, TopKMask
 from agents.vec_env import TextGenSB3VecEnv
-from gym_textgen.errors import DivergedError
+from gym_textgen.errors import DivergedError, TextGenValueError
 
 
 @dataclass
@@ -151,6 +151,10 @@ def prompt_order(pool: int, n: int, seed: int) -> list[int]:
     >>> sorted(prompt_order(100, 4, seed=1)) == sorted(set(prompt_order(100, 4, seed=1)))
     True
     """
+    if pool < 1 or n < 0:
+        raise TextGenValueError(
+            f"Expects at least one prompt and n >= 0 episodes, got {pool} prompts and n={n}"
+        )
     if n >= pool:
         return [i % pool for i in range(n)]
     return sorted(np.random.default_rng(seed).choice(pool, size=n, replace=False).tolist())

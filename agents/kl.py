@@ -36,6 +36,9 @@ from gym_textgen.errors import TextGenValueError
 #: The attribute of the SB3 model that carries the penalty callback's controller state, so that
 #: `model.save` writes it into the checkpoint's JSON and `load` restores it.
 STATE_ATTR = "textgen_kl_state"
+#: the model attribute that carries the per-episode KL of the episodes in progress (SB3 saves a
+#: model's attributes: a checkpoint holds it, so an exact resume continues those episodes' sums)
+CARRY_ATTR = "textgen_kl_carry"
 
 
 class KLReference:
@@ -214,10 +217,10 @@ class KLPenaltyCallback(BaseCallback):
     environment step).
 
     An episode is only counted if the callback saw all of it: episodes already in progress when
-    it first sees a model (a new callback, a loaded model, or rollouts in between that ran
-    without it) are left out of the per-episode figure, though their steps count per token.
-    The carried sums live on the callback, not in the checkpoint: a resumed run resets its envs
-    (SB3's `load(..., env=)`), so its open episodes start afresh.
+    it first sees a model (a new callback, or rollouts in between that ran without it) are left
+    out of the per-episode figure, though their steps count per token. The carried sums travel
+    on the model too (`CARRY_ATTR`, in every checkpoint), so a run resumed exactly
+    (`agents.resume`: its open episodes restored) continues them as the straight run does.
     """
 
     def __init__(
@@ -283,6 +286,10 @@ class KLPenaltyCallback(BaseCallback):
                 self.reference = self.kl.model
         self.controller.restore(getattr(self.model, STATE_ATTR, None))  # a resumed run
         setattr(self.model, STATE_ATTR, self.controller.state())
+        carried = getattr(self.model, CARRY_ATTR, None)
+        if self._episode_kl is None and carried is not None:  # a loaded model's open episodes
+            self._episode_kl, self._carry_at = np.asarray(carried["kl"]), int(carried["at"])
+            self._carry_model = self.model
 
     def _on_step(self) -> bool:
         return True
@@ -338,6 +345,7 @@ class KLPenaltyCallback(BaseCallback):
             carry = np.where(ends[t], 0.0, carry)
         self._episode_kl, self._carry_model = carry, self.model
         self._carry_at = self.model.num_timesteps
+        setattr(self.model, CARRY_ATTR, {"kl": carry.copy(), "at": self._carry_at})
         return np.concatenate(totals) if totals else np.zeros(0)
 
     def _on_rollout_end(self) -> None:

@@ -103,6 +103,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         MetricsCallback,
         atomic_write_bytes,
         plot_curve,
+        read_metrics,
         save_atomic,
         truncate_metrics,
     )
@@ -122,6 +123,10 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         print(f"resuming {run.path} at {model.num_timesteps} of {cfg.timesteps} steps"
               + ("" if restored is None or not restored.why else f" (not exactly: {restored.why})"))  # fmt: skip
         truncate_metrics(run.metrics, model.num_timesteps)  # rows after it are redone
+        if restored is None:  # a checkpoint without the env's count: its last logged one
+            rows = read_metrics(run.metrics) if run.metrics.exists() else []
+            counted = [int(r["env/steps"]) for r in rows if r.get("env/steps")]
+            unwrap_textgen(env).steps_taken = counted[-1] if counted else model.num_timesteps
         # the new target (and the other changes) are the run's settings from now on, so a
         # plain --resume after another interruption continues towards them
         atomic_write_bytes(run.config, config_yaml(cfg).encode())

@@ -43,7 +43,7 @@ class Args:
 
 
 def main(args: Args) -> tuple[float, float]:
-    task = load_task(PROMPTS, scorer=food_reward)  # eval split: the same prompts
+    task = load_task(PROMPTS, scorer=food_reward)  # no held-out records: test on the same prompts
     env_kwargs = {"task": task, "max_new_tokens": args.max_new_tokens}
     env = agents.make_vec_env("TextGen-v0", n_envs=args.n_envs, **env_kwargs)
     model = agents.make_algo(

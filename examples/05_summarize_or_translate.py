@@ -46,7 +46,7 @@ def main(args: Args) -> tuple[float, float]:
         learning_rate=args.learning_rate, gamma=1.0, seed=args.seed,
     )  # fmt: skip
     evaluate = lambda: sample_episodes(  # noqa: E731
-        model, "TextGen-v0", env_kwargs, n=args.eval_episodes, split="eval", seed=args.seed
+        model, "TextGen-v0", env_kwargs, n=args.eval_episodes, split="test", seed=args.seed
     )
     before = evaluate()
     model.learn(args.timesteps, progress_bar=False)

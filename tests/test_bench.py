@@ -387,6 +387,9 @@ def test_bad_hyperparameter_and_suite_yaml_is_refused_before_any_cell(tmp_path):
     (hp / "ppo.yml").write_text("default: {learning_rate: .inf}\n")
     with pytest.raises(TextGenValueError, match=r"sets \['learning_rate'\] to \[inf\]"):
         BenchConfig(algos=["ppo"], tasks=["target_tokens"], hyperparams=str(hp))
+    (hp / "ppo.yml").write_text("default: {lora: {r: 4, lora_alpha: .nan}}\n")  # nested too
+    with pytest.raises(TextGenValueError, match=r"sets \['lora'\] .*expects finite numbers"):
+        BenchConfig(algos=["ppo"], tasks=["target_tokens"], hyperparams=str(hp))
 
 
 def test_a_training_function_or_env_arguments_that_cannot_work_fail_before_any_cell(tmp_path):
@@ -411,6 +414,7 @@ def test_compare_has_its_own_help_and_quick_says_what_it_runs(capsys):
         cli.parser().parse_args(["bench", "--help"])
     bench_help = " ".join(capsys.readouterr().out.split())
     assert "with --suite, the suite's quick protocol" in bench_help
+    assert "--eval-split {test,validation}" in bench_help
     assert cli.main(["bench", "compare", "--help"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("usage: textgen bench compare") and "--algos" not in text

@@ -95,6 +95,10 @@ def test_no_statistic_takes_a_non_finite_score(bad):
         normalised({"normalise": {"t": [0.0, 1.0]}}, "t", bad)
     with pytest.raises(TextGenValueError, match="finite"):
         normalised({"normalise": {"t": [-np.inf, 1.0]}}, "t", 0.5)
+    with pytest.raises(TextGenValueError, match="at least one score"):
+        iqm(np.array([]))  # (NaN with a warning)
+    with pytest.raises(TextGenValueError, match="at least one task"):
+        stratified_bootstrap_iqm([])
 
 
 def test_one_seed_gives_no_interval_rather_than_a_zero_width_one():

@@ -100,3 +100,21 @@ def test_the_lock_is_released_when_a_grid_is_refused(tmp_path):
     with pytest.raises(TextGenValueError, match="other settings"):
         run_bench(BenchConfig(**{**cfg, "eval_episodes": 3}))  # refused inside the lock
     run_bench(BenchConfig(**cfg))  # a lock still held would refuse this (flock: per open file)
+
+
+def test_a_grid_from_before_the_cell_list_keeps_its_finished_cells(tmp_path):
+    """A grid.json written before it listed its cells (no `cells`, `code`, `eval_split`): a
+    rerun that adds an algorithm still reports the cells that finished under it."""
+    algo = tmp_path / "algo.py"
+    algo.write_text(ALGO)
+    out = tmp_path / "grid"
+    run_bench(BenchConfig(algos=["random"], out=str(out), **TINY))
+    grid = json.loads((out / "grid.json").read_text())
+    for key in ("cells", "code", "eval_split"):
+        del grid[key]
+    (out / "grid.json").write_text(json.dumps(grid))
+    run_bench(BenchConfig(algos=[f"{algo}:train"], out=str(out), **TINY))
+    with open(out / "results.csv") as f:
+        assert sorted(row["algo"] for row in csv.DictReader(f)) == sorted(
+            ["random", f"{algo}:train"]
+        )

@@ -77,3 +77,64 @@ def test_a_cell_killed_at_two_checkpoints_and_resumed_equals_the_straight_run(tm
     assert [(r / "metrics.csv").read_text() for r in runs][0] == (
         runs[1] / "metrics.csv"
     ).read_text()
+
+
+def _interrupted_then_resumed(tmp_path, monkeypatch, strip_state=False, **settings):
+    """A `textgen train` run stopped (KeyboardInterrupt) right after its second checkpoint, then
+    resumed to the end (`strip_state`: from a checkpoint as written before exact resumes);
+    returns the straight run's folder and the resumed one's."""
+    import agents.callbacks as callbacks
+    from agents.config import TrainConfig
+    from agents.resume import ATTR
+    from agents.training import resume_config, train
+
+    base = dict(model="random-tiny", task="target_tokens", env_kwargs={"max_new_tokens": 8},
+                n_envs=4, timesteps=256, checkpoint_every=32, eval_episodes=4,
+                progress_bar=False, seed=3, **settings)  # fmt: skip
+    straight = train(TrainConfig(**base, out=str(tmp_path / "straight")))
+    real, saves = callbacks.AtomicCheckpointCallback._save, []
+
+    def save_then_stop(self):
+        real(self)
+        saves.append(self.num_timesteps)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(callbacks.AtomicCheckpointCallback, "_save", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train(TrainConfig(**base, out=str(tmp_path / "stopped")))
+    run = tmp_path / "stopped"
+    if strip_state:  # the checkpoint as an older version wrote it: SB3's data, no run state
+        path = run / "checkpoints" / "latest.zip"
+        with zipfile.ZipFile(path) as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        data = json.loads(members["data"])
+        del data[ATTR]
+        members["data"] = json.dumps(data).encode()
+        with zipfile.ZipFile(path, "w") as z:
+            for name, content in members.items():
+                z.writestr(name, content)
+    train(resume_config(run, {}), resume=run)
+    return straight, run
+
+
+def test_a_kl_run_whose_episodes_span_rollouts_resumes_exactly(tmp_path, monkeypatch):
+    """The KL callback's per-episode sums of the episodes in progress travel in the checkpoint
+    (a resume used to drop them: kl/ref_per_episode and the adaptive kl_coef then parted while
+    resumes.json said the resume was exact)."""
+    straight, resumed = _interrupted_then_resumed(
+        tmp_path, monkeypatch, kl_coef=0.05, kl_coef_target=0.02, n_steps=6, batch_size=24
+    )
+    assert (straight / "metrics.csv").read_text() == (resumed / "metrics.csv").read_text()
+    assert json.loads((resumed / "resumes.json").read_text())[0]["exact"] is True
+
+
+def test_an_old_checkpoint_resumes_inexactly_and_the_env_count_goes_on(tmp_path, monkeypatch):
+    from agents.callbacks import read_metrics
+
+    _, resumed = _interrupted_then_resumed(tmp_path, monkeypatch, strip_state=True, n_steps=8)
+    (entry,) = json.loads((resumed / "resumes.json").read_text())
+    assert entry["exact"] is False and "holds no run state" in entry["why"]
+    steps = [int(r["env/steps"]) for r in read_metrics(resumed / "metrics.csv")]
+    assert steps == sorted(steps) and steps[-1] == 256  # (it restarted from 0)

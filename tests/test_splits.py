@@ -103,3 +103,18 @@ def test_a_tuning_grid_scores_validation_and_never_compares_with_a_test_grid(tmp
         compare(tmp_path / "tune", str(tmp_path / "test"))
     grid = json.loads((tmp_path / "tune" / "grid.json").read_text())
     assert grid["eval_split"] == "validation"
+
+
+def test_unknown_split_names_are_refused_not_trained_on():
+    with pytest.raises(TextGenValueError, match=r"record's split among .*got 'holdout' for 'b'"):
+        load_task([{"prompt": "a"}, {"prompt": "b", "split": "holdout"}])
+    datasets = pytest.importorskip("datasets")
+
+    def rows(*prompts):
+        return datasets.Dataset.from_list([{"prompt": p} for p in prompts])
+
+    task = load_task(datasets.DatasetDict({"train": rows("a", "b"), "valid": rows("v"),
+                                           "test": rows("t")}))  # fmt: skip
+    assert (task.validation_prompts, task.eval_prompts) == (("v",), ("t",))
+    with pytest.raises(TextGenValueError, match=r"DatasetDict's splits among .*got \['holdout'\]"):
+        load_task(datasets.DatasetDict({"train": rows("a"), "holdout": rows("h")}))

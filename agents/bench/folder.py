@@ -93,13 +93,21 @@ def clash(recorded: dict[str, Any], cfg: BenchConfig, out: Path) -> str:
     return ""
 
 
-def merged(recorded: dict[str, Any] | None, cfg: BenchConfig, held: bool) -> dict[str, Any]:
+def merged(
+    recorded: dict[str, Any] | None, cfg: BenchConfig, held: bool, out: Path | None = None
+) -> dict[str, Any]:
     """grid.json for `cfg` over what was recorded: the settings of every algorithm and task run
     so far, this grid's where both have them (`held`: some cell has a result or a checkpoint;
-    without one, the recorded grid's budgets and env arguments are not kept)."""
+    without one, the recorded grid's budgets and env arguments are not kept). A grid.json from
+    before the cell list (no `cells`) gets the cells with a result in `out`."""
     mine = cfg.shared()
     if recorded is None or not held or recorded.get("suite") != mine.get("suite"):
         return mine  # nothing ran under the recorded grid: this one replaces it
+    if "cells" not in recorded and out is not None:
+        recorded = {**recorded, "cells": {}}
+        for result in sorted(Path(out).glob("cells/*/result.json")):
+            r = json.loads(result.read_text())
+            recorded["cells"][result.parent.name] = [r["algo"], r["task"], r["seed"]]
     merged = dict(mine)
     for key in ("settings", "code", "cells"):  # algorithms, tasks and seeds may join
         both: dict[str, Any] = {}

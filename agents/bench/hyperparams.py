@@ -79,15 +79,24 @@ def check_task_entries(path: Path, tasks: list[str]) -> None:
             )
 
 
+def _finite(value: Any) -> bool:
+    """Whether every number in `value` (a number, or lists and mappings of them) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
+
+
 def check_settings(algo: str, settings: dict[str, Any], where: str) -> None:
     """Settings that `algo` takes: `TrainConfig`'s keys (a training function: its keyword
     arguments), less those the grid decides for every cell (`GRID_KEYS`)."""
     from agents.config import config_keys
     from agents.dataclass_cli import unknown_keys_error
 
-    infinite = sorted(
-        k for k, v in settings.items() if isinstance(v, float) and not math.isfinite(v)
-    )
+    infinite = sorted(k for k, v in settings.items() if not _finite(v))
     if infinite:
         raise TextGenValueError(
             f"{where} sets {infinite} to {[settings[k] for k in infinite]}: expects finite numbers"

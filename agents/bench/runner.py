@@ -88,7 +88,7 @@ def _run_locked(
             "same settings"
         )
     held = bool(cells_with_progress(out)) if recorded is not None else False
-    record = merged(recorded, cfg, held)
+    record = merged(recorded, cfg, held, out)
     atomic_write_bytes(grid, json.dumps(record).encode())
     specs = cfg.cells()
     for spec in specs:  # a suite cell may pass its budget by less than one rollout

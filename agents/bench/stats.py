@@ -32,10 +32,13 @@ from gym_textgen.errors import TextGenValueError
 
 
 def check_finite(scores: Any, what: str) -> np.ndarray:
-    """`scores` as a float64 array, or a `TextGenValueError` naming `what` when one of them is NaN
-    or infinite: sorting would rank a NaN above every number, and a mean or an interval over it
-    is NaN, so no statistic here takes one (a diverged run is a failed cell, not a score)."""
+    """`scores` as a float64 array, or a `TextGenValueError` naming `what` when there is none or
+    one of them is NaN or infinite: sorting would rank a NaN above every number, and a mean or an
+    interval over it is NaN, so no statistic here takes one (a diverged run is a failed cell,
+    not a score)."""
     array = np.asarray(scores, dtype=np.float64)
+    if array.size == 0:
+        raise TextGenValueError(f"Expects at least one score for {what}, got none")
     if not np.isfinite(array).all():
         bad = array[~np.isfinite(array)]
         raise TextGenValueError(
@@ -71,6 +74,8 @@ def stratified_bootstrap_iqm(
     Returns:
         The IQM over all runs, and the interval's lower and upper bounds.
     """
+    if not by_task:
+        raise TextGenValueError("Expects the scores of at least one task, got none")
     rng = np.random.default_rng(seed)
     tasks = [check_finite(x, "a bootstrap interval") for x in by_task]
     point = float(iqm(np.concatenate(tasks)))
@@ -94,6 +99,11 @@ def normalised(suite: dict[str, Any], task: str, score: float) -> float:
     """(score - random) / (reference - random) with the numbers `suite` (a record) gives."""
     random, reference = suite["normalise"][task]
     check_finite([score, random, reference], f"normalising {task}")
+    if not reference > random:
+        raise TextGenValueError(
+            f"Expects {task}'s reference score above its random one, got reference {reference}, "
+            f"random {random}"
+        )
     return (score - random) / (reference - random)
 
 

@@ -10,7 +10,9 @@
 | a `datasets.DatasetDict` | its `train`, `validation` and `test` splits (those it has) |
 
 A record whose `split` is `"test"` or `"eval"` (any case) goes to the test split, one whose split
-is `"validation"`, `"val"`, `"valid"` or `"dev"` to the validation split, any other to training.
+is `"validation"`, `"val"`, `"valid"` or `"dev"` to the validation split, one with `"train"`,
+`"training"` or none to training; any other name is an error (held-out data is never trained on
+by a typo).
 Data with validation records but no test ones keeps them as the test split (the one that
 `split="test"` evaluates), and the task then has no validation split. With no held-out records
 the test split is the training split, unless `eval_fraction` holds some out (a seeded draw).
@@ -37,8 +39,20 @@ from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.tasks.reasoning import PREFIX as REASONING_GYM
 from gym_textgen.tasks.task import Task
 
-TEST_SPLITS = ("test", "eval")
-VALIDATION_SPLITS = ("validation", "val", "valid", "dev")
+#: the names a record's `split` (or a DatasetDict's key) may have, any case, by the split they
+#: name (an empty or missing `split` is training)
+SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "eval": "test",
+               "validation": "val", "val": "val", "valid": "val", "dev": "val"}  # fmt: skip
+
+
+def _split_of(name: Any) -> str | None:
+    """ "train", "test" or "val" for a split's name (None: no name: training), or None when the
+    name is none of `SPLIT_NAMES`."""
+    if name is None or name == "":
+        return "train"
+    return SPLIT_NAMES.get(str(name).strip().lower())
+
+
 SUFFIXES = (".txt", ".jsonl")
 
 
@@ -118,10 +132,12 @@ def _records(source: Any) -> tuple[list[dict[str, Any]], str]:
                 "Expects a dataset with a 'prompt' column, got columns "
                 f"{source['train'].column_names}"
             )
-        records = [{**row, "split": "train"} for row in source["train"]]
-        for name in ("validation", "test"):
-            if name in splits:
-                records += [{**row, "split": name} for row in source[name]]
+        unknown = [n for n in splits if _split_of(n) is None]
+        if unknown:
+            raise TextGenValueError(
+                f"Expects a DatasetDict's splits among {list(SPLIT_NAMES)}, got {unknown}"
+            )
+        records = [{**row, "split": name} for name in splits for row in source[name]]
         return records, "dataset"
     if hasattr(source, "column_names") and hasattr(source, "__iter__"):  # a datasets.Dataset
         if "prompt" not in source.column_names:
@@ -175,8 +191,13 @@ def load_task(
         raise TextGenValueError(f"Expects 0 <= eval_fraction < 1, got {eval_fraction}")
 
     def split(record: dict[str, Any]) -> str:
-        named = str(record.get("split") or "train").strip().lower()
-        return "test" if named in TEST_SPLITS else "val" if named in VALIDATION_SPLITS else "train"
+        found = _split_of(record.get("split"))
+        if found is None:  # a held-out record must never be trained on by a typo
+            raise TextGenValueError(
+                f"Expects a record's split among {list(SPLIT_NAMES)} (or none: training), got "
+                f"{record.get('split')!r} for {record['prompt']!r:.60}"
+            )
+        return found
 
     train = [r for r in records if split(r) == "train"]
     held = [r for r in records if split(r) == "test"]
