@@ -124,17 +124,23 @@ def merged(
     return merged
 
 
-def finished(out: Path, grid: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The results of every cell that `grid` (its grid.json) records and that finished, in the
-    order recorded; and the failures (`failure.json`) of those that failed since their last try."""
-    results, failures = [], []
+def finished(out: Path, grid: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The results of the cells that `grid` (its grid.json) records and that finished, and the
+    failures (`failure.json`) of those that failed at their last try, each by cell folder name
+    in the order recorded."""
+    results, failures = {}, {}
     for name in grid.get("cells") or {}:
         folder = Path(out) / "cells" / name
         for file, into in (("result.json", results), ("failure.json", failures)):
             if (folder / file).is_file():
-                into.append(json.loads((folder / file).read_text()))
+                into[name] = json.loads((folder / file).read_text())
                 break
     return results, failures
+
+
+def in_order(grid: dict[str, Any], cells: dict[str, Any]) -> list[Any]:
+    """The values of `cells` (by cell folder name) in the order `grid` records its cells."""
+    return [cells[name] for name in grid.get("cells") or {} if name in cells]
 
 
 class GridLock:

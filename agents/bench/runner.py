@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.bench.cells import check_env, run_cell
-from agents.bench.folder import GridLock, cells_with_progress, clash, finished, merged
+from agents.bench.folder import (
+    GridLock,
+    cells_with_progress,
+    clash,
+    finished,
+    in_order,
+    merged,
+)
 from agents.bench.grid import BenchConfig, cell_folder
 from agents.bench.report import write_outputs
 from agents.registry import ALGORITHMS
@@ -55,13 +62,9 @@ def run_bench(
     cfg: BenchConfig, ray_address: str | None = None, use_ray: bool = False
 ) -> dict[str, Path]:
     """Run (or finish) every cell of the grid, writing the outputs after each one."""
-    from gym_textgen.tasks import make_task
-
     require("rliable", "bench", "textgen bench's statistics")  # before hours of training
-    horizons = {}
-    for task in cfg.tasks:  # a misspelt task or a bad env argument fails now, before any cell
-        make_task(task)
-        horizons[task] = check_env(task, cfg.task_env.get(task, {}), cfg.model)
+    # a misspelt task or a bad env argument fails now, before any cell
+    horizons = {t: check_env(t, cfg.task_env.get(t, {}), cfg.model) for t in cfg.tasks}
     cfg.check_budgets(horizons)
     out = Path(cfg.out)
     with GridLock(out):
@@ -93,9 +96,9 @@ def _run_locked(
     specs = cfg.cells()
     for spec in specs:  # a suite cell may pass its budget by less than one rollout
         spec["rollout"] = cfg.rollout(spec["algo"], spec["task"], horizons[spec["task"]])
-    done = {i for i, spec in enumerate(specs) if (cell_folder(spec) / "result.json").exists()}
-    todo = [i for i in range(len(specs)) if i not in done]
-    print(f"{len(specs)} cells, {len(done)} finished before, {len(todo)} to run")
+    results, failures = finished(out, record)  # every cell the folder ever ran, by its name
+    todo = [i for i, spec in enumerate(specs) if cell_folder(spec).name not in results]
+    print(f"{len(specs)} cells, {len(specs) - len(todo)} finished before, {len(todo)} to run")
     failed: list[str] = []
 
     def finish(i: int, result: dict[str, Any] | None, error: str = "") -> None:
@@ -106,10 +109,14 @@ def _run_locked(
             failure = {"algo": spec["algo"], "task": spec["task"], "seed": spec["seed"],
                        "error": error}  # fmt: skip
             atomic_write_bytes(folder / "failure.json", json.dumps(failure).encode())
+            failures[folder.name] = failure
             return
         atomic_write_bytes(folder / "result.json", json.dumps(result).encode())
         (folder / "failure.json").unlink(missing_ok=True)
-        write_outputs(out, record, *finished(out, record), final=False)
+        failures.pop(folder.name, None)
+        results[folder.name] = result
+        write_outputs(out, record, in_order(record, results), in_order(record, failures),
+                      final=False)  # fmt: skip
 
     if use_ray and todo:
         ray = require("ray", "bench", "textgen bench --ray")
@@ -139,8 +146,9 @@ def _run_locked(
                 finish(i, None, _describe(e))
             else:
                 finish(i, result)
-    results, failures = finished(out, record)
-    paths = write_outputs(out, record, results, failures) if results or failures else {}
+    paths = {}
+    if results or failures:
+        paths = write_outputs(out, record, in_order(record, results), in_order(record, failures))
     if paths:
         print(Path(paths["md"]).read_text())
     if failed:
