@@ -92,12 +92,12 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         curve = []
     else:
         before, after, timesteps, steps, curve, resumes = _train_cell(spec, folder / "run")
-    # a suite's budget is its protocol: the algorithm's own count (REINFORCE's leaves out its
-    # idle slots' steps), a training function's as its envs counted them
-    counted, rollout = steps if trainer is not None else timesteps, spec.get("rollout")
-    if spec.get("suite") and rollout is not None and counted > spec["timesteps"] + rollout:
+    # a suite's budget is its protocol: `timesteps` is the algorithm's own count (REINFORCE's
+    # leaves out its idle slots' steps), a training function's as its envs counted them
+    rollout = spec.get("rollout")
+    if spec.get("suite") and rollout is not None and timesteps > spec["timesteps"] + rollout:
         raise TextGenValueError(
-            f"{spec['algo']} on {spec['task']} took {counted} env steps on a budget of "
+            f"{spec['algo']} on {spec['task']} took {timesteps} env steps on a budget of "
             f"{spec['timesteps']}, more than one rollout ({rollout} steps) over it: a suite "
             "cell's budget is its protocol"
         )
