@@ -62,6 +62,25 @@ def test_the_game_answers_each_guess_and_pays_its_reward_at_the_end():
     assert steps[-1][2] and steps[-1][1] == 1.0 and steps[-1][4]["turns"] == 2
 
 
+def test_a_game_draws_from_its_own_seed_and_moves_whatever_the_process_random_state():
+    """Blackjack deals its hits during steps: they follow the game's seed and the moves so far
+    (every game used to draw the same card from the caller's restored state, 10 of spades)."""
+    game = Game("Blackjack-v0", {}, None)
+
+    def hands(seed, hits):
+        env, _ = game.start(seed)
+        texts = [game.move(env, "[Hit]")[1] for _ in range(hits)]
+        return [line for t in texts for line in t.splitlines() if line.startswith("Your hand")]
+
+    first = {seed: hands(seed, 1)[0] for seed in range(6)}
+    assert len({h.split(", ")[-1] for h in first.values()}) > 2  # the hit card varies by seed
+    random.seed(123)
+    np.random.seed(123)
+    assert hands(0, 1)[0] == first[0]  # the same game under another process state
+    two = hands(0, 2)  # turn 1 replayed on the way to turn 2 deals turn 1's cards again
+    assert two[0] == first[0] and two[1] != two[0]
+
+
 def test_a_game_leaves_python_s_and_numpy_s_global_random_state_alone():
     """TextArena seeds Python's global `random` on every reset: a training run's own draws
     must not depend on how many games were played."""

@@ -25,8 +25,10 @@ of those its observation lists) or, from Python, any function of the opponent's 
 to its move (`textarena_task(game, opponent=...)`: a scripted player, a greedy model). The
 opponent is replayed with the game, so it must answer the same observation the same way (a
 sampling model would change the game the policy was shown); `"random"` is seeded by the
-observation. TextArena
-seeds Python's global `random`; the party restores it (and numpy's) after every game step.
+observation. TextArena's games draw from Python's global `random` (and some from numpy's): each
+game carries its own states of both, seeded from the instance seed when it starts and swapped in
+around every step (and the caller's swapped back), so a game's cards, tiles and dice follow from
+its seed and the moves so far, whatever the process's own random state.
 """
 
 from __future__ import annotations
@@ -80,15 +82,30 @@ def random_opponent(observation: str) -> str:
 OPPONENTS: dict[str, Opponent] = {"random": random_opponent}
 
 
-@contextlib.contextmanager
-def _own_random_state() -> Iterator[None]:
-    """Run a game step without leaving Python's or numpy's global random state changed."""
-    py, np_state = random.getstate(), np.random.get_state()
-    try:
-        yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(np_state)
+class _GameRandom:
+    """A game's own states of Python's and numpy's global generators (TextArena's games draw
+    from those), seeded from the game's seed and carried from one step to the next."""
+
+    def __init__(self, seed: int) -> None:
+        caller = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        self.states = random.getstate(), np.random.get_state()
+        random.setstate(caller[0])
+        np.random.set_state(caller[1])
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """The game's states inside the block (kept for its next step), the caller's after."""
+        caller = random.getstate(), np.random.get_state()
+        random.setstate(self.states[0])
+        np.random.set_state(self.states[1])
+        try:
+            yield
+        finally:
+            self.states = random.getstate(), np.random.get_state()
+            random.setstate(caller[0])
+            np.random.set_state(caller[1])
 
 
 def _text(observations: Sequence[Any], player: int) -> str:
@@ -136,7 +153,8 @@ class Game:
     def start(self, seed: int) -> tuple[Any, str]:
         """A new game from `seed` and its opening observation for player 0."""
         players = 1 if self.opponent is None else 2
-        with _own_random_state():
+        draws = _GameRandom(int(seed))
+        with draws.active():
             try:
                 ta = self._textarena(self.game_id)
                 env = ta.make(self.game_id, **self.settings)
@@ -164,12 +182,13 @@ class Game:
                     f"{' '.join(str(e).split())[:300]}"
                 ) from e
             self._opponent_moves(env)
+            env._textgen_random = draws  # the game's generators travel with it
             return env, self._take(env)
 
     def move(self, env: Any, action: str) -> tuple[bool, str, float]:
         """Play the policy's `action` (and the opponent's moves after it): (done, the messages
         for the policy, its reward when done)."""
-        with _own_random_state():
+        with env._textgen_random.active():
             done, _ = env.step(action)
             if not done:
                 done = self._opponent_moves(env)
