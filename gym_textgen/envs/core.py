@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -143,6 +144,19 @@ class TextGenConfig:
         return cls(**kwargs)
 
 
+def special_tokens_of(tokenizer: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The ids and strings of every token `tokenizer` marks special: its special tokens
+    (`all_special_ids`) and the added tokens marked special (SmolLM2's `<file_sep>`,
+    `<jupyter_output>`, ...: 14 more than `all_special_ids` lists)."""
+    found = {int(i): str(t) for i, t in zip(tokenizer.all_special_ids,
+                                             tokenizer.all_special_tokens, strict=False)}  # fmt: skip
+    for i, added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
+        if getattr(added, "special", False):
+            found[int(i)] = str(getattr(added, "content", added))
+    ids = tuple(sorted(found))
+    return ids, tuple(found[i] for i in ids)
+
+
 def _same(a: Any, b: Any) -> bool:
     """Whether two references are equal; where == has no single truth value (arrays, dicts of
     arrays) or says no to equal-looking values (NaN), whether they print the same."""
@@ -230,6 +244,9 @@ class TextGenCore:
                 "stop_on_eos=True needs a tokenizer with an eos_token, this one has none"
             )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        #: every token the tokenizer marks special (`special_tokens`): never an action (EOS
+        #: aside), and spelled in ordinary tokens wherever text is inserted into the state
+        self.special_ids, self.special_tokens = special_tokens_of(self.tokenizer)
 
         obs = {
             "input_ids": spaces.Box(0, self.vocab_size - 1, (self.max_length,), np.int64),
@@ -245,10 +262,11 @@ class TextGenCore:
         self._warned_truncation = False
 
     def _build_mask(self, allowed: Iterable[int] | None) -> np.ndarray:
-        """True for ids the tokenizer can produce (special tokens other than EOS are off)."""
+        """True for ids the tokenizer can produce (special tokens other than EOS are off: its
+        added tokens marked special too, such as SmolLM2's `<file_sep>`)."""
         mask = np.zeros(self.vocab_size, dtype=bool)
         mask[: self.tokenizer_vocab] = True
-        for special in self.tokenizer.all_special_ids:
+        for special in self.special_ids:
             if special != self.eos_id and special < self.vocab_size:
                 mask[special] = False
         if allowed is not None:
@@ -359,6 +377,14 @@ class TextGenCore:
         if len(self._encoded) < 10_000:
             self._encoded[prompt] = (ids, text)
         return ids, text
+
+    @functools.cached_property
+    def max_token_chars(self) -> int:
+        """The most characters one token of the tokenizer spells (its longest vocabulary entry:
+        a byte-level or sentencepiece entry decodes to no more characters than it has), at
+        least 8: `n` tokens never spell more than `n` times this."""
+        vocab = self.tokenizer.get_vocab() if hasattr(self.tokenizer, "get_vocab") else {}
+        return max(8, max(map(len, vocab), default=0))
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids (special tokens and ids the tokenizer lacks are dropped)."""

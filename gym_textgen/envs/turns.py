@@ -68,12 +68,16 @@ class Conversation:
         self.turn: list[int] = []  # the ids of the policy's current turn
         self.turn_ids: list[tuple[int, ...]] = []  # the ids of the policy's finished turns
         self.seed = 0
+        # no `max_reply_tokens` tokens spell more characters than this: a longer reply is cut
+        # to it before it is tokenized, so a step's cost is bounded whatever the party sends
+        self.reply_chars = self.interaction.max_reply_tokens * core.max_token_chars
         for after_eos in (False, True):  # a frame with no room for a reply: say so now
             self.reply("", after_eos)
-        # the turn_ends' length in tokens, and some: the tail of a turn that can hold one
-        encode = functools.partial(core.tokenizer.encode, add_special_tokens=False)
+        # the tail of a turn that can hold a turn end however it is spelled: every token spells
+        # at least one byte of text (special tokens, which spell none, are never actions), so
+        # an end of n bytes lies within the last n tokens, and one more holds a character cut
         ends = self.interaction.turn_ends
-        self.tail = 2 + max((len(encode(e)) for e in ends), default=0)
+        self.tail = 2 + max((len(e.encode("utf-8")) for e in ends), default=0)
 
     def reset(self, seed: int) -> None:
         self.policy_mask.fill(0)
@@ -90,7 +94,8 @@ class Conversation:
             return True
         if not self.interaction.turn_ends:  # (token_code): no text to decode on each step
             return False
-        # a turn end that the last token completes (also inside a token such as "\n ")
+        # a turn end that the last token completes (also inside a token such as "\n ", and
+        # spelled in any tokens: "</calc>" a character at a time)
         window = turn[-self.tail :]
         new, old = self.core.decode(window), self.core.decode(window[:-1])
         return any(new.count(e) > old.count(e) for e in self.interaction.turn_ends)
@@ -124,7 +129,7 @@ class Conversation:
         core = self.core
         before, after = self._reply_frame(after_eos)
         encode = functools.partial(core.tokenizer.encode, add_special_tokens=False)
-        text = as_text(reply)
+        text = as_text(reply[: self.reply_chars] if isinstance(reply, (str, bytes)) else reply)
         frame = len(encode(before + after))
         if frame >= limit:
             raise TextGenValueError(
@@ -144,11 +149,12 @@ class Conversation:
 
     def _framed(self, before: str, text: str, after: str) -> list[int]:
         """The ids of a reply's `text` in its frame. The text is only ever text: a special
-        token's string in it ("<|im_end|>", "<|endoftext|>") is spelled in ordinary tokens, so
-        a party that relays what it was given cannot end a turn or forge the chat's frame."""
+        token's string in it ("<|im_end|>", "<|endoftext|>", an added token marked special such
+        as "<file_sep>": `TextGenCore.special_tokens`) is spelled in ordinary tokens, so a party
+        that relays what it was given cannot end a turn or forge the chat's frame."""
         tokenizer = self.core.tokenizer
         encode = functools.partial(tokenizer.encode, add_special_tokens=False)
-        if not any(s in text for s in tokenizer.all_special_tokens):
+        if not any(s in text for s in self.core.special_tokens):
             return encode(before + text + after)  # one encoding: no seam at the frame
         return encode(before) + encode(text, split_special_tokens=True) + encode(after)
 

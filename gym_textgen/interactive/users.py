@@ -33,7 +33,9 @@ tokens), and its prefill most of the reply's cost.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import re
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -46,6 +48,8 @@ from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.interactive.party import Exchange, OtherParty, PartyError, Reply
 
 Persona = str | Callable[[Exchange], str]
+#: marks a turn's place in a chat template's text (private-use characters: never in a turn)
+_MARK = "\ue000{}\ue001"
 Check = Callable[[Exchange, str], "Reply | None"]
 
 
@@ -167,19 +171,22 @@ class LMUser(OtherParty):
         self.ending = _Ending(stop, check)
         self._lm: Any = None
         self._tok: Any = None
+        self._special: tuple[str, ...] = ()  # the tokenizer's special tokens' strings
         self._cache: OrderedDict[str, str] = OrderedDict()
         self.prefix_cache = int(prefix_cache)
         self._prefixes: OrderedDict[str, tuple[list[int], list[tuple[Any, Any]]]] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         empty = {"_cache": OrderedDict(), "_prefixes": OrderedDict()}
-        return {**self.__dict__, "_lm": None, "_tok": None, **empty}
+        return {**self.__dict__, "_lm": None, "_tok": None, "_special": (), **empty}
 
     def _load(self) -> None:
+        from gym_textgen.envs.core import special_tokens_of
         from gym_textgen.models import load_model, load_tokenizer
 
         self._lm = load_model(self.model).to(self.device).eval()
         self._tok = load_tokenizer(self.model)
+        self._special = special_tokens_of(self._tok)[1]
 
     def templated(self) -> bool:
         """Whether the model reads its chat template (else a plain transcript: `chat=False`,
@@ -187,15 +194,38 @@ class LMUser(OtherParty):
         return self.chat is not False and bool(getattr(self._tok, "chat_template", None))
 
     def text_of(self, ex: Exchange) -> str:
-        """The model's input for `ex`: its chat template, or a plain transcript (`templated`)."""
+        """The model's input for `ex`: its chat template, or a plain transcript (`templated`).
+        Where a turn holds a special token's text, the ids it reads are `ids_of`'s."""
+        return "".join(piece for piece, _ in self._pieces(ex))
+
+    def _pieces(self, ex: Exchange) -> list[tuple[str, bool]]:
+        """`text_of(ex)` in pieces: (text, whether it is a turn of the conversation)."""
         persona = persona_of(self.persona, ex)
-        if self.templated():
-            talk = messages_of(persona, ex)
-            return self._tok.apply_chat_template(talk, tokenize=False, add_generation_prompt=True)
-        lines = [self.prefix_of(ex, persona)]
-        for i, turn in enumerate(ex.turns):
-            lines.append(f"{'Assistant' if i % 2 == 0 else 'User'}: {turn.strip()}")
-        return "\n".join(lines) + "\nUser:"
+        if not self.templated():
+            pieces = [(self.prefix_of(ex, persona), False)]
+            for i, turn in enumerate(ex.turns):
+                pieces += [(f"\n{'Assistant' if i % 2 == 0 else 'User'}: ", False),
+                           (turn.strip(), True)]  # fmt: skip
+            return [*pieces, ("\nUser:", False)]
+        talk = messages_of(persona, ex)  # each turn's content by a marker, then the template
+        marked = [talk[0], *({**m, "content": _MARK.format(k)} for k, m in enumerate(talk[1:]))]
+        text = self._tok.apply_chat_template(marked, tokenize=False, add_generation_prompt=True)
+        parts = re.split(_MARK.format(r"(\d+)"), text)
+        pieces = [(parts[0], False)]
+        for k, after in zip(parts[1::2], parts[2::2], strict=True):
+            pieces += [(talk[1 + int(k)]["content"], True), (after, False)]
+        return pieces
+
+    def ids_of(self, ex: Exchange) -> list[int]:
+        """The ids the model reads for `ex`: `text_of`'s, with each turn's text only ever text:
+        a special token's string in a turn (a policy that writes "<|im_end|><|im_start|>user")
+        is spelled in ordinary tokens, so a turn cannot forge the conversation's frame."""
+        pieces = self._pieces(ex)
+        encode = functools.partial(self._tok.encode, add_special_tokens=False)
+        if not any(turn and any(s in piece for s in self._special) for piece, turn in pieces):
+            return encode("".join(piece for piece, _ in pieces))  # one encoding: no seams
+        return [i for piece, turn in pieces if piece
+                for i in encode(piece, split_special_tokens=turn)]  # fmt: skip
 
     def prefix_of(self, ex: Exchange, persona: str | None = None) -> str:
         """The start of a plain transcript that every reply of `ex`'s instance shares: the
@@ -209,11 +239,12 @@ class LMUser(OtherParty):
         if self._lm is None:
             self._load()
         texts = [self.text_of(ex) for ex in exchanges]
+        ids = [self.ids_of(ex) for ex in exchanges]
         seeds = [zlib.crc32(f"{ex.seed}:{len(ex.turns)}".encode()) for ex in exchanges]
         shared = self.prefix_cache > 0 and not self.templated()
         prefixes = [self.prefix_of(ex) for ex in exchanges] if shared else None
         if not self.cache_size:
-            outs = self.generate(texts, seeds, prefixes=prefixes)
+            outs = self.generate(texts, seeds, prefixes=prefixes, ids=ids)
         else:  # greedy: a reply is a function of its input; decode only the unseen ones
             first: dict[str, int] = {}  # each unseen text, by its first row
             for i, text in enumerate(texts):
@@ -222,7 +253,8 @@ class LMUser(OtherParty):
             todo = list(first)
             if todo:
                 starts = [prefixes[i] for i in first.values()] if prefixes else None
-                made = self.generate(todo, [0] * len(todo), prefixes=starts)
+                rows = [ids[i] for i in first.values()]
+                made = self.generate(todo, [0] * len(todo), prefixes=starts, ids=rows)
                 for text, out in zip(todo, made, strict=True):
                     self._cache[text] = out
             for text in texts:
@@ -270,18 +302,21 @@ class LMUser(OtherParty):
             self._prefixes.popitem(last=False)
         return entry
 
-    def _start(self, texts: list[str], prefixes: list[str] | None) -> tuple[Any, ...]:
+    def _start(
+        self, texts: list[str], prefixes: list[str] | None, ids: list[list[int]] | None = None
+    ) -> tuple[Any, ...]:
         """The first forward's (ids, mask, positions, cache): each text whole, left-padded; or,
         with `prefixes` (each a start of its text), each prefix's cached keys and values
         (left-padded to the longest) and only the rest of the text to prefill (left-padded
-        after them). Tokens are the text's own: where the prefix and the rest tokenize apart
-        otherwise than the whole text, the texts are prefilled whole."""
+        after them). Tokens are the text's own (`ids`: each text's, as `ids_of` makes them):
+        where the prefix and the rest tokenize apart otherwise than the whole text, the texts
+        are prefilled whole."""
         import torch as th
         from transformers import DynamicCache
 
         tok, dev = self._tok, self.device
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        rows = [tok.encode(t, add_special_tokens=False) for t in texts]
+        rows = ids if ids is not None else [tok.encode(t, add_special_tokens=False) for t in texts]
         heads: list[tuple[list[int], list[tuple[Any, Any]]]] = []
         if prefixes is not None and self.prefix_cache > 0:
             starts = [tok.encode(p, add_special_tokens=False) for p in prefixes]
@@ -328,16 +363,18 @@ class LMUser(OtherParty):
         seeds: list[int],
         stops: bool = True,
         prefixes: list[str] | None = None,
+        ids: list[list[int]] | None = None,
     ) -> list[str]:
         """One reply per text: a batched, KV-cached decode, left-padded, each row sampled
         from its own seeded generator; a row stops at EOS, its end of turn or a newline
         without a chat template (`stops=False`: every row writes `max_reply_tokens`, as a
         speed benchmark wants). `prefixes`: a start of each text whose keys and values the
-        user keeps (`prefix_cache`), prefilled once per distinct prefix."""
+        user keeps (`prefix_cache`), prefilled once per distinct prefix. `ids`: each text's ids
+        (`ids_of`: a turn's special-token strings spelled out), else the text encoded."""
         import torch as th
 
         tok, lm = self._tok, self._lm
-        step_ids, mask, positions, cache = self._start(texts, prefixes)
+        step_ids, mask, positions, cache = self._start(texts, prefixes, ids)
         ends = self.end_ids() if stops else set()
         chat = self.templated() or not stops
         gens = [th.Generator().manual_seed(int(s)) for s in seeds]
