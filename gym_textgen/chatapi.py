@@ -8,6 +8,12 @@ try and doubled for each further one (or the server's `Retry-After` when it send
 connection error, a timeout, a 429 or 5xx answer, or a body that is cut short or not JSON; any
 other 4xx answer (a bad request or key) fails at once. A failure is `error` (the caller's
 exception type) naming `who` and the URL.
+
+`timeout` bounds a whole try: connecting, the headers and the body together (a server that
+trickles its answer a byte at a time cannot hold a run past it), and an answer over
+`MAX_RESPONSE_BYTES` fails at once. Redirects are never followed: the request carries the API
+key, which goes to `base_url`'s server only (a redirect to another host would hand it over, and a
+redirected POST comes back as a GET without its body); point `base_url` at the endpoint itself.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +41,63 @@ def check_base_url(base_url: str) -> str:
 
 #: the longest wait a server's Retry-After may ask for (longer: this many seconds)
 MAX_RETRY_AFTER = 60.0
+#: the most bytes an answer may hold (a chat completion is a few kilobytes)
+MAX_RESPONSE_BYTES = 4 * 2**20
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect (see the module): the 3xx answer becomes an `HTTPError`."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str):
+        raise urllib.error.HTTPError(
+            req.full_url, code, f"{msg}, a redirect to {newurl}, not followed (the API key goes "
+            "to base_url's server only: set base_url to the endpoint itself)", headers, fp,
+        )  # fmt: skip
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
+class _TooLarge(Exception):
+    """An answer over `MAX_RESPONSE_BYTES`."""
+
+
+def _fetch(request: urllib.request.Request, timeout: float) -> bytes:
+    """The body of the answer to `request`, within `timeout` seconds in all (connecting, the
+    headers, the body) and at most `MAX_RESPONSE_BYTES`; else TimeoutError or `_TooLarge`.
+
+    The request runs in a thread that the caller waits for until the deadline; a thread left
+    behind stops at the next piece of the body it receives (or at its socket's own timeout)."""
+    finished, abandoned, box = threading.Event(), threading.Event(), {}
+
+    def work() -> None:
+        try:
+            with _OPENER.open(request, timeout=timeout) as response:
+                chunks, size = [], 0
+                while not abandoned.is_set():
+                    chunk = response.read1(65536)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        raise _TooLarge(f"an answer over {MAX_RESPONSE_BYTES} bytes")
+                    chunks.append(chunk)
+                missing = getattr(response, "length", None)  # of a Content-Length's bytes
+                if not abandoned.is_set() and missing:  # the body ended short
+                    raise http.client.IncompleteRead(b"".join(chunks), missing)
+                box["body"] = b"".join(chunks)
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+        finally:
+            finished.set()
+
+    threading.Thread(target=work, daemon=True, name="chat-completion").start()
+    if not finished.wait(timeout):
+        abandoned.set()
+        raise TimeoutError(f"no whole answer within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["body"]
 
 
 def _retry_after(e: urllib.error.HTTPError) -> float | None:
@@ -69,9 +133,10 @@ def chat_completion(
         wait = None
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                answer = json.loads(response.read())
+            answer = json.loads(_fetch(request, timeout))
             break
+        except _TooLarge as e:  # a server that floods: trying again won't help
+            raise error(f"{who}: {url} sent {e}") from None
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code} {e.reason}"
             if e.code != 429 and e.code < 500:  # a bad request or key: trying again won't help
@@ -98,4 +163,4 @@ def chat_completion(
     return content
 
 
-__all__ = ["chat_completion", "check_base_url"]
+__all__ = ["MAX_RESPONSE_BYTES", "chat_completion", "check_base_url"]

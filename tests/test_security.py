@@ -112,3 +112,57 @@ def test_a_huge_reply_costs_what_its_kept_tokens_cost():
     del env.core.tokenizer.encode
     assert max(seen) <= env._talk.reply_chars + 64
     assert "xxxx" in env.text and elapsed < 60  # (a generous sanity bound only)
+
+
+# -- a remote endpoint (the HTTP simulated user and the judge share the client) ------------------
+
+
+def ask(url: str, timeout: float = 1.0, retries: int = 1) -> str:
+    from gym_textgen.chatapi import chat_completion
+    from gym_textgen.interactive import PartyError
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    return chat_completion(url, body, api_key_env="TEXTGEN_TEST_KEY", timeout=timeout,
+                           retries=retries, backoff=0, error=PartyError, who="simulated user")  # fmt: skip
+
+
+@pytest.mark.parametrize("api", [("--fault", "trickle")], indirect=True)
+def test_a_trickling_server_cannot_hold_a_request_past_its_timeout(api):
+    """The timeout was per socket read: one byte every 0.2 s held a 1-second request for as long
+    as the body lasted (about 12 s here)."""
+    from gym_textgen.interactive import PartyError
+
+    url, _ = api
+    start = time.monotonic()
+    with pytest.raises(PartyError, match=r"after 1 tries: no whole answer within 1 s"):
+        ask(url)
+    assert time.monotonic() - start < 8  # the body takes 12 s; the deadline, 1 s
+
+
+@pytest.mark.parametrize("api", [("--fault", "huge")], indirect=True)
+def test_an_answer_over_the_size_cap_is_refused(api):
+    from gym_textgen.interactive import PartyError
+
+    with pytest.raises(PartyError, match=r"sent an answer over 4194304 bytes"):
+        ask(api[0], timeout=30)
+
+
+def test_the_api_key_never_follows_a_redirect_to_another_origin(tmp_path, monkeypatch):
+    """A 302 to another host:port handed it `Authorization: Bearer ...`, and its answer to a
+    body-less GET was taken as the user's reply."""
+    from gym_textgen.interactive import PartyError
+    from tests.conftest import start_server
+
+    monkeypatch.setenv("TEXTGEN_TEST_KEY", "sk-secret")
+    (tmp_path / "other").mkdir()
+    other, other_url, other_log = start_server(tmp_path / "other")
+    first, url, _ = start_server(tmp_path, "--fault", "redirect", "--redirect-to",
+                                 other_url + "/chat/completions")  # fmt: skip
+    try:
+        with pytest.raises(PartyError, match=r"answered HTTP 302 .*not followed"):
+            ask(url, timeout=10)
+        assert not other_log.exists() or "sk-secret" not in other_log.read_text()
+    finally:
+        for proc in (other, first):
+            proc.kill()
+            proc.wait()

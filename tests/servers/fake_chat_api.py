@@ -13,6 +13,8 @@ given) gets 401. Every request's headers are appended to PORT_FILE + ".log" as J
 A request whose last message has no "Response:" line is a simulated user's: the answer is
 "You said: <that message>", or "Thanks, bye! [DONE]" when it contains "bye"; with --retry-after
 S a failing request's 503 carries "Retry-After: S". --delay S waits S seconds before answering.
+Hostile answers for the client's limits (every request): --fault trickle sends a valid answer
+one byte every 0.2 s, --fault huge a 6 MB one, --fault redirect answers 302 to --redirect-to.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from pathlib import Path
 lock = threading.Lock()
 seen = {"n": 0}
 args = argparse.Namespace(
-    port_file=Path("port"), fail_first=0, fault="503", key="", delay=0.0, retry_after=None
+    port_file=Path("port"),
+    fail_first=0,
+    fault="503",
+    key="",
+    delay=0.0,
+    retry_after=None,
+    redirect_to="",
 )
 
 
@@ -46,6 +54,24 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(args.delay)
         if self.path != "/v1/chat/completions":
             return self._send(404, {"error": "not found"})
+        if args.fault == "redirect":
+            self.send_response(302)
+            self.send_header("Location", args.redirect_to)
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
+        if args.fault in ("trickle", "huge"):
+            said = "x" * (6 * 2**20) if args.fault == "huge" else "ok"
+            data = json.dumps({"choices": [{"message": {"content": said}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if args.fault == "huge":
+                return self.wfile.write(data)
+            for byte in data:  # one byte every 0.2 s: each read is within any socket timeout
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+            return None
         if n <= args.fail_first and args.fault == "503":
             return self._send(503, {"error": "busy"}, retry_after=args.retry_after)
         if n <= args.fail_first and args.fault == "not-json":
@@ -81,7 +107,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("port_file", type=Path)
     p.add_argument("--fail-first", type=int, default=0)
-    p.add_argument("--fault", choices=["503", "not-json", "cut"], default="503")
+    p.add_argument(
+        "--fault", choices=["503", "not-json", "cut", "trickle", "huge", "redirect"], default="503"
+    )
+    p.add_argument("--redirect-to", default="")
     p.add_argument("--key", default="")
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=None)
