@@ -14,6 +14,7 @@ import gym_textgen
 from gym_textgen import TextGenEnv
 from gym_textgen.interactive import (
     CalculatorError,
+    CallableParty,
     Exchange,
     Interaction,
     PartyError,
@@ -466,3 +467,30 @@ def test_a_forced_task_prompt_with_several_secrets_asks_for_its_reference():
     assert arithmetic.core.reference_of(arithmetic.core.task.prompts[3]) == (
         arithmetic.core.task.reference(3)
     )
+
+
+def test_reinforce_s_finished_slots_idle_no_party_call_no_scorer_call_no_episode():
+    """A slot whose round episode ended kept playing new episodes that REINFORCE throws away:
+    of 64 party calls 24 were for them, VecMonitor counted 23 episodes against 16 used, and a
+    party error in a discarded episode stopped learn(). Now they wait for the next round."""
+    calls, scored = [], []
+
+    def party(ex):
+        calls.append(ex.reference)
+        return Reply("go on")
+
+    def scorer(prompt, completion):
+        scored.append(completion)
+        return float(len(completion) % 3)
+
+    task = Task(name="two", prompts=("a", "b", "c", "d"), scorer=scorer,
+                interaction=Interaction(CallableParty(party), max_turns=2, max_turn_tokens=3,
+                                        max_reply_tokens=8, reply_template=" {reply}\n"))  # fmt: skip
+    env = agents.make_vec_env("TextGen-v0", n_envs=4, group_size=2, task=task, max_new_tokens=6)
+    model = agents.make_algo("reinforce", env, {"model": "random-tiny"}, seed=0,
+                             baseline="rloo", n_rounds=2)  # fmt: skip
+    model.learn(1)  # one rollout: 2 rounds x 4 slots = 8 used episodes
+    assert model.num_timesteps > 0
+    assert len(calls) == 16 and len(scored) == 8  # 2 turns, 1 score a used episode
+    assert env.episode_count == 8  # VecMonitor: the used episodes only
+    assert not env.venv.venv.idle_finished  # only inside REINFORCE's rollouts

@@ -412,12 +412,13 @@ def test_kl_in_the_loss_is_the_exact_kl_of_the_sampling_policy_steered_once_an_u
 
 
 def test_kl_in_the_loss_holds_the_policy_near_its_reference():
-    """At a learning rate that moves the free policy far (1.6-5.3 nats a token over seeds 0-5,
-    measured), a large coefficient keeps it within ~0.03; the default reference is the policy's
+    """At a learning rate that moves the free policy far (0.26-6.1 nats a token over seeds 0-5,
+    5.1 for seed 0, measured since REINFORCE's finished slots idle), a large coefficient keeps
+    it within ~0.1 (0.04-0.10, 5 to 160 times less); the default reference is the policy's
     initial LM."""
 
     def final_kl(kl_coef):
-        model = make("rloo", n_rounds=1, learning_rate=3e-2, seed=1, kl_coef=kl_coef)
+        model = make("rloo", n_rounds=1, learning_rate=3e-2, seed=0, kl_coef=kl_coef)
         logged = LoggedValues()
         model.learn(400, callback=logged)
         return float(np.mean(logged.values["kl/ref_per_token"][-3:]))

@@ -24,9 +24,10 @@ Baselines (`baseline=`):
   sparse rewards and gamma 1, of the group's returns, as GRPO does: Shao et al. 2024).
 
 Rollouts are rounds, as `generate()` runs them: every slot starts an episode, the round lasts
-until every slot's episode has ended, and only each slot's first episode in the round is used
-(slots that finish early idle: the policy keeps seeing their last observation, which costs its
-KV cache nothing). `n_rounds` rounds
+until every slot's episode has ended, and only each slot's first episode in the round is used.
+Slots that finish early idle: on a TextGen env (`TextGenVectorEnv.idle_finished`) they start no
+new episode and call no party and no scorer until the next round, and the policy keeps seeing
+their last observation, which costs its KV cache nothing. `n_rounds` rounds
 make one update. With `n_epochs > 1`, `clip_range` clips the ratio as PPO does.
 
 A KL penalty to a reference model is the algorithm's own (`kl_coef`, `kl_coef_target`,
@@ -64,6 +65,16 @@ from agents.policies import TransformerPolicy
 from agents.registry import BASELINES
 from agents.vec_env import env_group_size, env_horizon
 from gym_textgen.errors import TextGenValueError
+
+
+def _textgen_vector_env(env: VecEnv) -> Any:
+    """The `gym_textgen.TextGenVectorEnv` inside SB3's wrappers, or None for another env."""
+    from agents.vec_env import unwrap_textgen
+
+    try:
+        return unwrap_textgen(env).venv
+    except TextGenValueError:
+        return None
 
 
 def episode_horizon(env: VecEnv, max_episode_steps: int | None) -> int:
@@ -271,6 +282,19 @@ class REINFORCE(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         callback.on_rollout_start()
+        textgen = _textgen_vector_env(env)
+        if textgen is not None:  # finished slots wait for the next round: no wasted calls
+            textgen.idle_finished = True
+        try:
+            return self._collect_rounds(env, callback, rollout_buffer)
+        finally:
+            if textgen is not None:
+                textgen.idle_finished = False
+
+    def _collect_rounds(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: EpisodeRoundBuffer
+    ) -> bool:
+        """`collect_rollouts`' rounds (see it)."""
         for r in range(self.n_rounds):
             self._last_obs = env.reset()  # fresh prompts (shared within each group)
             self._last_episode_starts = np.ones(env.num_envs, dtype=bool)

@@ -43,6 +43,11 @@ class TextGenVectorEnv(VectorEnv):
         render_mode: `"ansi"` or `"human"` for every slot.
         group_size: slots per prompt group (a divisor of `num_envs`); 1: every slot draws its own.
 
+    `idle_finished = True` makes a slot whose episode ended wait, whatever the autoreset mode,
+    until the next `reset()`: it starts no new episode, asks no party and no scorer, and returns
+    its last observation with reward 0 (for algorithms that use one episode per slot per round,
+    REINFORCE's: the episodes it would throw away cost nothing).
+
     >>> import gymnasium as gym, gym_textgen
     >>> envs = gym.make_vec("TextGen-v0", num_envs=4, vectorization_mode="vector_entry_point")
     >>> obs, info = envs.reset(seed=0)
@@ -85,6 +90,8 @@ class TextGenVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self.idle_finished = False
+        self._idle = np.zeros(self.num_envs, dtype=bool)  # ended, waiting for reset()
         self._start_groups([None] * self.num_envs)
 
     # -- group sampling ----------------------------------------------------------------------
@@ -157,6 +164,7 @@ class TextGenVectorEnv(VectorEnv):
             obs.append(o)
             infos.append(info)
         self._needs_reset[:] = False
+        self._idle[:] = False
         return self._stack(obs), self._batch_infos(infos)
 
     def _reset_mask(self, mask: Any) -> np.ndarray:
@@ -180,6 +188,7 @@ class TextGenVectorEnv(VectorEnv):
             _, info = self.envs[i].reset(seed=seeds[i], options=self._slot_options(i, options))
             infos = self._add_info(infos, info, i)
         self._needs_reset[mask] = False
+        self._idle[mask] = False
         return self._stack([env.observation() for env in self.envs]), infos
 
     def step(
@@ -240,8 +249,9 @@ class TextGenVectorEnv(VectorEnv):
                 "and autoreset_mode is Disabled: reset them first with "
                 "reset(options={'reset_mask': mask})"
             )
+        idle = self._idle.copy()
         pending = [
-            None if self._needs_reset[i] else env.prepare_step(actions[i])
+            None if self._needs_reset[i] or idle[i] else env.prepare_step(actions[i])
             for i, env in enumerate(self.envs)
         ]
         # 2. one call of the other party for every slot whose policy ended a turn (interactive)
@@ -268,23 +278,30 @@ class TextGenVectorEnv(VectorEnv):
         truncated = np.zeros(self.num_envs, dtype=bool)
         for i, (env, p) in enumerate(zip(self.envs, pending, strict=True)):
             final = None
-            if p is None:  # NextStep autoreset: this step resets the slot
+            if idle[i]:  # an ended episode waiting for reset(): nothing happens
+                o, info = env.observation(), env._info()
+            elif p is None:  # NextStep autoreset: this step resets the slot
                 o, info = env.reset(options=self._slot_options(i))
             else:
                 o, rewards[i], terminated[i], truncated[i], info = env.commit_step(
                     p, *scores.get(i, (0.0, None, ""))
                 )
-                if same_step and (terminated[i] or truncated[i]):
+                ended = bool(terminated[i] or truncated[i])
+                if ended and self.idle_finished:
+                    self._idle[i] = True
+                    final = (o, info) if same_step else None
+                elif same_step and ended:
                     final = (o, info)
                     o, info = env.reset(options=self._slot_options(i))
             obs.append(o)
             infos.append(info)
             finals.append(final)
         if not same_step:
-            self._needs_reset = terminated | truncated
+            self._needs_reset = (terminated | truncated) & ~self._idle
         return self._stack(obs), rewards, terminated, truncated, infos, finals
 
-    _STATE = ("_needs_reset", "_group_rngs", "_group_draws", "_group_base", "_slot_episode")
+    _STATE = ("_needs_reset", "_idle", "idle_finished", "_group_rngs", "_group_draws",
+              "_group_base", "_slot_episode")  # fmt: skip
 
     def get_state(self) -> dict[str, Any]:
         """A copy of every slot's state (`TextGenEnv.get_state`) and of the groups' prompt
