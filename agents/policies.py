@@ -102,6 +102,16 @@ class TransformerExtractor(BaseFeaturesExtractor):
                 f"outputs {head.out_features} logits; create the env with vocab_size={head.out_features} "
                 "and the model's tokenizer, or pick a model that matches the env's tokenizer"
             )
+        length = int(observation_space["input_ids"].shape[0])
+        positions = getattr(getattr(lm, "config", None), "max_position_embeddings", None)
+        if isinstance(positions, int) and length > positions:
+            raise TextGenValueError(
+                f"The env's state holds up to {length} tokens but the model "
+                f"{model if isinstance(model, str) else type(model).__name__!r} reads at most "
+                f"{positions} positions (max_position_embeddings): lower the env's "
+                "max_prompt_tokens or max_new_tokens (or the other party's max_reply_tokens), "
+                "or use a model with a longer context"
+            )
         super().__init__(observation_space, features_dim=head.in_features)
         self.lm = lm
         self.lora = dict(lora) if lora else None

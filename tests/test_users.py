@@ -296,3 +296,17 @@ def test_film_request_with_an_lm_user_runs_in_a_vector_env_like_single_envs():
             np.testing.assert_array_equal(obs["input_ids"][i], o["input_ids"])
             assert (rewards[i], terms[i]) == (r, t)
         done = terms.copy()
+
+
+def test_a_user_s_input_longer_than_its_context_keeps_its_end():
+    """LMUser did not fit its own input: a conversation past the model's positions reached the
+    model whole (the default model: 256)."""
+    from gym_textgen.interactive import LMUser
+    from gym_textgen.interactive.party import Exchange
+
+    user = LMUser("default", temperature=0, max_reply_tokens=8, chat=False)
+    long = Exchange("Hi.", None, ("word " * 400,), 0, ((),))
+    (reply,) = user.reply([long])
+    assert isinstance(reply.text, str)
+    ids, mask, positions, _ = user._start([user.text_of(long)], None, [user.ids_of(long)])
+    assert ids.shape[1] == 256 - 8 and int(positions.max()) < 256

@@ -247,6 +247,15 @@ class TextGenCore:
         #: every token the tokenizer marks special (`special_tokens`): never an action (EOS
         #: aside), and spelled in ordinary tokens wherever text is inserted into the state
         self.special_ids, self.special_tokens = special_tokens_of(self.tokenizer)
+        context = getattr(self.tokenizer, "model_max_length", None)  # (huge when unset)
+        if isinstance(context, int) and context < 10**9 and self.max_length > context:
+            raise TextGenValueError(
+                f"The state holds up to {self.max_length} tokens (max_prompt_tokens "
+                f"{self.max_prompt_tokens} + max_new_tokens {self.max_new_tokens}"
+                + (f" + the other party's replies {self.max_inserted}" if self.max_inserted else "")
+                + f") but the tokenizer's model reads at most {context} positions "
+                "(model_max_length): lower them, or use a model with a longer context"
+            )
 
         obs = {
             "input_ids": spaces.Box(0, self.vocab_size - 1, (self.max_length,), np.int64),

@@ -310,15 +310,22 @@ class LMUser(OtherParty):
         (left-padded to the longest) and only the rest of the text to prefill (left-padded
         after them). Tokens are the text's own (`ids`: each text's, as `ids_of` makes them):
         where the prefix and the rest tokenize apart otherwise than the whole text, the texts
-        are prefilled whole."""
+        are prefilled whole. An input too long for the model's context with a reply after it
+        keeps its last tokens (and is prefilled whole)."""
         import torch as th
         from transformers import DynamicCache
 
         tok, dev = self._tok, self.device
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         rows = ids if ids is not None else [tok.encode(t, add_special_tokens=False) for t in texts]
+        # the model's context holds the input and the reply: a longer input keeps its end
+        positions = getattr(self._lm.config, "max_position_embeddings", None)
+        room = positions - self.max_reply_tokens if isinstance(positions, int) else None
+        cut = room is not None and any(len(r) > room for r in rows)
+        if cut:
+            rows = [r[-room:] for r in rows]
         heads: list[tuple[list[int], list[tuple[Any, Any]]]] = []
-        if prefixes is not None and self.prefix_cache > 0:
+        if prefixes is not None and self.prefix_cache > 0 and not cut:
             starts = [tok.encode(p, add_special_tokens=False) for p in prefixes]
             if all(
                 text.startswith(prefix) and len(start) < len(row) and row[: len(start)] == start

@@ -230,7 +230,9 @@ def calculator_task(
         eval_references=tuple(answers[a:b]),
         validation_references=tuple(answers[b:]),
         scorer="numeric",
-        max_prompt_tokens=128,  # the worked example and a question: 111 default tokens at most
+        # the worked example and a question: 111 default tokens at most (78 of SmolLM2's); 120
+        # makes the state 256 tokens, the default model's context
+        max_prompt_tokens=120,
         chat=False,
     )
     if not tool:
