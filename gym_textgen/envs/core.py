@@ -20,6 +20,7 @@ from gymnasium import logger, spaces
 
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
 from gym_textgen.models import load_tokenizer
+from gym_textgen.models.special import special_tokens_of
 from gym_textgen.scorers import Scorer, make_scorer, score_batch
 from gym_textgen.tasks import Task, make_task
 
@@ -142,19 +143,6 @@ class TextGenConfig:
                 f"(valid names: {', '.join(cls.names())})"
             )
         return cls(**kwargs)
-
-
-def special_tokens_of(tokenizer: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """The ids and strings of every token `tokenizer` marks special: its special tokens
-    (`all_special_ids`) and the added tokens marked special (SmolLM2's `<file_sep>`,
-    `<jupyter_output>`, ...: 14 more than `all_special_ids` lists)."""
-    found = {int(i): str(t) for i, t in zip(tokenizer.all_special_ids,
-                                             tokenizer.all_special_tokens, strict=False)}  # fmt: skip
-    for i, added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
-        if getattr(added, "special", False):
-            found[int(i)] = str(getattr(added, "content", added))
-    ids = tuple(sorted(found))
-    return ids, tuple(found[i] for i in ids)
 
 
 def _same(a: Any, b: Any) -> bool:

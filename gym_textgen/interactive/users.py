@@ -38,91 +38,25 @@ import inspect
 import re
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from gym_textgen.chatapi import chat_completion, check_base_url
 from gym_textgen.errors import TextGenTypeError, TextGenValueError
-from gym_textgen.interactive.party import Exchange, OtherParty, PartyError, Reply
+from gym_textgen.interactive.http_user import HTTPUser
+from gym_textgen.interactive.party import Exchange, OtherParty, Reply
+from gym_textgen.interactive.personas import (
+    Check,
+    Persona,
+    _check_sampling,
+    _Ending,
+    messages_of,
+    persona_of,
+)
 
-Persona = str | Callable[[Exchange], str]
 #: marks a turn's place in a chat template's text (private-use characters: never in a turn)
 _MARK = "\ue000{}\ue001"
-Check = Callable[[Exchange, str], "Reply | None"]
-
-
-def persona_of(persona: Persona, ex: Exchange) -> str:
-    """The system prompt for `ex`: `persona(ex)`, or the template filled with the exchange's
-    `prompt`, `reference` and, for a dict reference, its keys."""
-    if callable(persona):
-        out = persona(ex)
-    else:
-        fields = dict(ex.reference) if isinstance(ex.reference, dict) else {}
-        try:
-            out = persona.format(**{"prompt": ex.prompt, "reference": ex.reference, **fields})
-        except (KeyError, IndexError, AttributeError, ValueError) as e:
-            raise TextGenValueError(
-                f"The persona template {persona!r:.80} cannot be filled from the exchange "
-                f"({type(e).__name__}: {e}); it may name prompt, reference"
-                f"{', ' + ', '.join(map(str, fields)) if fields else ''}"
-            ) from None
-    if not isinstance(out, str):
-        raise TextGenTypeError(f"Expects the persona as a str, got {type(out).__name__}")
-    return out
-
-
-def messages_of(system: str, ex: Exchange) -> list[dict[str, str]]:
-    """The conversation from the simulated user's side: its own lines (its replies) as the
-    assistant's, the policy's turns as the user's, and its opening line (the episode's prompt)
-    in the system message, so that the turns alternate from a user turn, as strict chat
-    templates require."""
-    opening = f"{system}\n\nYou opened the conversation by saying: {ex.prompt.strip()}"
-    out = [{"role": "system", "content": opening}]
-    for i, turn in enumerate(ex.turns):
-        out.append({"role": "user" if i % 2 == 0 else "assistant", "content": turn.strip()})
-    return out
-
-
-def _check_sampling(temperature: Any, max_reply_tokens: Any) -> None:
-    ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-    ok = ok and temperature >= 0 and isinstance(max_reply_tokens, (int, np.integer))
-    if not ok or isinstance(max_reply_tokens, bool) or max_reply_tokens < 1:
-        raise TextGenValueError(
-            "Expects temperature as a number >= 0 and max_reply_tokens as an int >= 1, got "
-            f"{temperature!r}, {max_reply_tokens!r}"
-        )
-
-
-class _Ending:
-    """`stop` phrases and the task's `check`, shared by both users."""
-
-    def __init__(self, stop: Sequence[str], check: Check | None) -> None:
-        if isinstance(stop, str):
-            stop = (stop,)
-        if not all(isinstance(s, str) and s for s in stop):
-            raise TextGenValueError(f"Expects stop as non-empty strings, got {stop!r}")
-        if check is not None and not callable(check):
-            raise TextGenTypeError(f"Expects check to be callable, got {type(check).__name__}")
-        self.stop, self.check = tuple(stop), check
-
-    def finish(self, ex: Exchange, text: str) -> Reply:
-        done = False
-        for phrase in self.stop:
-            if phrase in text:
-                text, done = text.split(phrase, 1)[0], True
-        text = text.strip()
-        if self.check is not None:
-            verdict = self.check(ex, text)
-            if verdict is not None:
-                if not isinstance(verdict, Reply):
-                    raise PartyError(
-                        f"Expects the task's check to return None or a Reply, got "
-                        f"{type(verdict).__name__}: {verdict!r:.80}"
-                    )
-                return Reply(verdict.text or text, verdict.done, verdict.reward)
-        return Reply(text, done)
 
 
 class LMUser(OtherParty):
@@ -181,8 +115,8 @@ class LMUser(OtherParty):
         return {**self.__dict__, "_lm": None, "_tok": None, "_special": (), **empty}
 
     def _load(self) -> None:
-        from gym_textgen.envs.core import special_tokens_of
         from gym_textgen.models import load_model, load_tokenizer
+        from gym_textgen.models.special import special_tokens_of
 
         self._lm = load_model(self.model).to(self.device).eval()
         self._tok = load_tokenizer(self.model)
@@ -420,72 +354,6 @@ class LMUser(OtherParty):
                 mask = th.cat([mask, th.ones_like(step_ids)], dim=1)
                 positions = positions[:, -1:] + 1
         return [tok.decode(r, skip_special_tokens=True).strip() for r in new]
-
-
-class HTTPUser(OtherParty):
-    """A simulated user behind any OpenAI-compatible chat-completions endpoint (see the module
-    and `gym_textgen.chatapi`: the key only from `api_key_env`, timeouts, retries with backoff
-    and the server's Retry-After). A failure is a `PartyError` naming the endpoint, and the
-    env's step is not applied. Requests for a batch run `concurrency` at a time.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        api_model: str = "gpt-4o-mini",
-        persona: Persona = "You are a user talking with an assistant.",
-        api_key_env: str = "OPENAI_API_KEY",
-        temperature: float = 0.7,
-        max_reply_tokens: int = 64,
-        stop: Sequence[str] = ("[DONE]",),
-        check: Check | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 1.0,
-        concurrency: int = 4,
-    ) -> None:
-        _check_sampling(temperature, max_reply_tokens)
-        if not isinstance(api_model, str) or not api_model:
-            raise TextGenTypeError(f"Expects api_model as a non-empty str, got {api_model!r}")
-        numbers = (retries, concurrency, timeout, backoff)
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in numbers) or (
-            retries < 1 or concurrency < 1 or timeout <= 0 or backoff < 0
-        ):
-            raise TextGenValueError(
-                "Expects retries >= 1, concurrency >= 1, timeout > 0 and backoff >= 0, got "
-                f"{retries!r}, {concurrency!r}, {timeout!r}, {backoff!r}"
-            )
-        self.base_url = check_base_url(base_url)
-        self.api_model, self.persona, self.api_key_env = api_model, persona, api_key_env
-        self.temperature, self.max_reply_tokens = float(temperature), int(max_reply_tokens)
-        self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
-        self.concurrency = int(concurrency)
-        self.ending = _Ending(stop, check)
-
-    def __repr__(self) -> str:
-        return f"HTTPUser({self.base_url}, api_model={self.api_model!r})"
-
-    def _ask(self, ex: Exchange) -> Reply:
-        body = {
-            "model": self.api_model,
-            "messages": messages_of(persona_of(self.persona, ex), ex),
-            "temperature": self.temperature,
-            "max_tokens": self.max_reply_tokens,
-            "seed": int(ex.seed),  # honoured by servers that can; same episode, same replies
-        }
-        text = chat_completion(
-            self.base_url, body, api_key_env=self.api_key_env, timeout=self.timeout,
-            retries=self.retries, backoff=self.backoff, error=PartyError, who="simulated user",
-        )  # fmt: skip
-        return self.ending.finish(ex, text)
-
-    def reply(self, exchanges: Sequence[Exchange]) -> list[Reply]:
-        from concurrent.futures import ThreadPoolExecutor
-
-        if len(exchanges) <= 1:
-            return [self._ask(ex) for ex in exchanges]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._ask, exchanges))
 
 
 __all__ = ["HTTPUser", "LMUser", "messages_of", "persona_of"]
