@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import os
@@ -64,6 +65,11 @@ def save_atomic(model: BaseAlgorithm, path: Path) -> Path:
     return path
 
 
+#: what a rollout changes on an SB3 model besides `agents.resume.capture`'s state
+_ROLLOUT_STATE = ("num_timesteps", "_episode_num", "ep_info_buffer", "ep_success_buffer")
+ATTR_CAPTURE = "capture"
+
+
 class AtomicCheckpointCallback(BaseCallback):
     """Every `save_freq` timesteps, atomically replace `path` with the current model.
 
@@ -91,9 +97,38 @@ class AtomicCheckpointCallback(BaseCallback):
         return True
 
     def _on_rollout_start(self) -> None:  # the previous rollout's update is done
+        from agents.resume import capture
+
         if self.num_timesteps >= self._next:
             self._save()
             self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+        model = self.model  # what a checkpoint written now would hold: `save_last_update`
+        self._last_update = {
+            **{k: copy.copy(getattr(model, k, None)) for k in _ROLLOUT_STATE},
+            ATTR_CAPTURE: capture(model),
+        }
+
+    def save_last_update(self) -> int | None:
+        """Write the checkpoint of the last finished update: the run as it stood when the
+        rollout in progress began (a failure inside a rollout, such as the other party's, loses
+        only that rollout, and a resume continues exactly). Returns its step (None: no rollout
+        began)."""
+        from agents.resume import ATTR
+
+        snapshot = getattr(self, "_last_update", None)
+        if snapshot is None:
+            return None
+        now = {k: getattr(self.model, k, None) for k in _ROLLOUT_STATE}
+        for key in _ROLLOUT_STATE:
+            setattr(self.model, key, snapshot[key])
+        setattr(self.model, ATTR, snapshot[ATTR_CAPTURE])
+        try:
+            save_atomic(self.model, self.path)
+        finally:
+            delattr(self.model, ATTR)
+            for key, value in now.items():
+                setattr(self.model, key, value)
+        return int(snapshot["num_timesteps"])
 
     def _on_training_end(self) -> None:
         if self._saved_at != self.num_timesteps:

@@ -13,9 +13,9 @@ them back at the start of the resumed `learn`, after everything that loading and
 consumed. The policy's rollout KV cache needs nothing: it is rebuilt at every rollout's start,
 resumed or not, since the weights changed in the update before it.
 
-What it cannot carry makes the resume inexact, and says why (`Capture.why`): an interactive
-task's other party (a game, a simulated user), DQN's replay buffer (SB3 does not save it), an env
-that is not a TextGen one.
+What it cannot carry makes the resume inexact, and says why (`Capture.why`): DQN's replay buffer
+(SB3 does not save it), an env that is not a TextGen one. An interactive task's turns are carried
+(the other party answers from the episode's history alone: it keeps no state between calls).
 """
 
 from __future__ import annotations

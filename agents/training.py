@@ -15,6 +15,7 @@ from agents.config import TrainConfig, config_yaml, load_config
 from agents.registry import algo_label
 from agents.rundir import RunDir, RunError, read_samples
 from gym_textgen.errors import DivergedError, TextGenError
+from gym_textgen.interactive.party import PartyError
 
 #: Settings a resumed run may change; every other setting is fixed by the saved run. (Not
 #: eval_episodes nor eval_split: the "before" samples were drawn with the saved ones.)
@@ -156,8 +157,9 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
         with_kl = cfg.kl_coef > 0 or cfg.kl_coef_target is not None
         scorer = unwrap_textgen(env).core.scorer
         columns = [f"reward/{name}" for name in scorer.component_names()]
+        checkpoints = AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint)
         steps = [
-            AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint),
+            checkpoints,
             MetricsCallback(run.metrics, columns + (KL_KEYS if with_kl else [])),
         ]
         if with_kl and not cfg.kl_in_loss:
@@ -179,6 +181,16 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
             except DivergedError as e:
                 raise DivergedError(
                     f"Training diverged at step {model.num_timesteps} of {cfg.timesteps}: {e}"
+                ) from e
+            except PartyError as e:  # lose the rollout in progress only
+                at = checkpoints.save_last_update()
+                if at is None:
+                    raise
+                raise PartyError(
+                    f"The other party failed at step {model.num_timesteps}: {e}. The run is "
+                    f"checkpointed at its last finished update (step {at}, {run.checkpoint}): "
+                    f"fix the party (or give the env party_retries= for a passing outage), "
+                    f"then textgen train --resume {run.path}"
                 ) from e
         except (TextGenError, KeyboardInterrupt):
             if run.checkpoint.is_file():

@@ -515,3 +515,28 @@ def test_a_state_longer_than_the_model_s_context_is_refused_naming_both_numbers(
         TextGenValueError, match=r"up to 336 tokens but the model 'default' reads at most 256"
     ):
         agents.make_algo("ppo", env, {"model": "default"})
+
+
+def test_party_retries_ride_out_a_passing_outage():
+    """`party_retries=`: a party call that fails is asked again (a remote user's brief outage);
+    without retries the failure is a PartyError and the step is not applied."""
+    fails = {"left": 1}
+
+    def party(ex):
+        if fails["left"]:
+            fails["left"] -= 1
+            raise ConnectionError("down for a moment")
+        return Reply("fine")
+
+    task = Task(name="t", prompts=("Hi.",), scorer="none",
+                interaction=Interaction(CallableParty(party), max_turns=2, max_turn_tokens=2,
+                                        max_reply_tokens=8, reply_template=" {reply}\n"))  # fmt: skip
+    env = TextGenEnv(task=task, max_new_tokens=4, party_retries=1)
+    env.reset(seed=0)
+    *_, info = env.step(EOS)
+    assert info["reply"] == "fine" and fails["left"] == 0
+    fails["left"] = 1
+    plain = TextGenEnv(task=task, max_new_tokens=4)
+    plain.reset(seed=0)
+    with pytest.raises(PartyError, match="down for a moment"):
+        plain.step(EOS)

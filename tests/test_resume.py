@@ -138,3 +138,39 @@ def test_an_old_checkpoint_resumes_inexactly_and_the_env_count_goes_on(tmp_path,
     assert entry["exact"] is False and "holds no run state" in entry["why"]
     steps = [int(r["env/steps"]) for r in read_metrics(resumed / "metrics.csv")]
     assert steps == sorted(steps) and steps[-1] == 256  # (it restarted from 0)
+
+
+def test_a_party_failure_checkpoints_the_last_update_and_the_resume_is_exact(tmp_path):
+    """A PartyError (a remote user's outage) ended `textgen train` with the rollout lost and
+    only the last periodic checkpoint (or none) to resume from."""
+    from agents.config import TrainConfig
+    from agents.rundir import read_resumes
+    from agents.training import resume_config, train
+    from gym_textgen.interactive import CallableParty, Interaction, PartyError, Reply
+    from gym_textgen.tasks import Task, register_task
+
+    outage = {"on": False, "calls": 0}
+
+    def party(ex):
+        outage["calls"] += 1
+        if outage["on"] and outage["calls"] > 40:
+            raise ConnectionError("the user's server is down")
+        return Reply(f"code {len(ex.turns[-1]) % 4}")
+
+    register_task("flaky_talk", lambda: Task(
+        name="flaky_talk", prompts=("Say a word.", "Say two words."), scorer="length",
+        interaction=Interaction(CallableParty(party), max_turns=2, max_turn_tokens=3,
+                                max_reply_tokens=8, reply_template=" {reply}\n")))  # fmt: skip
+    base = dict(model="random-tiny", task="flaky_talk", env_kwargs={"max_new_tokens": 6},
+                n_envs=4, n_steps=8, batch_size=16, timesteps=256, checkpoint_every=10_000,
+                eval_episodes=2, progress_bar=False, seed=2)  # fmt: skip
+    straight = train(TrainConfig(**base, out=str(tmp_path / "straight")))
+    outage.update(on=True, calls=0)
+    run = tmp_path / "outage"
+    with pytest.raises(PartyError, match=r"checkpointed at its last finished update \(step \d+"):
+        train(TrainConfig(**base, out=str(run)))
+    assert (run / "checkpoints" / "latest.zip").is_file()  # (checkpoint_every: none before)
+    outage["on"] = False
+    train(resume_config(run, {}), resume=run)
+    assert (straight / "metrics.csv").read_text() == (run / "metrics.csv").read_text()
+    assert [r["exact"] for r in read_resumes(run)] == [True]

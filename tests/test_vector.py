@@ -241,3 +241,30 @@ def test_vector_render_modes():
     texts = envs.render()
     assert len(texts) == 2 and all(t.startswith("The plot was«") and t.endswith("»") for t in texts)
     assert TextGenVectorEnv(num_envs=2).render_mode is None
+
+
+@pytest.mark.parametrize("task", ["movie_sentiment", "token_code"])
+def test_a_snapshot_restored_into_another_env_steps_on_as_the_original(task):
+    """`get_state`/`set_state` (what an exact resume carries): slots mid-episode, prompt groups,
+    an interactive episode's turns; the same actions then give the same steps."""
+    from gymnasium.vector import AutoresetMode
+
+    from gym_textgen import TextGenVectorEnv
+    from tests.helpers import assert_same
+
+    def make():
+        return TextGenVectorEnv(num_envs=4, group_size=2, task=task, max_new_tokens=10,
+                                autoreset_mode=AutoresetMode.SAME_STEP)  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    actions = rng.integers(2, 200, size=(30, 4))
+    env = make()
+    env.reset(seed=3)
+    for a in actions[:13]:
+        env.step(a)
+    snapshot = env.get_state()
+    again = make()
+    again.reset(seed=99)  # another state, then the snapshot's
+    again.set_state(snapshot)
+    for a in actions[13:]:
+        assert_same(env.step(a), again.step(a))

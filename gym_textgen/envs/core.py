@@ -41,7 +41,7 @@ class TextGenConfig:
     >>> TextGenConfig.from_kwargs(max_tokens=16)
     Traceback (most recent call last):
     ...
-    gym_textgen.errors.TextGenTypeError: TextGenEnv.__init__() got an unexpected keyword argument 'max_tokens'. Did you mean 'max_new_tokens'? (valid names: allowed_tokens, chat, dense_reward, max_new_tokens, max_prompt_tokens, scorer, scorer_kwargs, scorer_timeout, split, stop_on_eos, task, tokenizer, vocab_size)
+    gym_textgen.errors.TextGenTypeError: TextGenEnv.__init__() got an unexpected keyword argument 'max_tokens'. Did you mean 'max_new_tokens'? (valid names: allowed_tokens, chat, dense_reward, max_new_tokens, max_prompt_tokens, party_retries, scorer, scorer_kwargs, scorer_timeout, split, stop_on_eos, task, tokenizer, vocab_size)
     """
 
     task: Any = "movie_sentiment"
@@ -77,6 +77,10 @@ class TextGenConfig:
     chat: bool | None = None
     """wrap each prompt in the tokenizer's chat template (an instruct model's format) when it
     has one; None: the task's choice (`Task.chat`)"""
+    party_retries: int = 0
+    """an interactive task's other party is asked again this many times after a failed call
+    (a remote user's brief outage), 1 s before the first retry and doubling; 0: a failure is
+    a PartyError at once (the step is not applied)"""
 
     def __post_init__(self) -> None:
         if self.allowed_tokens is not None and not isinstance(self.allowed_tokens, tuple):
@@ -91,6 +95,14 @@ class TextGenConfig:
         if self.split not in SPLITS:
             raise TextGenValueError(
                 f"Expects split 'train', 'validation' or 'test' ('eval'), got {self.split!r}"
+            )
+        if (
+            not isinstance(self.party_retries, (int, np.integer))
+            or isinstance(self.party_retries, bool)
+            or self.party_retries < 0
+        ):
+            raise TextGenValueError(
+                f"Expects party_retries as an int >= 0, got {self.party_retries!r}"
             )
         timeout = self.scorer_timeout
         if timeout is not None and (

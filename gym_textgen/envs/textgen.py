@@ -127,8 +127,9 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `dense_reward`      | `False`             | per-step score differences instead of one reward  |
     | `allowed_tokens`    | `None`              | ids the action mask allows (narrows it)           |
     | `vocab_size`        | tokenizer size      | V, to match a model whose output is larger        |
-    | `split`             | `"train"`           | `"train"` or `"eval"` prompts                     |
+    | `split`             | `"train"`           | `"train"`, `"validation"` or `"test"` (`"eval"`)  |
     | `chat`              | the task's          | wrap prompts in the tokenizer's chat template     |
+    | `party_retries`     | `0`                 | retries of a failed call of the other party       |
     | `render_mode`       | `None`              | `"ansi"` or `"human"` (others: a warning, none)   |
 
     An unknown keyword is Python's own `TypeError` (`TextGenEnv.__init__() got an unexpected
@@ -227,7 +228,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         prepared = self.prepare_step(action)
         if prepared.exchange is not None:  # the policy ended a turn: the other party answers
-            (reply,) = replies_of(self.core.interaction.party, [prepared.exchange])
+            (reply,) = replies_of(self.core.interaction.party, [prepared.exchange],
+                                  retries=self.core.config.party_retries)  # fmt: skip
             prepared = self.answer(prepared, reply)
         if prepared.score_ids is None:
             return self.commit_step(prepared)
@@ -395,32 +397,26 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
               "_np_random_seed")  # fmt: skip
 
     def get_state(self) -> dict[str, Any]:
-        """A copy of everything this env's next steps depend on (the episode so far and the
-        random generator), for `set_state`: a run restored from it continues exactly as it
-        would have. Interactive episodes (the other party's state) are not covered.
-
-        Raises:
-            TextGenValueError: for an interactive task.
-        """
-        if self._talk is not None:
-            raise TextGenValueError(
-                "Expects a single-turn task: an interactive episode's snapshot would need the "
-                "other party's state, which get_state does not cover"
-            )
-        return copy.deepcopy({k: getattr(self, k, None) for k in self._STATE})
+        """A copy of everything this env's next steps depend on (the episode so far, an
+        interactive episode's turns, and the random generator), for `set_state`: a run restored
+        from it continues exactly as it would have (the other party answers from the episode's
+        history alone, as every `OtherParty` does)."""
+        state = copy.deepcopy({k: getattr(self, k, None) for k in self._STATE})
+        state["talk"] = self._talk.get_state() if self._talk is not None else None
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore a `get_state` snapshot (of an env with the same core)."""
-        missing = sorted(set(self._STATE) - set(state))
-        if missing or self._talk is not None:
+        missing = sorted({*self._STATE, "talk"} - set(state))
+        if missing or (state["talk"] is None) != (self._talk is None):
             raise TextGenValueError(
-                f"Expects a snapshot of a single-turn TextGenEnv (get_state), got one without "
-                f"{missing}"
-                if missing
-                else "Expects a single-turn task (see get_state)"
+                "Expects a snapshot of a TextGenEnv of this task (get_state), got one "
+                + (f"without {missing}" if missing else "of another kind of episode")
             )
-        for key, value in copy.deepcopy(state).items():
-            setattr(self, key, value)
+        for key in self._STATE:
+            setattr(self, key, copy.deepcopy(state[key]))
+        if self._talk is not None:
+            self._talk.set_state(state["talk"])
 
     @property
     def prompt(self) -> str:

@@ -8,6 +8,7 @@ env asks the party once for all its slots and a failing party changes nothing.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from dataclasses import dataclass
@@ -82,6 +83,17 @@ class Conversation:
     def reset(self, seed: int) -> None:
         self.policy_mask.fill(0)
         self.turns, self.turn, self.turn_ids, self.seed = [], [], [], seed
+
+    _STATE = ("policy_mask", "turns", "turn", "turn_ids", "seed")
+
+    def get_state(self) -> dict[str, Any]:
+        """A copy of the episode's turns (the other party answers from them alone: a party
+        keeps no state of its own between calls)."""
+        return {k: copy.deepcopy(getattr(self, k)) for k in self._STATE}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for k in self._STATE:
+            setattr(self, k, copy.deepcopy(state[k]))
 
     def turn_with(self, action: int, eos: bool) -> list[int]:
         """The current turn's ids if the policy writes `action` (EOS is not part of it)."""

@@ -257,7 +257,8 @@ class TextGenVectorEnv(VectorEnv):
         # 2. one call of the other party for every slot whose policy ended a turn (interactive)
         asking = [i for i, p in enumerate(pending) if p is not None and p.exchange is not None]
         if asking:
-            replies = replies_of(self.core.interaction.party, [pending[i].exchange for i in asking])
+            replies = replies_of(self.core.interaction.party, [pending[i].exchange for i in asking],
+                                 retries=self.core.config.party_retries)  # fmt: skip
             for i, reply in zip(asking, replies, strict=True):
                 pending[i] = self.envs[i].answer(pending[i], reply)
         # 3. one scorer call for every slot that needs a score
@@ -306,7 +307,7 @@ class TextGenVectorEnv(VectorEnv):
     def get_state(self) -> dict[str, Any]:
         """A copy of every slot's state (`TextGenEnv.get_state`) and of the groups' prompt
         generators and queues, for `set_state`: a run restored from it steps on exactly as it
-        would have (single-turn tasks; an interactive task raises TextGenValueError)."""
+        would have."""
         return {
             "slots": [env.get_state() for env in self.envs],
             **copy.deepcopy({k: getattr(self, k) for k in self._STATE}),

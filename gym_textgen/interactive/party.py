@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -122,9 +123,26 @@ def as_reply(value: Any, where: str) -> Reply:
     return Reply(value.text, bool(value.done), float(reward))
 
 
-def replies_of(party: OtherParty, exchanges: Sequence[Exchange]) -> list[Reply]:
+def replies_of(
+    party: OtherParty, exchanges: Sequence[Exchange], retries: int = 0, backoff: float = 1.0
+) -> list[Reply]:
     """`party.reply(exchanges)`, checked: one valid Reply per exchange, or a PartyError that
-    names the party (its own exceptions too, chained)."""
+    names the party (its own exceptions too, chained). `retries`: tries more after a failed
+    one, `backoff` seconds before the first and doubled for each further one (a party answers
+    from the history alone, so asking again changes nothing but the outcome of an outage)."""
+    for attempt in range(retries + 1):
+        try:
+            return _replies_of(party, exchanges)
+        except PartyError as e:
+            if attempt == retries:
+                if retries:
+                    raise PartyError(f"{e} (after {retries + 1} tries)") from e
+                raise
+            time.sleep(backoff * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _replies_of(party: OtherParty, exchanges: Sequence[Exchange]) -> list[Reply]:
     name = type(party).__name__
     try:
         out = party.reply(list(exchanges))
