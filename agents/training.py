@@ -155,8 +155,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
     t0 = time.time()
     if remaining > 0:
         with_kl = cfg.kl_coef > 0 or cfg.kl_coef_target is not None
-        scorer = unwrap_textgen(env).core.scorer
-        columns = [f"reward/{name}" for name in scorer.component_names()]
+        columns = [f"reward/{name}" for name in unwrap_textgen(env).core.component_names]
         checkpoints = AtomicCheckpointCallback(cfg.checkpoint_every, run.checkpoint)
         steps = [
             checkpoints,

@@ -540,3 +540,24 @@ def test_party_retries_ride_out_a_passing_outage():
     plain.reset(seed=0)
     with pytest.raises(PartyError, match="down for a moment"):
         plain.step(EOS)
+
+
+def test_the_reward_s_parts_add_up_and_the_text_shows_what_the_state_holds():
+    """`reward_components` left out the party's reward (the parts did not add up to the
+    reward), and `text` showed replies without the frames the state holds ("\\nGuess:")."""
+    task = Task(name="t", prompts=("Hi.",), scorer="length",
+                interaction=Interaction(CallableParty(lambda ex: Reply("fine", reward=0.25)),
+                                        max_turns=2, max_turn_tokens=2, max_reply_tokens=8,
+                                        reply_template=" {reply}\nYou:"))  # fmt: skip
+    env = TextGenEnv(task=task, max_new_tokens=4)
+    _, info = env.reset(seed=0)
+    assert info["reward_components"] == {"length": 0.0, "party": 0.0}
+    total = 0.0
+    for a in (WORD, EOS, WORD, EOS):
+        _, reward, terminated, _, info = env.step(a)
+        total += reward
+        assert reward == pytest.approx(sum(info["reward_components"].values()))
+        if terminated:
+            break
+    assert total == pytest.approx(2 * 0.25 + info["reward_components"]["length"])  # 2 turns
+    assert " fine\nYou:«" in env.text  # the reply in its frame, as the policy read it

@@ -218,7 +218,10 @@ class TextGenCore:
         self.prompts = self.task.split(self.split)[0]
         spec = cfg.scorer if cfg.scorer is not None else self.task.scorer
         self.scorer: Scorer = make_scorer(spec, **(cfg.scorer_kwargs or {}))
-        self.component_names = tuple(self.scorer.component_names())  # info["reward_components"]
+        # info["reward_components"]: the scorer's parts, and an interactive episode's "party"
+        # (the other party's reward for the step's turn: with it the parts add up to the reward)
+        party = ("party",) if self.interaction is not None else ()
+        self.component_names = (*self.scorer.component_names(), *party)
         timeout = cfg.scorer_timeout
         self.scorer_timeout = None if timeout is None else float(timeout)
 

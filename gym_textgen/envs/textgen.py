@@ -94,7 +94,8 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `new_tokens`        | `int`              | tokens written so far (0 after `reset`)        |
     | `reward_components` | `dict[str, float]` | each named part of the score, where this step  |
     |                     |                    | scored (the last step; each step when dense);  |
-    |                     |                    | else 0.0 each                                  |
+    |                     |                    | else 0.0 each; interactive: `party` too, the   |
+    |                     |                    | other party's reward for the step's turn       |
 
     ## Arguments
     Keywords (as below), or one `TextGenConfig` (`TextGenEnv(config=...)`), whose fields are
@@ -367,13 +368,14 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             self._done, self._completion = True, completion
         if self.render_mode == "human":
             self.render()
+        if self._talk is not None:  # the other party's part of the step's reward
+            components = {**(components or {}), "party": float(p.turn_reward)}
         return self.observation(), reward, p.terminated, False, self._info(components)
 
     def _info(self, components: dict[str, float] | None = None) -> dict[str, Any]:
         """The same keys on every reset and step (see `## Info`): clients that stack
         infos across steps (Tianshou's buffer, TorchRL's tensordicts) need them all, always."""
-        if components is None:
-            components = dict.fromkeys(self.core.component_names, 0.0)
+        components = {**dict.fromkeys(self.core.component_names, 0.0), **(components or {})}
         return {
             "prompt_index": self._prompt_index,
             "prompt_tokens": self._prompt_len,

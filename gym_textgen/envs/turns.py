@@ -68,6 +68,7 @@ class Conversation:
         self.turns: list[str] = []  # finished turns: policy, party, policy, ...
         self.turn: list[int] = []  # the ids of the policy's current turn
         self.turn_ids: list[tuple[int, ...]] = []  # the ids of the policy's finished turns
+        self.inserted: list[str] = []  # each reply as the state holds it: frame and all
         self.seed = 0
         # no `max_reply_tokens` tokens spell more characters than this: a longer reply is cut
         # to it before it is tokenized, so a step's cost is bounded whatever the party sends
@@ -83,8 +84,9 @@ class Conversation:
     def reset(self, seed: int) -> None:
         self.policy_mask.fill(0)
         self.turns, self.turn, self.turn_ids, self.seed = [], [], [], seed
+        self.inserted = []
 
-    _STATE = ("policy_mask", "turns", "turn", "turn_ids", "seed")
+    _STATE = ("policy_mask", "turns", "turn", "turn_ids", "inserted", "seed")
 
     def get_state(self) -> dict[str, Any]:
         """A copy of the episode's turns (the other party answers from them alone: a party
@@ -209,6 +211,8 @@ class Conversation:
         if p.terminated:
             return False
         self.turns.append(p.reply)
+        # (special tokens shown: a chat frame's <|im_start|> is in the state too)
+        self.inserted.append(self.core.tokenizer.decode(list(p.reply_ids)))
         end = pos + 1 + len(p.reply_ids)
         ids[pos + 1 : end] = p.reply_ids
         mask[pos + 1 : end] = 1
@@ -223,6 +227,10 @@ class Conversation:
         return {"turns": (len(self.turns) + 1) // 2, "reply": reply, "transcript": transcript}
 
     def text(self, prompt: str, done: bool) -> str:
-        """The prompt, each policy turn between « and », the replies between them."""
+        """The prompt, each policy turn between « and », and between them each reply as the
+        state holds it: in its frame (`reply_template`'s text, or the chat template's
+        tokens), so the text shows what the policy reads."""
         turns = [*self.turns, *([] if done else [self.core.decode(self.turn)])]
-        return prompt + "".join(f"«{t}»" if i % 2 == 0 else f" {t} " for i, t in enumerate(turns))
+        return prompt + "".join(
+            f"«{t}»" if i % 2 == 0 else self.inserted[i // 2] for i, t in enumerate(turns)
+        )

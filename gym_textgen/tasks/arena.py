@@ -34,6 +34,7 @@ its seed and the moves so far, whatever the process's own random state.
 from __future__ import annotations
 
 import contextlib
+import io
 import random
 import re
 import zlib
@@ -96,12 +97,14 @@ class _GameRandom:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        """The game's states inside the block (kept for its next step), the caller's after."""
+        """The game's states inside the block (kept for its next step), the caller's after; and
+        what the game prints kept out of the run's output (a game is replayed at every turn)."""
         caller = random.getstate(), np.random.get_state()
         random.setstate(self.states[0])
         np.random.set_state(self.states[1])
         try:
-            yield
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
         finally:
             self.states = random.getstate(), np.random.get_state()
             random.setstate(caller[0])
