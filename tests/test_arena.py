@@ -251,3 +251,16 @@ def test_a_game_trains_evaluates_and_benches_through_the_cli(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert {(r["algo"], r["task"]) for r in results} == {("random", spec), ("reinforce-rloo", spec)}
     assert all(0.0 <= r["after"] <= 1.0 for r in results)
+
+
+def test_the_random_opponent_answers_from_the_game_alone_with_a_legal_move():
+    """It read the policy's own moves in its observation and replayed them: in Nim it answered
+    [2 3] with [2 3], was penalised for the illegal move, and the policy won on turn 1 in 8 of
+    8 games. Now it sees only the game's messages, and Nim's piles give its moves."""
+    game = Game("Nim-v0", {}, "random")
+    for seed in range(8):
+        env, _ = game.start(seed)
+        done, _, reward = game.move(env, "[2 3]")
+        assert not env.state.game_info[1]["invalid_move"]
+        assert not done or reward < 1  # (a win on turn 1 took the opponent's illegal move)
+    assert random_opponent("Current Pile:\n  pile 0: 0\n  pile 1: 2") in ("[1 1]", "[1 2]")

@@ -64,6 +64,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             ["--datasets", "prime_factorization,boxnet,leg_counting"],
             "exceptions that escaped the scorer: none",
         ),
+        ("textarena_opponent.py", ["--games", "Nim", "--episodes", "1"], "| Nim | "),
         (
             "cpu_divergence.py",
             ["--seeds", "1", "--tasks", "target_tokens", "--episodes", "2"],

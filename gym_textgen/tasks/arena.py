@@ -20,9 +20,9 @@ game). Needs the optional extra: `pip install 'gym-textgen[textarena]'`.
 The party holds no game between calls: each reply starts the game from its seed and replays the
 policy's turns so far (history -> reply, as every `OtherParty`), so vector slots, groups of the
 same instance and saved runs need nothing kept alive, and the same turns always get the same
-reply. A game that needs a second player takes `opponent=`: `"random"` (a random bracketed move
-of those its observation lists) or, from Python, any function of the opponent's observation text
-to its move (`textarena_task(game, opponent=...)`: a scripted player, a greedy model). The
+reply. A game that needs a second player takes `opponent=`: `"random"` (a random move among
+those the game's own messages offer it: `random_opponent`) or, from Python, any function of the
+opponent's observation text (the game's messages to it, never the policy's moves) to its move (`textarena_task(game, opponent=...)`: a scripted player, a greedy model). The
 opponent is replayed with the game, so it must answer the same observation the same way (a
 sampling model would change the game the policy was shown); `"random"` is seeded by the
 observation. TextArena's games draw from Python's global `random` (and some from numpy's): each
@@ -69,14 +69,32 @@ Opponent = Callable[[str], str]
 MOVE = re.compile(r"\[[^\[\]\n]{1,24}\]")
 
 
+def _nim_moves(observation: str) -> list[str]:
+    """Nim's legal moves, `[pile quantity]`, from the last "Current Pile" the game showed."""
+    block = observation.rsplit("Current Pile", 1)
+    piles = re.findall(r"pile (\d+): (\d+)", block[-1]) if len(block) == 2 else []
+    return [f"[{i} {k}]" for i, n in piles for k in range(1, int(n) + 1)]
+
+
+#: moves a game implies without listing them, read from its messages (see `random_opponent`)
+RULES: tuple[Callable[[str], list[str]], ...] = (_nim_moves,)
+
+
 def random_opponent(observation: str) -> str:
-    """A uniformly random choice among the bracketed moves (`[4]`, `[col 2]`) on the last line
-    of `observation` that lists any (TicTacToe's "Available Moves", say), else "[0]".
-    Seeded by the observation itself (crc32), so a replayed game gets the same moves."""
+    """A uniformly random move among those the game's own messages offer the opponent (it sees
+    no other player's messages: it used to replay the policy's own move): a game's rule where
+    one applies (`RULES`: Nim's piles), else the bracketed moves on the last line that lists
+    any (TicTacToe's "Available Moves", ConnectFour's examples), else "[0]". Seeded by the
+    observation itself (crc32), so a replayed game gets the same moves."""
+    rng = random.Random(zlib.crc32(observation.encode()))
+    for rule in RULES:
+        moves = rule(observation)
+        if moves:
+            return rng.choice(moves)
     for line in reversed(observation.splitlines()):
         moves = MOVE.findall(line)
         if moves:
-            return random.Random(zlib.crc32(observation.encode())).choice(moves)
+            return rng.choice(moves)
     return "[0]"
 
 
@@ -111,12 +129,17 @@ class _GameRandom:
             np.random.set_state(caller[1])
 
 
-def _text(observations: Sequence[Any], player: int) -> str:
-    """The messages a player received, without the echo of its own moves."""
+#: TextArena's sender id of the game's own messages
+GAME = -1
+
+
+def _text(observations: Sequence[Any], player: int, game_only: bool = False) -> str:
+    """The messages a player received, without the echo of its own moves (`game_only`: the
+    game's messages alone, without the other players' moves)."""
     lines = []
     for item in observations:
         sender, message = item[0], item[1]
-        if sender != player:
+        if sender != player and (sender == GAME or not game_only):
             lines.append(str(message).strip())
     return "\n".join(line for line in lines if line)
 
@@ -207,7 +230,7 @@ class Game:
         done = False
         while not done and env.state.current_player_id != 0:
             _, seen = env.get_observation()
-            move = self.opponent(_text(seen, env.state.current_player_id))
+            move = self.opponent(_text(seen, env.state.current_player_id, game_only=True))
             if not isinstance(move, str):
                 raise TextGenTypeError(
                     f"Expects the opponent to return its move as a str, got "
@@ -218,10 +241,17 @@ class Game:
 
     @staticmethod
     def _take(env: Any) -> str:
-        """Player 0's new messages (and forget them, as TextArena's get_observation does)."""
+        """Player 0's new messages (and forget them, as TextArena's get_observation does; the
+        game keeps every one in `env._textgen_seen`, for `seen_by_policy`)."""
         seen = env.state.observations[0]
         env.state.observations[0] = []
+        env.__dict__.setdefault("_textgen_seen", []).extend(seen)
         return _text(seen, 0)
+
+    @staticmethod
+    def seen_by_policy(env: Any, game_only: bool = False) -> str:
+        """Every message player 0 has received in `env`'s game (`game_only`: the game's own)."""
+        return _text(env.__dict__.get("_textgen_seen", []), 0, game_only=game_only)
 
 
 class ArenaParty(OtherParty):
