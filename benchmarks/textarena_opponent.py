@@ -1,7 +1,9 @@
 """The random TextArena opponent, measured per two-player game (issue 40): a random policy (the
 same rule, on its own view of the game) plays it, and the table says how often each side made
-an invalid move and how often the policy won. A game whose opponent moves invalidly in most
-games is no baseline: it leaves README's "two players against `opponent='random'`" row.
+an invalid move and how often the policy won. Where either side's random moves are invalid in
+most games (the policy moves first: where its moves are invalid, the opponent's would be too),
+the rule is no legal player for that game: it leaves README's "two players against
+`opponent='random'`" row (a Python opponent function still plays it).
 
     python -u benchmarks/textarena_opponent.py                 # every game of README's row, 8 games each
     python -u benchmarks/textarena_opponent.py --games Nim,TicTacToe --episodes 4
@@ -81,9 +83,9 @@ def main() -> None:
         mine = sum(i for _, i, _ in results)
         theirs = sum(i for _, _, i in results)
         print(f"| {game_id} | {wins}/{n} | {mine}/{n} | {theirs}/{n} |", flush=True)
-        if theirs > n / 2:
+        if max(mine, theirs) > n / 2:
             dropped.append(game_id)
-    print(f"\nno baseline (the opponent moves invalidly in most games, or the game fails): "
+    print(f"\nno legal random player (invalid moves in most games, or the game fails): "
           f"{', '.join(dropped) or 'none'}")  # fmt: skip
 
 
