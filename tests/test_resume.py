@@ -140,13 +140,14 @@ def test_an_old_checkpoint_resumes_inexactly_and_the_env_count_goes_on(tmp_path,
     assert steps == sorted(steps) and steps[-1] == 256  # (it restarted from 0)
 
 
-def test_a_party_failure_checkpoints_the_last_update_and_the_resume_is_exact(tmp_path):
+def test_a_party_failure_checkpoints_the_last_update_and_the_resume_is_exact(tmp_path, monkeypatch):
     """A PartyError (a remote user's outage) ended `textgen train` with the rollout lost and
     only the last periodic checkpoint (or none) to resume from."""
     from agents.config import TrainConfig
     from agents.rundir import read_resumes
     from agents.training import resume_config, train
     from gym_textgen.interactive import CallableParty, Interaction, PartyError, Reply
+    from gym_textgen import tasks
     from gym_textgen.tasks import Task, register_task
 
     outage = {"on": False, "calls": 0}
@@ -157,6 +158,7 @@ def test_a_party_failure_checkpoints_the_last_update_and_the_resume_is_exact(tmp
             raise ConnectionError("the user's server is down")
         return Reply(f"code {len(ex.turns[-1]) % 4}")
 
+    monkeypatch.setitem(tasks._TASKS, "flaky_talk", None)  # (removed again after the test)
     register_task("flaky_talk", lambda: Task(
         name="flaky_talk", prompts=("Say a word.", "Say two words."), scorer="length",
         interaction=Interaction(CallableParty(party), max_turns=2, max_turn_tokens=3,
