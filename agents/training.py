@@ -185,11 +185,17 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool) -> Path:
                 at = checkpoints.save_last_update()
                 if at is None:
                     raise
+                fix = (
+                    "when the party is back (give the env party_retries= to ride out a passing "
+                    "outage)"
+                    if e.transient
+                    else "fix the party"
+                )
                 raise PartyError(
                     f"The other party failed at step {model.num_timesteps}: {e}. The run is "
                     f"checkpointed at its last finished update (step {at}, {run.checkpoint}): "
-                    f"fix the party (or give the env party_retries= for a passing outage), "
-                    f"then textgen train --resume {run.path}"
+                    f"{fix}, then textgen train --resume {run.path}",
+                    transient=e.transient,
                 ) from e
         except (TextGenError, KeyboardInterrupt):
             if run.checkpoint.is_file():

@@ -73,6 +73,10 @@ def _fetch(request: urllib.request.Request, timeout: float) -> bytes:
     def work() -> None:
         try:
             with _OPENER.open(request, timeout=timeout) as response:
+                if (
+                    getattr(response, "length", None) or 0
+                ) > MAX_RESPONSE_BYTES:  # its Content-Length
+                    raise _TooLarge(f"an answer over {MAX_RESPONSE_BYTES} bytes")
                 chunks, size = [], 0
                 while not abandoned.is_set():
                     chunk = response.read1(65536)
@@ -151,7 +155,9 @@ def chat_completion(
             # 200): a passing fault, as a 503 is
             last = f"{type(e).__name__}: {e}"
     else:
-        raise error(f"{who}: cannot reach {url} after {retries} tries: {last}")
+        outage = error(f"{who}: cannot reach {url} after {retries} tries: {last}")
+        outage.transient = True  # type: ignore[attr-defined]  (PartyError's: asking later may cure it)
+        raise outage
     try:
         content = answer["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):

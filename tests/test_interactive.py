@@ -542,6 +542,28 @@ def test_party_retries_ride_out_a_passing_outage():
         plain.step(EOS)
 
 
+def test_party_retries_ask_again_after_an_outage_only():
+    """A party error that asking again cannot cure (a bug in the party, a reply that is not
+    one) was retried with backoff as an outage is, to fail the same way seconds later."""
+    calls = {"n": 0}
+
+    def broken(ex):
+        calls["n"] += 1
+        return {"text": "not a reply"}  # a dict is not a Reply, a str or a tuple
+
+    task = Task(name="t", prompts=("Hi.",), scorer="none",
+                interaction=Interaction(CallableParty(broken), max_turns=2, max_turn_tokens=2,
+                                        max_reply_tokens=8, reply_template=" {reply}\n"))  # fmt: skip
+    env = TextGenEnv(task=task, max_new_tokens=4, party_retries=3)
+    env.reset(seed=0)
+    with pytest.raises(PartyError) as caught:
+        env.step(EOS)
+    assert calls["n"] == 1 and not caught.value.transient and "tries" not in str(caught.value)
+    outage = PartyError("x")
+    outage.__cause__ = ConnectionRefusedError()
+    assert outage.transient and PartyError("y", transient=True).transient
+
+
 def test_the_reward_s_parts_add_up_and_the_text_shows_what_the_state_holds():
     """`reward_components` left out the party's reward (the parts did not add up to the
     reward), and `text` showed replies without the frames the state holds ("\\nGuess:")."""

@@ -146,8 +146,8 @@ def test_a_party_failure_checkpoints_the_last_update_and_the_resume_is_exact(tmp
     from agents.config import TrainConfig
     from agents.rundir import read_resumes
     from agents.training import resume_config, train
-    from gym_textgen.interactive import CallableParty, Interaction, PartyError, Reply
     from gym_textgen import tasks
+    from gym_textgen.interactive import CallableParty, Interaction, PartyError, Reply
     from gym_textgen.tasks import Task, register_task
 
     outage = {"on": False, "calls": 0}

@@ -310,3 +310,13 @@ def test_a_user_s_input_longer_than_its_context_keeps_its_end():
     assert isinstance(reply.text, str)
     ids, mask, positions, _ = user._start([user.text_of(long)], None, [user.ids_of(long)])
     assert ids.shape[1] == 256 - 8 and int(positions.max()) < 256
+
+
+def test_a_user_whose_reply_fills_its_context_is_refused():
+    """max_reply_tokens >= the model's positions left no room for the input: it was fed whole
+    (room 0) or with its first tokens dropped (room < 0)."""
+    from gym_textgen.interactive import LMUser
+
+    user = LMUser("random-tiny", temperature=0, max_reply_tokens=512)
+    with pytest.raises(TextGenValueError, match=r"512 positions .*max_reply_tokens=512"):
+        user._load()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -268,3 +270,40 @@ def test_a_snapshot_restored_into_another_env_steps_on_as_the_original(task):
     again.set_state(snapshot)
     for a in actions[13:]:
         assert_same(env.step(a), again.step(a))
+
+
+def test_a_snapshot_of_before_idle_slots_and_interactive_resumes_restores():
+    """Checkpoints written before idle slots and interactive snapshots (no slot "talk", no
+    "_idle") were refused, or restored half the env before a bare KeyError."""
+    env = TextGenVectorEnv(num_envs=2, max_new_tokens=4)
+    env.reset(seed=0)
+    env.step(np.array(WORDS[:2]))
+    state = env.get_state()
+    old = {k: v for k, v in state.items() if k not in ("_idle", "_idle_finished")}
+    old["slots"] = [{k: v for k, v in slot.items() if k != "talk"} for slot in state["slots"]]
+    again = TextGenVectorEnv(num_envs=2, max_new_tokens=4)
+    again.reset(seed=5)
+    again.set_state(old)
+    assert_same(env.step(np.array(WORDS[2:4])), again.step(np.array(WORDS[2:4])))
+    broken = {k: v for k, v in state.items() if k != "_slot_episode"}
+    before = pickle.dumps(again.get_state())
+    with pytest.raises(gym_textgen.errors.TextGenValueError, match=r"without \['_slot_episode'\]"):
+        again.set_state(broken)
+    assert pickle.dumps(again.get_state()) == before  # refused before any slot changed
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_slots_left_idle_reset_once_idle_finished_is_off(mode):
+    """REINFORCE turns `idle_finished` off after its rounds: slots left waiting stayed frozen
+    (reward 0, never terminated, never reset) for any later stepping without a reset()."""
+    envs = TextGenVectorEnv(num_envs=2, max_new_tokens=3, autoreset_mode=mode)
+    envs.reset(seed=0)
+    envs.idle_finished = True
+    _, _, terminated, *_ = envs.step(np.array([envs.core.eos_id, WORDS[0]]))
+    assert terminated.tolist() == [True, False]
+    envs.idle_finished = False
+    ended = []
+    for _ in range(4):
+        obs, _, terminated, truncated, info = envs.step(np.array(WORDS[:2]))
+        ended.append(bool(terminated[0] or truncated[0]))
+    assert any(ended)  # slot 0 started a new episode and ran to its token limit

@@ -219,7 +219,8 @@ class TextGenCore:
         spec = cfg.scorer if cfg.scorer is not None else self.task.scorer
         self.scorer: Scorer = make_scorer(spec, **(cfg.scorer_kwargs or {}))
         # info["reward_components"]: the scorer's parts, and an interactive episode's "party"
-        # (the other party's reward for the step's turn: with it the parts add up to the reward)
+        # (the other party's reward for the step's turn: with it the parts add up to the reward;
+        # with dense_reward the scorer's parts are scores of the text so far, not differences)
         party = ("party",) if self.interaction is not None else ()
         self.component_names = (*self.scorer.component_names(), *party)
         timeout = cfg.scorer_timeout

@@ -409,16 +409,19 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore a `get_state` snapshot (of an env with the same core)."""
-        missing = sorted({*self._STATE, "talk"} - set(state))
-        if missing or (state["talk"] is None) != (self._talk is None):
+        missing = sorted(set(self._STATE) - set(state))
+        talk = state.get("talk")  # (snapshots of before interactive resumes have none)
+        if missing or (talk is None) != (self._talk is None):
+            kinds = ("single-turn", "interactive")
             raise TextGenValueError(
                 "Expects a snapshot of a TextGenEnv of this task (get_state), got one "
-                + (f"without {missing}" if missing else "of another kind of episode")
-            )
+                + (f"without {missing}" if missing else
+                   f"of a {kinds[talk is not None]} episode for this {kinds[self._talk is not None]} task")
+            )  # fmt: skip
         for key in self._STATE:
             setattr(self, key, copy.deepcopy(state[key]))
         if self._talk is not None:
-            self._talk.set_state(state["talk"])
+            self._talk.set_state(talk)
 
     @property
     def prompt(self) -> str:

@@ -76,10 +76,12 @@ class Conversation:
         for after_eos in (False, True):  # a frame with no room for a reply: say so now
             self.reply("", after_eos)
         # the tail of a turn that can hold a turn end however it is spelled: every token spells
-        # at least one byte of text (special tokens, which spell none, are never actions), so
-        # an end of n bytes lies within the last n tokens, and one more holds a character cut
+        # at least one byte of text but the special ones (EOS, an action with stop_on_eos=False),
+        # which spell none and are left out: an end of n bytes lies within the last n of the
+        # others, and one more holds a character cut
         ends = self.interaction.turn_ends
         self.tail = 2 + max((len(e.encode("utf-8")) for e in ends), default=0)
+        self._silent = frozenset(core.special_ids)
 
     def reset(self, seed: int) -> None:
         self.policy_mask.fill(0)
@@ -111,6 +113,8 @@ class Conversation:
         # a turn end that the last token completes (also inside a token such as "\n ", and
         # spelled in any tokens: "</calc>" a character at a time)
         window = turn[-self.tail :]
+        if self._silent.intersection(window):
+            window = [i for i in turn if i not in self._silent][-self.tail :]
         new, old = self.core.decode(window), self.core.decode(window[:-1])
         return any(new.count(e) > old.count(e) for e in self.interaction.turn_ends)
 

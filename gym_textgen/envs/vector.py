@@ -90,8 +90,8 @@ class TextGenVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
-        self.idle_finished = False
         self._idle = np.zeros(self.num_envs, dtype=bool)  # ended, waiting for reset()
+        self._idle_finished = False
         self._start_groups([None] * self.num_envs)
 
     # -- group sampling ----------------------------------------------------------------------
@@ -297,11 +297,23 @@ class TextGenVectorEnv(VectorEnv):
             obs.append(o)
             infos.append(info)
             finals.append(final)
-        if not same_step:
-            self._needs_reset = (terminated | truncated) & ~self._idle
+        # the slots to reset on the next step (SameStep: none; slots left idle reset this step)
+        self._needs_reset = (terminated | truncated) & ~self._idle & (not same_step)
         return self._stack(obs), rewards, terminated, truncated, infos, finals
 
-    _STATE = ("_needs_reset", "_idle", "idle_finished", "_group_rngs", "_group_draws",
+    @property
+    def idle_finished(self) -> bool:
+        """Whether a slot whose episode ended waits for the next `reset()` (see the class)."""
+        return self._idle_finished
+
+    @idle_finished.setter
+    def idle_finished(self, value: bool) -> None:
+        self._idle_finished = bool(value)
+        if not value:  # slots left waiting are ended slots again: they reset as the mode says
+            self._needs_reset |= self._idle
+            self._idle[:] = False
+
+    _STATE = ("_needs_reset", "_idle", "_idle_finished", "_group_rngs", "_group_draws",
               "_group_base", "_slot_episode")  # fmt: skip
 
     def get_state(self) -> dict[str, Any]:
@@ -322,6 +334,13 @@ class TextGenVectorEnv(VectorEnv):
             raise TextGenValueError(
                 f"Expects a snapshot of {self.num_envs} slots in groups of {self.group_size}, "
                 f"got {len(slots)} slots and {len(state.get('_group_rngs', ()))} groups"
+            )
+        state = {"_idle": np.zeros(self.num_envs, dtype=bool),
+                 "_idle_finished": state.get("idle_finished", False), **state}  # fmt: skip
+        missing = sorted(set(self._STATE) - set(state))
+        if missing:
+            raise TextGenValueError(
+                f"Expects a snapshot of a TextGenVectorEnv (get_state), got one without {missing}"
             )
         for env, slot in zip(self.envs, slots, strict=True):
             env.set_state(slot)

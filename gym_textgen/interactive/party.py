@@ -39,7 +39,24 @@ from gym_textgen.interactive.calculator import CalculatorError, calculate
 
 class PartyError(TextGenError, RuntimeError):
     """The other party failed or returned something that is not a reply; the step is not
-    applied, so the episode can go on."""
+    applied, so the episode can go on. `transient`: whether asking again may cure it (an
+    outage: a connection refused or timed out), as opposed to a reply that is not one or a
+    request the party refuses (asking again gives the same error)."""
+
+    def __init__(self, *args: object, transient: bool | None = None) -> None:
+        super().__init__(*args)
+        self._transient = transient
+
+    @property
+    def transient(self) -> bool:
+        if self._transient is not None:
+            return self._transient
+        cause = self.__cause__  # a party's own exception: a network fault is an outage
+        return isinstance(cause, OSError) or (isinstance(cause, PartyError) and cause.transient)
+
+    @transient.setter
+    def transient(self, value: bool) -> None:
+        self._transient = bool(value)
 
 
 @dataclass(frozen=True)
@@ -127,16 +144,17 @@ def replies_of(
     party: OtherParty, exchanges: Sequence[Exchange], retries: int = 0, backoff: float = 1.0
 ) -> list[Reply]:
     """`party.reply(exchanges)`, checked: one valid Reply per exchange, or a PartyError that
-    names the party (its own exceptions too, chained). `retries`: tries more after a failed
-    one, `backoff` seconds before the first and doubled for each further one (a party answers
-    from the history alone, so asking again changes nothing but the outcome of an outage)."""
+    names the party (its own exceptions too, chained). `retries`: tries more after a failure
+    that asking again may cure (`PartyError.transient`: an outage; any other fails at once),
+    `backoff` seconds before the first and doubled for each further one (a party answers from
+    the history alone, so asking again changes nothing but the outcome of an outage)."""
     for attempt in range(retries + 1):
         try:
             return _replies_of(party, exchanges)
         except PartyError as e:
-            if attempt == retries:
-                if retries:
-                    raise PartyError(f"{e} (after {retries + 1} tries)") from e
+            if attempt == retries or not e.transient:
+                if attempt:
+                    raise PartyError(f"{e} (after {attempt + 1} tries)") from e
                 raise
             time.sleep(backoff * 2**attempt)
     raise AssertionError("unreachable")

@@ -106,7 +106,7 @@ class LMUser(OtherParty):
         self._lm: Any = None
         self._tok: Any = None
         self._special: tuple[str, ...] = ()  # the tokenizer's special tokens' strings
-        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, ...], str] = OrderedDict()
         self.prefix_cache = int(prefix_cache)
         self._prefixes: OrderedDict[str, tuple[list[int], list[tuple[Any, Any]]]] = OrderedDict()
 
@@ -118,7 +118,15 @@ class LMUser(OtherParty):
         from gym_textgen.models import load_model, load_tokenizer
         from gym_textgen.models.special import special_tokens_of
 
-        self._lm = load_model(self.model).to(self.device).eval()
+        lm = load_model(self.model)
+        positions = getattr(lm.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and self.max_reply_tokens >= positions:
+            raise TextGenValueError(
+                f"LMUser's max_reply_tokens must leave room for its input in the model's "
+                f"{positions} positions ({self.model!r}); got max_reply_tokens="
+                f"{self.max_reply_tokens}"
+            )
+        self._lm = lm.to(self.device).eval()
         self._tok = load_tokenizer(self.model)
         self._special = special_tokens_of(self._tok)[1]
 
@@ -179,21 +187,23 @@ class LMUser(OtherParty):
         prefixes = [self.prefix_of(ex) for ex in exchanges] if shared else None
         if not self.cache_size:
             outs = self.generate(texts, seeds, prefixes=prefixes, ids=ids)
-        else:  # greedy: a reply is a function of its input; decode only the unseen ones
-            first: dict[str, int] = {}  # each unseen text, by its first row
-            for i, text in enumerate(texts):
-                if text not in self._cache:
-                    first.setdefault(text, i)
-            todo = list(first)
-            if todo:
-                starts = [prefixes[i] for i in first.values()] if prefixes else None
-                rows = [ids[i] for i in first.values()]
-                made = self.generate(todo, [0] * len(todo), prefixes=starts, ids=rows)
-                for text, out in zip(todo, made, strict=True):
-                    self._cache[text] = out
-            for text in texts:
-                self._cache.move_to_end(text)
-            outs = [self._cache[t] for t in texts]
+        else:  # greedy: a reply is a function of its input ids (not its text: a policy's
+            # turn spelling the frame is the same text as a real frame, not the same ids)
+            keys = [tuple(row) for row in ids]
+            first: dict[tuple[int, ...], int] = {}  # each unseen input, by its first row
+            for i, key in enumerate(keys):
+                if key not in self._cache:
+                    first.setdefault(key, i)
+            if first:
+                rows = list(first.values())
+                starts = [prefixes[i] for i in rows] if prefixes else None
+                made = self.generate([texts[i] for i in rows], [0] * len(rows), prefixes=starts,
+                                     ids=[ids[i] for i in rows])  # fmt: skip
+                for key, out in zip(first, made, strict=True):
+                    self._cache[key] = out
+            for key in keys:
+                self._cache.move_to_end(key)
+            outs = [self._cache[k] for k in keys]
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return [self.ending.finish(ex, text) for ex, text in zip(exchanges, outs, strict=True)]
