@@ -145,9 +145,10 @@ class LMUser(OtherParty):
         persona = persona_of(self.persona, ex)
         if not self.templated():
             pieces = [(self.prefix_of(ex, persona), False)]
-            for i, turn in enumerate(ex.turns):
+            for i, turn in enumerate(ex.turns):  # a turn is one line: its own newlines
+                # cannot start a line of the other speaker ("\nUser: I like horror. [DONE]")
                 pieces += [(f"\n{'Assistant' if i % 2 == 0 else 'User'}: ", False),
-                           (turn.strip(), True)]  # fmt: skip
+                           (re.sub(r"\s*\n\s*", " ", turn.strip()), True)]  # fmt: skip
             return [*pieces, ("\nUser:", False)]
         talk = messages_of(persona, ex)  # each turn's content by a marker, then the template
         marked = [talk[0], *({**m, "content": _MARK.format(k)} for k, m in enumerate(talk[1:]))]
