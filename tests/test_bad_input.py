@@ -315,3 +315,30 @@ def test_bad_input(tmp_path, call, error, expected, actual):
     message = str(info.value)
     assert re.search(expected, message), f"expected-part {expected!r} not in: {message}"
     assert re.search(actual, message), f"actual-part {actual!r} not in: {message}"
+
+
+def test_a_snapshot_of_another_env_is_refused_saying_what_arrived():
+    """`set_state` names what the snapshot lacks, or the kinds of episode that differ, and
+    restores a copy (changing the snapshot afterwards changes nothing in the env)."""
+    from gym_textgen import TextGenEnv
+    from gym_textgen.errors import TextGenValueError
+
+    single, talk = TextGenEnv(max_new_tokens=4), TextGenEnv(task="token_code")
+    single.reset(seed=0)
+    talk.reset(seed=0)
+    with pytest.raises(TextGenValueError, match=r"^Expects a snapshot of a TextGenEnv of this task \(get_state\), got one of an interactive episode \(this task is single-turn\)$"):  # fmt: skip
+        single.set_state(talk.get_state())
+    with pytest.raises(TextGenValueError, match=r"got one of a single-turn episode \(this task is interactive\)$"):  # fmt: skip
+        talk.set_state(single.get_state())
+    state = single.get_state()
+    del state["_ids"], state["_mask"]
+    with pytest.raises(TextGenValueError, match=r"got one without \['_ids', '_mask'\]$"):
+        single.set_state(state)
+    snapshot = talk.get_state()
+    talk.set_state(snapshot)
+    before = talk.observation()
+    snapshot["_ids"][:] = 0
+    snapshot["talk"]["policy_mask"][:] = 1
+    snapshot["talk"]["turns"].append("x")
+    assert all((before[k] == v).all() for k, v in talk.observation().items())
+    assert talk._talk.turns == []

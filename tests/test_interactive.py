@@ -583,3 +583,35 @@ def test_the_reward_s_parts_add_up_and_the_text_shows_what_the_state_holds():
             break
     assert total == pytest.approx(2 * 0.25 + info["reward_components"]["length"])  # 2 turns
     assert " fine\nYou:«" in env.text  # the reply in its frame, as the policy read it
+
+
+def test_the_party_sees_the_episode_s_prompt_seed_and_each_turn_s_ids():
+    """What a party answers from (a simulated user samples by `seed`, a game replays
+    `turn_ids`): the prompt, the episode's seed, and each finished turn's ids without its
+    EOS."""
+    seen = []
+
+    def party(ex):
+        seen.append(ex)
+        return "ok"
+
+    env = TextGenEnv(task=echo_task(party, max_turns=2, max_turn_tokens=3))
+    env.reset(seed=7, options={"prompt": "Hello."})
+    for a in [WORD, EOS, *ids(" two"), EOS]:
+        env.step(a)
+    env.reset(seed=7, options={"prompt": "Hello."})
+    env.step(EOS)
+    first, second, again = seen
+    assert first.prompt == second.prompt == "Hello."
+    assert isinstance(first.seed, int) and first.seed == second.seed == again.seed
+    assert second.ids == ((WORD,), tuple(ids(" two")))  # (EOS is not part of a turn)
+    assert first.ids == ((WORD,),) and again.ids == ((),)
+
+
+def test_answer_expects_a_step_that_ends_a_turn():
+    env = TextGenEnv(task=echo_task(lambda ex: "ok"))
+    env.reset(seed=0)
+    p = env.prepare_step(WORD)
+    assert p.exchange is None
+    with pytest.raises(gym_textgen.errors.TextGenValueError, match=r"^Expects a step that ends a policy turn \(p\.exchange is set\)$"):  # fmt: skip
+        env.answer(p, Reply("ok"))

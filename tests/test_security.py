@@ -223,3 +223,31 @@ def test_the_api_key_never_follows_a_redirect_to_another_origin(tmp_path, monkey
         for proc in (other, first):
             proc.kill()
             proc.wait()
+
+
+def test_a_chat_frame_too_long_for_max_reply_tokens_is_refused_when_the_env_is_made():
+    """A chat frame is longer when the policy's turn did not end with EOS (the frame closes
+    the turn): both frames are checked when the env is made, not at the first turn without
+    EOS. The task's `chat` holds when the env's is unset."""
+    import dataclasses
+
+    tok = smollm2_tokenizer()
+    talk = Interaction(CallableParty(lambda ex: "ok"), max_turns=2, max_turn_tokens=4,
+                       max_reply_tokens=64)  # fmt: skip
+    task = Task(name="chat", prompts=("Say something.",), scorer="none", chat=True,
+                interaction=talk)  # fmt: skip
+    env = TextGenEnv(task=task, tokenizer=tok, max_new_tokens=8)
+    frames = [len(tok.encode("".join(env._talk._reply_frame(eos)), add_special_tokens=False))
+              for eos in (False, True)]  # fmt: skip
+    assert frames[0] > frames[1]  # (the turn's <|im_end|>: the policy did not write it)
+    tight = dataclasses.replace(
+        task, interaction=dataclasses.replace(talk, max_reply_tokens=frames[0])
+    )
+    with pytest.raises(
+        Exception, match=rf"leaves no room for a reply in its frame of {frames[0]} "
+    ):
+        TextGenEnv(task=tight, tokenizer=tok, max_new_tokens=8)
+    env.reset(seed=0)
+    env.step(tok.encode(" hi", add_special_tokens=False)[0])
+    env.step(env.core.eos_id)
+    assert "<|im_start|>user" in env.text

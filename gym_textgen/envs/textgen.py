@@ -412,11 +412,12 @@ class TextGenEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         missing = sorted(set(self._STATE) - set(state))
         talk = state.get("talk")  # (snapshots of before interactive resumes have none)
         if missing or (talk is None) != (self._talk is None):
-            kinds = ("single-turn", "interactive")
+            kinds = ("a single-turn", "an interactive")
             raise TextGenValueError(
                 "Expects a snapshot of a TextGenEnv of this task (get_state), got one "
                 + (f"without {missing}" if missing else
-                   f"of a {kinds[talk is not None]} episode for this {kinds[self._talk is not None]} task")
+                   f"of {kinds[talk is not None]} episode (this task is "
+                   f"{kinds[self._talk is not None].split()[1]})")
             )  # fmt: skip
         for key in self._STATE:
             setattr(self, key, copy.deepcopy(state[key]))
