@@ -342,3 +342,8 @@ def test_a_snapshot_of_another_env_is_refused_saying_what_arrived():
     snapshot["talk"]["turns"].append("x")
     assert all((before[k] == v).all() for k, v in talk.observation().items())
     assert talk._talk.turns == []
+    taken = talk.get_state()  # a copy: the env's next steps leave it as it was
+    kept = taken["_ids"].copy()
+    talk.step(WORD)
+    assert (taken["_ids"] == kept).all() and taken["_generated"] == []
+    TextGenEnv().set_state(TextGenEnv().get_state())  # (before any reset too)
