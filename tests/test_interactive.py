@@ -416,7 +416,7 @@ def test_a_chat_template_that_rewrites_earlier_turns_is_refused():
         "<think></think>{% endif %}{{ m['content'] }}</s>{% endfor %}"
         "{% if add_generation_prompt %}<assistant>{% endif %}"
     )
-    with pytest.raises(ValueError, match="writes a conversation's earlier turns differently"):
+    with pytest.raises(ValueError, match=r"^This tokenizer's chat template writes a conversation's earlier turns differently once another message follows, so a reply cannot be appended to the state as it stands; use chat=False for interactive tasks with it$"):  # fmt: skip
         TextGenEnv(task=echo_task(lambda ex: "x"), tokenizer=tok, chat=True)
 
 
@@ -615,3 +615,53 @@ def test_answer_expects_a_step_that_ends_a_turn():
     assert p.exchange is None
     with pytest.raises(gym_textgen.errors.TextGenValueError, match=r"^Expects a step that ends a policy turn \(p\.exchange is set\)$"):  # fmt: skip
         env.answer(p, Reply("ok"))
+
+
+def test_dense_rewards_of_an_interactive_episode_add_up_to_its_sparse_reward():
+    """With dense_reward each step pays the change of the turn's score; the potential restarts
+    at each turn the episode goes on after, so the episode's rewards add up to the sparse
+    episode's (the last turn's score and the party's rewards)."""
+    party = lambda ex: Reply("ok", reward=0.125)  # noqa: E731
+    actions = [*ids(" one two\n three four five\n six"), EOS]
+    totals = []
+    for dense in (False, True):
+        env = TextGenEnv(task=echo_task(party, max_turn_tokens=6), dense_reward=dense)
+        env.reset(seed=0, options={"prompt": "Hello."})
+        rewards = [env.step(a)[1] for a in actions]
+        totals.append(sum(rewards))
+    assert totals[1] == pytest.approx(totals[0], abs=1e-9) and totals[0] > 0.25
+
+
+def test_the_transcript_is_the_finished_episode_s_and_text_shows_every_reply():
+    env = TextGenEnv(task=echo_task(lambda ex: f"reply {len(ex.policy_turns)}", max_turn_tokens=2))
+    env.reset(seed=0, options={"prompt": "Hello."})
+    steps = [env.step(WORD) for _ in range(6)]
+    assert [s[4]["transcript"] for s in steps[:-1]] == [""] * 5  # not finished yet
+    transcript = steps[-1][4]["transcript"]
+    assert transcript.startswith("«") and "reply 1" in transcript and "reply 2" in transcript
+    text = env.text
+    assert text.index("reply 1") < text.index("reply 2") and text.startswith("Hello.")
+
+
+def test_a_frame_as_long_as_max_reply_tokens_is_refused():
+    frame = len(ids(" \nYou:"))
+    with pytest.raises(ValueError, match=rf"max_reply_tokens={frame} leaves no room for a reply in its frame of {frame} tokens"):  # fmt: skip
+        TextGenEnv(
+            task=echo_task(lambda ex: "x", max_reply_tokens=frame, reply_template=" {reply}\nYou:")
+        )
+    TextGenEnv(
+        task=echo_task(lambda ex: "x", max_reply_tokens=frame + 1, reply_template=" {reply}\nYou:")
+    )
+
+
+def test_a_reply_is_encoded_with_its_frame_as_one_text():
+    """A reply without special strings is tokenized with its frame in one piece: " ok" is
+    one token, not a space and "ok"."""
+    env = TextGenEnv(
+        task=echo_task(lambda ex: "ok world", max_turn_tokens=1, reply_template=" {reply}\n")
+    )
+    obs, _ = env.reset(seed=0)
+    n = int(obs["attention_mask"].sum())
+    obs, *_ = env.step(WORD)
+    end = int(obs["attention_mask"].sum())
+    assert obs["input_ids"][n + 1 : end].tolist() == ids(" ok world\n")

@@ -251,3 +251,18 @@ def test_a_chat_frame_too_long_for_max_reply_tokens_is_refused_when_the_env_is_m
     env.step(tok.encode(" hi", add_special_tokens=False)[0])
     env.step(env.core.eos_id)
     assert "<|im_start|>user" in env.text
+
+
+def test_a_reply_cut_inside_a_character_keeps_whole_characters_and_fills_its_limit():
+    """SmolLM2 spells an emoji in several byte tokens: a cut inside one decodes to U+FFFD,
+    which is dropped, and the reply keeps as many whole characters as its limit holds."""
+    env = talk("x😀" * 50, max_reply_tokens=12, reply_template="[{reply}]\n")
+    tok = env.core.tokenizer
+    assert len(tok.encode("😀", add_special_tokens=False)) > 1
+    obs, _ = env.reset(seed=0)
+    n = int(obs["attention_mask"].sum())
+    obs, _, _, _, info = env.step(env.core.eos_id)
+    held = obs["input_ids"][n + 1 : int(obs["attention_mask"].sum())].tolist()
+    reply = info["reply"]
+    assert "\ufffd" not in reply and reply.startswith("x😀") and tok.decode(held).endswith("]\n")
+    assert len(held) <= 12 and len(tok.encode(f"[{reply}x😀]\n", add_special_tokens=False)) > 12

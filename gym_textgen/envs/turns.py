@@ -65,11 +65,7 @@ class Conversation:
         self.core = core
         self.interaction = core.interaction
         self.policy_mask = np.zeros(core.max_length, dtype=np.int8)
-        self.turns: list[str] = []  # finished turns: policy, party, policy, ...
-        self.turn: list[int] = []  # the ids of the policy's current turn
-        self.turn_ids: list[tuple[int, ...]] = []  # the ids of the policy's finished turns
-        self.inserted: list[str] = []  # each reply as the state holds it: frame and all
-        self.seed = 0
+        self.reset(seed=0)
         # no `max_reply_tokens` tokens spell more characters than this: a longer reply is cut
         # to it before it is tokenized, so a step's cost is bounded whatever the party sends
         self.reply_chars = self.interaction.max_reply_tokens * core.max_token_chars
@@ -84,9 +80,12 @@ class Conversation:
         self._silent = frozenset(core.special_ids)
 
     def reset(self, seed: int) -> None:
-        self.policy_mask.fill(0)
-        self.turns, self.turn, self.turn_ids, self.seed = [], [], [], seed
-        self.inserted = []
+        self.policy_mask.fill(0)  # which positions hold the policy's own tokens
+        self.turns: list[str] = []  # finished turns: policy, party, policy, ...
+        self.turn: list[int] = []  # the ids of the policy's current turn
+        self.turn_ids: list[tuple[int, ...]] = []  # the ids of the policy's finished turns
+        self.inserted: list[str] = []  # each reply as the state holds it: frame and all
+        self.seed = seed  # the episode's (a party that draws uses it)
 
     _STATE = ("policy_mask", "turns", "turn", "turn_ids", "inserted", "seed")
 
