@@ -124,3 +124,38 @@ def test_check_env_takes_vec_envs():
             warnings.simplefilter("always")
             agents.check_env(env)
         assert any("Use agents.TransformerPolicy" in str(w.message) for w in caught)
+
+
+def test_the_step_protocol_s_refusals_say_what_to_do():
+    """Each misuse of prepare/answer/commit names what was expected and what to do."""
+    from gymnasium.error import ResetNeeded
+
+    from gym_textgen import TextGenEnv
+    from gym_textgen.interactive import Reply
+
+    env = TextGenEnv(max_new_tokens=3)
+    with pytest.raises(ResetNeeded, match=r"^Cannot call step\(\) before reset\(\)$"):
+        env.prepare_step(WORD)
+    env.reset(seed=0)
+    with pytest.raises(gym_textgen.TextGenValueError, match=r"^Expects the score of completion ids \[(\d+(, \d+)*)?\]\.\.\. \(score_ids is set\), got score=None$"):  # fmt: skip
+        env.commit_step(env.prepare_step(env.core.eos_id))
+    env.commit_step(env.prepare_step(env.core.eos_id), 0.5)
+    with pytest.raises(ResetNeeded, match=r"^The episode has ended \(terminated=True\); call reset\(\) before step\(\)$"):  # fmt: skip
+        env.prepare_step(WORD)
+    talk = TextGenEnv(task="token_code")
+    talk.reset(seed=0)
+    ending = talk.prepare_step(talk.core.eos_id)
+    with pytest.raises(gym_textgen.TextGenValueError, match=r"^Expects the other party's reply first: this step ends a policy turn \(env\.answer\(prepared, reply\), then commit_step\)$"):  # fmt: skip
+        talk.commit_step(ending)
+    with pytest.raises(gym_textgen.TextGenValueError, match=r"^Expects a step prepared for the env's current state \(episode 2, token 0\), got one prepared for episode 2, token 5: prepare_step again$"):  # fmt: skip
+        env.reset(seed=0)
+        env.commit_step(dataclasses.replace(env.prepare_step(WORD), position=5))
+    talk.commit_step(talk.answer(ending, Reply("x")))
+
+
+def test_an_unknown_render_mode_warns_that_rendering_is_off():
+    from gym_textgen import TextGenEnv
+
+    with pytest.warns(UserWarning, match=r"render_mode 'movie' is not supported \(expected one of \['ansi', 'human'\] or None\); rendering is off"):  # fmt: skip
+        env = TextGenEnv(render_mode="movie")
+    assert env.render_mode is None
