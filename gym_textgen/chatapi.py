@@ -73,9 +73,8 @@ def _fetch(request: urllib.request.Request, timeout: float) -> bytes:
     def work() -> None:
         try:
             with _OPENER.open(request, timeout=timeout) as response:
-                if (
-                    getattr(response, "length", None) or 0
-                ) > MAX_RESPONSE_BYTES:  # its Content-Length
+                declared = getattr(response, "length", None) or 0  # its Content-Length
+                if declared > MAX_RESPONSE_BYTES:
                     raise _TooLarge(f"an answer over {MAX_RESPONSE_BYTES} bytes")
                 chunks, size = [], 0
                 while not abandoned.is_set():
